@@ -1,0 +1,1 @@
+"""Prefect flows: readable recipes of numerflow's tasks."""

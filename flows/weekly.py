@@ -1,0 +1,96 @@
+"""The weekly training flow: data -> era-aware folds -> stacking -> scores -> submission.
+
+    probe GPU -> prepare data (bins built once) -> train each fold x target
+    -> stack and score per era -> live predictions -> validated submission -> artifacts
+
+Configuration is read and validated first, so a bad file or override fails before any work.
+Fold tasks are submitted to the flow's task runner: one at a time locally (LightGBM already
+uses every core), or fanned out on a distributed runner via `weekly_flow.with_options`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel
+
+from flows.submission import submission_flow
+from numerflow.config import load_config
+from numerflow.gpu import device_for
+from numerflow.pipeline import STACK, model_paths, plan_folds, start_run, write_run_manifest
+from numerflow.runs import utc_now
+from tasks.data import prepare_training_data
+from tasks.evaluation import publish_metrics, stack_and_score
+from tasks.gpu import probe_gpu
+from tasks.training import train_fold
+
+
+class WeeklyResult(BaseModel):
+    run_id: str
+    run_dir: Path
+    submission_path: Path
+    validation_corr_mean: float
+    validation_corr_sharpe: float
+    summary: dict[str, dict[str, dict[str, float | int]]]
+
+
+@flow(name="numerflow-weekly", task_runner=ThreadPoolTaskRunner(max_workers=1))
+def weekly_flow(
+    config_dir: str | None = None, overrides: dict[str, Any] | None = None
+) -> WeeklyResult:
+    logger = get_run_logger()
+    overrides = overrides or {}
+    config = load_config(config_dir, overrides)
+    created_at = utc_now()
+
+    probe = probe_gpu()
+    params = config.effective_params()
+    params.device_type, why = device_for(params.device_type, probe)
+    logger.info(why)
+
+    paths = start_run(config, params)
+    prepared = prepare_training_data(config, params, paths)
+    folds = plan_folds(config, prepared)
+    seed = config.training.seed
+    futures = [
+        train_fold.submit(prepared, fold, target, params, seed, paths.models_dir)
+        for target in config.training.targets
+        for fold in folds
+    ]
+    results = [future.result() for future in futures]
+
+    evaluation = stack_and_score(config, prepared, results, paths)
+    live_path = config.training.data.version_dir() / "live.parquet"
+    models = model_paths(results, config.training.targets)
+    outcome = submission_flow(
+        config, prepared.feature_names, models, evaluation.stacker, live_path, paths
+    )
+    publish_metrics(paths, config.training.data.version, evaluation, outcome.submission, overrides)
+    device = {
+        "device_type": params.device_type,
+        "reason": why,
+        "probe": probe.model_dump(mode="json"),
+    }
+    write_run_manifest(
+        config, params, device, paths, prepared, folds, results, evaluation,
+        outcome.submission, outcome.upload, created_at,
+    )  # fmt: skip
+
+    validation = evaluation.summary["validation"][STACK]
+    logger.info(
+        "run %s: validation CORR %.4f (sharpe %.2f)",
+        paths.run_id,
+        validation["mean"],
+        validation["sharpe"],
+    )
+    return WeeklyResult(
+        run_id=paths.run_id,
+        run_dir=paths.run_dir,
+        submission_path=outcome.submission.path,
+        validation_corr_mean=validation["mean"],
+        validation_corr_sharpe=validation["sharpe"],
+        summary=evaluation.summary,
+    )

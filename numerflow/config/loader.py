@@ -1,0 +1,137 @@
+"""Load `config/*.yaml` into `NumerflowConfig`, with overrides, failing before any work.
+
+Errors name the file, the key and the reason, e.g.
+`config/training.yaml: folds.n_folds: Input should be greater than or equal to 2 (got 1)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from numerflow.config.models import NumerflowConfig
+
+CONFIG_FILES = (
+    "training",
+    "features",
+    "program_input_params",
+    "model_params",
+    "program_output_params",
+)
+
+
+class ConfigError(ValueError):
+    """A config file or override is missing, malformed or out of range."""
+
+
+def default_config_dir() -> Path:
+    """`./config` when run from a checkout, else the one shipped beside the package."""
+    here = Path.cwd() / "config"
+    if (here / "training.yaml").is_file():
+        return here
+    return Path(__file__).resolve().parents[2] / "config"
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
+    """Turn `file.key.sub=value` strings into a mapping; values are parsed as YAML."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(
+                f"override {pair!r}: expected KEY=VALUE, e.g. training.folds.n_folds=3"
+            )
+        try:
+            overrides[key] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {pair!r}: value is not valid YAML ({exc})") from exc
+    return overrides
+
+
+def load_config(
+    config_dir: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> NumerflowConfig:
+    """Read and validate every config file; relative paths resolve against the project root
+    (the folder that holds `config/`)."""
+    directory = Path(config_dir) if config_dir is not None else default_config_dir()
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: config directory not found")
+    raw = {name: _read_yaml(directory / f"{name}.yaml") for name in CONFIG_FILES}
+    for key, value in (overrides or {}).items():
+        _apply_override(raw, key, value)
+    try:
+        config = NumerflowConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, directory, overrides or {})) from None
+    return _resolve_paths(config, directory.resolve().parent)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found (numerflow needs {', '.join(_names())})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: expected a mapping of keys at the top, got {type(data).__name__}"
+        )
+    return data
+
+
+def _names() -> list[str]:
+    return [f"{name}.yaml" for name in CONFIG_FILES]
+
+
+def _apply_override(raw: dict[str, Any], key: str, value: Any) -> None:
+    file_name, _, dotted = key.partition(".")
+    if file_name not in raw or not dotted:
+        raise ConfigError(
+            f"override {key!r}: keys start with a config file name "
+            f"({', '.join(CONFIG_FILES)}) followed by the key, e.g. training.folds.n_folds"
+        )
+    node = raw[file_name]
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {key!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _describe(exc: ValidationError, directory: Path, overrides: Mapping[str, Any]) -> str:
+    lines = []
+    for error in exc.errors():
+        file_name, *path = (str(p) for p in error["loc"])
+        key = ".".join(path) or "(top level)"
+        reason = error["msg"]
+        if error["type"] == "extra_forbidden":
+            reason = "unknown key"
+        elif "input" in error and not isinstance(error["input"], dict | list):
+            reason = f"{reason} (got {error['input']!r})"
+        source = f"{directory / file_name}.yaml"
+        if f"{file_name}.{key}" in overrides:
+            source = f"override {file_name}.{key}"
+        lines.append(f"{source}: {key}: {reason}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _resolve_paths(config: NumerflowConfig, root: Path) -> NumerflowConfig:
+    training = config.training
+    training.data.dir = _absolute(training.data.dir, root)
+    training.work_dir = _absolute(training.work_dir, root)
+    training.submission.path = _absolute(training.submission.path, root)
+    return config
+
+
+def _absolute(path: Path, root: Path) -> Path:
+    return path if path.is_absolute() else root / path

@@ -1,0 +1,169 @@
+"""Typed models of the YAML files under `config/`.
+
+Every model forbids unknown keys, so a typo in a user's file fails loudly instead of being
+ignored. Bounds follow what LightGBM and Numerai accept.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DATA_VERSION_PATTERN = r"^v\d+\.\d+$"
+TARGET_PATTERN = re.compile(r"^target(_[a-z0-9]+_(20|60))?$")
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(StrictModel):
+    """Where the Numerai dataset lives and how much of it to use."""
+
+    version: str = Field("v5.2", pattern=DATA_VERSION_PATTERN)
+    dir: Path = Path("data")
+    era_stride: int = Field(4, ge=1, le=52, description="use every Nth era (1 = all eras)")
+    row_limit: int | None = Field(None, ge=100, description="cap on training rows (last resort)")
+
+    def version_dir(self) -> Path:
+        return self.dir / self.version
+
+
+class FoldsConfig(StrictModel):
+    n_folds: int = Field(4, ge=2, le=20)
+    embargo_eras: int = Field(
+        8, ge=0, le=52, description="eras dropped from training on each side of a validation block"
+    )
+
+
+class SubmissionConfig(StrictModel):
+    path: Path = Path("submissions/live_predictions.csv")
+
+
+class TrainingConfig(StrictModel):
+    """`config/training.yaml`."""
+
+    data: DataConfig = DataConfig()
+    targets: list[str] = Field(default_factory=lambda: ["target"], min_length=1)
+    folds: FoldsConfig = FoldsConfig()
+    stacking: Literal["mean", "ridge", "none"] = "mean"
+    params_source: Literal["program", "manual"] = Field(
+        "program",
+        description="program: program_input_params.yaml; manual: model_params.yaml as is",
+    )
+    work_dir: Path = Path("runs")
+    submission: SubmissionConfig = SubmissionConfig()
+    models: list[str] = Field(default_factory=list, description="Numerai model names to submit as")
+    seed: int = Field(42, ge=0)
+
+    @field_validator("targets")
+    @classmethod
+    def _targets_are_numerai_names(cls, targets: list[str]) -> list[str]:
+        bad = [t for t in targets if not TARGET_PATTERN.match(t)]
+        if bad:
+            raise ValueError(
+                f"{bad} are not Numerai target names (expected 'target' or 'target_<name>_20|60')"
+            )
+        if len(set(targets)) != len(targets):
+            raise ValueError("targets are listed twice")
+        return targets
+
+    @field_validator("models")
+    @classmethod
+    def _model_names_unique(cls, models: list[str]) -> list[str]:
+        if len(set(models)) != len(models):
+            raise ValueError("model names are listed twice")
+        return models
+
+
+class FeaturesConfig(StrictModel):
+    """`config/features.yaml`: a named feature set from features.json or an explicit list."""
+
+    feature_set: str | None = "small"
+    features: list[str] | None = None
+    max_features: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FeaturesConfig:
+        if (self.feature_set is None) == (self.features is None):
+            raise ValueError("set exactly one of 'feature_set' and 'features'")
+        if self.features is not None:
+            bad = [f for f in self.features if not f.startswith("feature_")]
+            if bad:
+                raise ValueError(f"features must be 'feature_*' columns, got {bad[:5]}")
+        return self
+
+
+class LightGBMParams(StrictModel):
+    """LightGBM hyperparameters; names follow LGBMRegressor."""
+
+    n_estimators: int = Field(2000, ge=1, le=200_000)
+    learning_rate: float = Field(0.01, gt=0, le=1)
+    max_depth: int = Field(5, ge=-1, le=64)
+    num_leaves: int = Field(31, ge=2, le=131_072)
+    colsample_bytree: float = Field(0.1, gt=0, le=1)
+    subsample: float = Field(1.0, gt=0, le=1)
+    min_data_in_leaf: int = Field(20, ge=1)
+    max_bin: int = Field(255, ge=5, le=1023)
+    bin_construct_sample_cnt: int = Field(200_000, ge=1000)
+    num_threads: int = Field(0, ge=0, description="0 = LightGBM's default (all cores)")
+    device_type: Literal["cpu", "gpu", "cuda"] = "cpu"
+
+    def to_lightgbm(self, seed: int) -> dict[str, object]:
+        """Parameters in the form `lightgbm.train` takes (rounds are passed separately)."""
+        params = self.model_dump(exclude={"n_estimators", "subsample"})
+        params.update(
+            objective="regression",
+            bagging_fraction=self.subsample,
+            bagging_freq=1 if self.subsample < 1 else 0,
+            seed=seed,
+            deterministic=True,
+            verbosity=-1,
+        )
+        return params
+
+    def dataset_params(self) -> dict[str, object]:
+        """The subset that shapes a binned Dataset; must match when a saved Dataset is reused."""
+        return {
+            "max_bin": self.max_bin,
+            "bin_construct_sample_cnt": self.bin_construct_sample_cnt,
+            "min_data_in_leaf": self.min_data_in_leaf,
+            "verbosity": -1,
+        }
+
+
+class ProgramInputParams(StrictModel):
+    """`config/program_input_params.yaml`: the parameters the automated program trains with."""
+
+    params: LightGBMParams = LightGBMParams()
+
+
+class ModelParams(StrictModel):
+    """`config/model_params.yaml`: static defaults for the manual path (`params_source: manual`)."""
+
+    params: LightGBMParams = LightGBMParams()
+
+
+class ProgramOutputParams(StrictModel):
+    """`config/program_output_params.yaml`: where each run's effective parameters are written."""
+
+    run_file: str = Field("program_output_params.yaml", pattern=r"^[\w.-]+\.ya?ml$")
+    latest_file: Path | None = Path("latest_output_params.yaml")
+
+
+class NumerflowConfig(StrictModel):
+    """All of `config/`, validated together."""
+
+    training: TrainingConfig
+    features: FeaturesConfig
+    program_input_params: ProgramInputParams
+    model_params: ModelParams
+    program_output_params: ProgramOutputParams
+
+    def effective_params(self) -> LightGBMParams:
+        source = self.training.params_source
+        chosen = self.program_input_params if source == "program" else self.model_params
+        return chosen.params.model_copy()

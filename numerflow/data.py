@@ -1,0 +1,209 @@
+"""Read Numerai parquet files: only the needed columns, features kept as int8.
+
+The knobs users of the old scripts rely on for small machines live here: every-Nth-era
+subsampling, `row_limit` (whole eras, most recent first) and `max_features`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from numerflow.config.models import FeaturesConfig
+from numerflow.folds import embargo_after
+
+MISSING_FEATURE_VALUE = 2  # Numerai sets a feature to 2 when its data is missing for an era
+
+
+class DataError(ValueError):
+    """A data file is missing, lacks columns or holds values outside the Numerai schema."""
+
+
+@dataclass
+class NumeraiFrame:
+    """Rows of one Numerai file: ids, era numbers, int8 features and float32 targets."""
+
+    ids: np.ndarray
+    eras: np.ndarray
+    features: np.ndarray  # int8, rows x features, C order
+    feature_names: list[str]
+    targets: pd.DataFrame  # float32, one column per target, NaN where unknown
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def read_features_json(version_dir: Path) -> dict[str, object]:
+    path = version_dir / "features.json"
+    if not path.is_file():
+        raise DataError(f"{path}: not found; run `numerflow synth --out DIR` or download the data")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or "feature_sets" not in data:
+        raise DataError(f"{path}: expected a JSON object with 'feature_sets' and 'targets'")
+    return data
+
+
+def select_features(features_json: dict[str, object], config: FeaturesConfig) -> list[str]:
+    """Resolve features.yaml against features.json; errors name the config key."""
+    sets = features_json["feature_sets"]
+    assert isinstance(sets, dict)
+    if config.feature_set is not None:
+        if config.feature_set not in sets:
+            raise DataError(
+                f"features.yaml: feature_set: {config.feature_set!r} is not in features.json "
+                f"(available: {', '.join(sorted(sets))})"
+            )
+        names = list(sets[config.feature_set])
+    else:
+        known = set(sets.get("all", []))
+        names = list(config.features or [])
+        unknown = [name for name in names if known and name not in known]
+        if unknown:
+            raise DataError(f"features.yaml: features: not in the dataset: {unknown[:5]}")
+    if config.max_features is not None:
+        names = names[: config.max_features]
+    return names
+
+
+def read_training(
+    path: Path,
+    features: list[str],
+    targets: list[str],
+    era_stride: int = 1,
+    row_limit: int | None = None,
+) -> NumeraiFrame:
+    """Training rows: every `era_stride`-th era, the newest eras up to `row_limit` rows."""
+    eras = _era_column(path)
+    kept = _subsample(np.unique(eras), era_stride)
+    if row_limit is not None:
+        kept = _newest_eras_within(eras, kept, row_limit)
+    return _read(path, features, targets, era_filter=kept)
+
+
+def read_validation(
+    path: Path,
+    features: list[str],
+    targets: list[str],
+    last_train_era: int,
+    embargo: int,
+    era_stride: int = 1,
+) -> NumeraiFrame:
+    """Validation rows that have targets, past the embargo after the last training era."""
+    table = pq.read_table(path, columns=["era", "data_type"])
+    labelled = pc.equal(table["data_type"], "validation").to_numpy(zero_copy_only=False)
+    eras = _to_era_numbers(path, table["era"].to_numpy(zero_copy_only=False))
+    candidates = np.unique(eras[labelled & embargo_after(eras, last_train_era, embargo)])
+    frame = _read(path, features, targets, era_filter=_subsample(candidates, era_stride))
+    has_target = frame.targets[targets[0]].notna().to_numpy()
+    return _take(frame, has_target)
+
+
+def read_live(path: Path, features: list[str]) -> NumeraiFrame:
+    return _read(path, features, [], era_filter=None, eras_are_numbers=False)
+
+
+def _read(
+    path: Path,
+    features: list[str],
+    targets: list[str],
+    era_filter: np.ndarray | None,
+    eras_are_numbers: bool = True,
+) -> NumeraiFrame:
+    schema = _schema(path)
+    id_column = "id"
+    wanted = [id_column, "era", *features, *targets]
+    missing = [name for name in wanted if name not in schema.names]
+    if missing:
+        raise DataError(
+            f"{path}: missing columns {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+        )
+    filters = None
+    if era_filter is not None:
+        filters = [("era", "in", [f"{e:04d}" for e in era_filter.tolist()])]
+    table = pq.read_table(path, columns=wanted, filters=filters)
+    eras_raw = table["era"].to_numpy(zero_copy_only=False)
+    eras = (
+        _to_era_numbers(path, eras_raw) if eras_are_numbers else np.zeros(len(eras_raw), np.int64)
+    )
+    return NumeraiFrame(
+        ids=table[id_column].to_numpy(zero_copy_only=False).astype(str),
+        eras=eras,
+        features=_int8_matrix(path, table, features),
+        feature_names=list(features),
+        targets=pd.DataFrame(
+            {
+                name: table[name].to_numpy(zero_copy_only=False).astype(np.float32)
+                for name in targets
+            }
+        ),
+    )
+
+
+def _schema(path: Path) -> pa.Schema:
+    if not path.is_file():
+        raise DataError(f"{path}: not found")
+    try:
+        return pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: not a readable parquet file ({exc})") from None
+
+
+def _int8_matrix(path: Path, table: pa.Table, features: list[str]) -> np.ndarray:
+    matrix = np.empty((table.num_rows, len(features)), dtype=np.int8)
+    for j, name in enumerate(features):
+        column = table[name]
+        if column.null_count:
+            column = pc.fill_null(column, MISSING_FEATURE_VALUE)
+        values = column.to_numpy(zero_copy_only=False)
+        if values.dtype.kind == "f" and np.isnan(values).any():
+            values = np.where(np.isnan(values), MISSING_FEATURE_VALUE, values)
+        if len(values) and (values.min() < 0 or values.max() > 4):
+            raise DataError(f"{path}: column {name} has values outside 0..4")
+        matrix[:, j] = values
+    return matrix
+
+
+def _era_column(path: Path) -> np.ndarray:
+    _schema(path)
+    raw = pq.read_table(path, columns=["era"])["era"].to_numpy(zero_copy_only=False)
+    return _to_era_numbers(path, raw)
+
+
+def _to_era_numbers(path: Path, raw: np.ndarray) -> np.ndarray:
+    try:
+        return pd.to_numeric(pd.Series(raw), errors="raise").to_numpy(np.int64)
+    except ValueError:
+        raise DataError(f"{path}: column era holds values that are not era numbers") from None
+
+
+def _subsample(eras: np.ndarray, stride: int) -> np.ndarray:
+    # Anchor on the newest era so the most recent data is always kept.
+    return np.sort(np.unique(eras)[::-1][::stride])
+
+
+def _newest_eras_within(eras: np.ndarray, kept: np.ndarray, row_limit: int) -> np.ndarray:
+    counts = pd.Series(eras).value_counts()
+    chosen, total = [], 0
+    for era in kept[::-1]:
+        total += int(counts.get(era, 0))
+        if total > row_limit and chosen:
+            break
+        chosen.append(era)
+    return np.sort(np.asarray(chosen, dtype=np.int64))
+
+
+def _take(frame: NumeraiFrame, mask: np.ndarray) -> NumeraiFrame:
+    return NumeraiFrame(
+        ids=frame.ids[mask],
+        eras=frame.eras[mask],
+        features=np.ascontiguousarray(frame.features[mask]),
+        feature_names=frame.feature_names,
+        targets=frame.targets[mask].reset_index(drop=True),
+    )

@@ -1,0 +1,299 @@
+"""The weekly run's steps as plain functions: Prefect tasks wrap these, tests call them directly.
+
+Each step takes the validated config and paths and returns a small pydantic record, so the
+orchestration layer only moves records and paths around.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from numerflow.config.models import LightGBMParams, NumerflowConfig
+from numerflow.data import (
+    read_features_json,
+    read_live,
+    read_training,
+    read_validation,
+    select_features,
+)
+from numerflow.folds import Fold, make_folds
+from numerflow.io import atomic_path, write_json_atomic, write_yaml_atomic
+from numerflow.metrics import per_era_corr, summarize, summarize_all
+from numerflow.runs import Manifest, code_version, mark_latest, new_run_id, utc_now, write_manifest
+from numerflow.stacking import Stacker, cross_fitted, era_rank, fit_stacker
+from numerflow.submission import build_submission, file_sha256, write_submission
+from numerflow.training import FoldResult, PreparedData, load_oof, predict, prepare_training_data
+
+STACK = "stack"
+
+
+class RunPaths(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    run_dir: Path
+
+    @property
+    def prepared_dir(self) -> Path:
+        return self.run_dir / "prepared"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.run_dir / "models"
+
+
+class Evaluation(BaseModel):
+    """Scores of every base model and the stack, out of fold and on validation."""
+
+    stacker: Stacker
+    summary: dict[str, dict[str, dict[str, float | int]]]  # {"oof"|"validation": {model: figures}}
+    per_era: dict[str, list[dict[str, Any]]]  # {"oof"|"validation": rows of era -> CORR}
+    per_fold: list[dict[str, Any]]
+    validation_eras: list[int]
+
+
+class LivePredictions(BaseModel):
+    path: Path
+    rows: int
+
+
+class SubmissionRecord(BaseModel):
+    path: Path
+    rows: int
+    sha256: str
+
+
+def start_run(config: NumerflowConfig, params: LightGBMParams) -> RunPaths:
+    """Create the run directory and record the effective parameters before training."""
+    run_id = new_run_id()
+    run_dir = config.training.work_dir / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    paths = RunPaths(run_id=run_id, run_dir=run_dir)
+    effective = {
+        "run_id": run_id,
+        "params_source": config.training.params_source,
+        "params": params.model_dump(mode="json"),
+        "data_version": config.training.data.version,
+        "targets": config.training.targets,
+        "folds": config.training.folds.model_dump(mode="json"),
+        "stacking": config.training.stacking,
+        "seed": config.training.seed,
+    }
+    output = config.program_output_params
+    write_yaml_atomic(run_dir / output.run_file, effective)
+    if output.latest_file is not None:
+        latest = output.latest_file
+        write_yaml_atomic(
+            latest if latest.is_absolute() else config.training.work_dir / latest, effective
+        )
+    return paths
+
+
+def prepare_data(config: NumerflowConfig, params: LightGBMParams, paths: RunPaths) -> PreparedData:
+    """Select features and training rows, then bin them once for every fold and target."""
+    data = config.training.data
+    version_dir = data.version_dir()
+    features = select_features(read_features_json(version_dir), config.features)
+    frame = read_training(
+        version_dir / "train.parquet",
+        features,
+        config.training.targets,
+        era_stride=data.era_stride,
+        row_limit=data.row_limit,
+    )
+    if len(frame) == 0:
+        raise ValueError(
+            f"{version_dir / 'train.parquet'}: no training rows left after subsampling"
+        )
+    return prepare_training_data(frame, config.training.targets, params, paths.prepared_dir)
+
+
+def plan_folds(config: NumerflowConfig, prepared: PreparedData) -> list[Fold]:
+    folds = config.training.folds
+    return make_folds(prepared.eras, folds.n_folds, folds.embargo_eras)
+
+
+def model_paths(results: list[FoldResult], targets: list[str]) -> dict[str, list[Path]]:
+    return {
+        target: [r.model_path for r in sorted(results, key=lambda r: r.fold) if r.target == target]
+        for target in targets
+    }
+
+
+def evaluate(
+    config: NumerflowConfig, prepared: PreparedData, results: list[FoldResult], paths: RunPaths
+) -> Evaluation:
+    """Stack the base models and score everything per era, out of fold and on validation."""
+    targets = config.training.targets
+    main = targets[0]
+    kind = config.training.stacking
+
+    oof = load_oof(results, targets)
+    meta = pd.read_parquet(prepared.meta_path, columns=["id", main]).set_index("id")
+    oof_target = meta[main].reindex(oof.index)
+    ranked = era_rank(oof[targets], oof["era"].to_numpy())
+    stacker = fit_stacker(kind, ranked, oof_target)
+    oof[STACK] = cross_fitted(kind, ranked, oof_target, oof["fold"].to_numpy())
+    with atomic_path(paths.run_dir / "oof.parquet") as tmp:
+        oof.to_parquet(tmp)
+    oof_scores = per_era_corr(oof[[*targets, STACK]], oof_target, oof["era"].to_numpy())
+
+    validation = read_validation(
+        config.training.data.version_dir() / "validation.parquet",
+        prepared.feature_names,
+        [main],
+        last_train_era=max(prepared.eras),
+        embargo=config.training.folds.embargo_eras,
+        era_stride=config.training.data.era_stride,
+    )
+    if len(validation) == 0:
+        raise ValueError(
+            "no validation eras left after the embargo; lower embargo_eras or add data"
+        )
+    val_predictions = predict(model_paths(results, targets), validation.features)
+    val_predictions.index = pd.Index(validation.ids, name="id")
+    val_predictions[STACK] = stacker.combine(era_rank(val_predictions[targets], validation.eras))
+    val_target = pd.Series(validation.targets[main].to_numpy(), index=val_predictions.index)
+    with atomic_path(paths.run_dir / "validation.parquet") as tmp:
+        val_predictions.assign(era=validation.eras, target=val_target).to_parquet(tmp)
+    val_scores = per_era_corr(val_predictions, val_target, validation.eras)
+
+    return Evaluation(
+        stacker=stacker,
+        summary={"oof": summarize_all(oof_scores), "validation": summarize_all(val_scores)},
+        per_era={"oof": _era_rows(oof_scores), "validation": _era_rows(val_scores)},
+        per_fold=_fold_rows(oof, oof_scores, results),
+        validation_eras=sorted({int(e) for e in validation.eras}),
+    )
+
+
+def predict_live(
+    config: NumerflowConfig,
+    feature_names: list[str],
+    models: dict[str, list[Path]],
+    stacker: Stacker,
+    live_path: Path,
+    paths: RunPaths,
+) -> LivePredictions:
+    """Live predictions from the stack of base models (each the mean of its folds)."""
+    live = read_live(live_path, feature_names)
+    if len(live) == 0:
+        raise ValueError(f"{live_path}: the live file has no rows")
+    base = predict(models, live.features)
+    base.index = pd.Index(live.ids, name="id")
+    scores = stacker.combine(era_rank(base[stacker.columns], np.zeros(len(live), dtype=np.int64)))
+    frame = base.assign(stack=scores.to_numpy())
+    out = paths.run_dir / "live.parquet"
+    with atomic_path(out) as tmp:
+        frame.to_parquet(tmp)
+    return LivePredictions(path=out, rows=len(frame))
+
+
+def make_submission(live: LivePredictions, target_path: Path) -> SubmissionRecord:
+    """Validate against the live ids and write the CSV atomically to `target_path`."""
+    frame = pd.read_parquet(live.path)
+    ids = frame.index.to_numpy().astype(str)
+    submission = build_submission(ids, frame[STACK].to_numpy())
+    write_submission(ids, submission, target_path)
+    return SubmissionRecord(path=target_path, rows=len(submission), sha256=file_sha256(target_path))
+
+
+def record_dry_run_upload(
+    config: NumerflowConfig, submission: SubmissionRecord, paths: RunPaths
+) -> dict[str, Any]:
+    """What an upload would send, per configured model, without contacting Numerai."""
+    record = {
+        "dry_run": True,
+        "submission": str(submission.path),
+        "sha256": submission.sha256,
+        "rows": submission.rows,
+        "models": config.training.models,
+        "note": "no upload: this run only records what would be sent",
+    }
+    write_json_atomic(paths.run_dir / "upload_dry_run.json", record)
+    return record
+
+
+def _era_rows(scores: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {"era": f"{int(era):04d}", **{k: round(float(v), 6) for k, v in row.items()}}
+        for era, row in scores.iterrows()
+    ]
+
+
+def _fold_rows(
+    oof: pd.DataFrame, scores: pd.DataFrame, results: list[FoldResult]
+) -> list[dict[str, Any]]:
+    """Mean out-of-fold CORR of each base model within each fold's validation eras."""
+    era_to_fold = oof.groupby("era")["fold"].first()
+    rows = []
+    for result in sorted(results, key=lambda r: (r.target, r.fold)):
+        eras = era_to_fold.index[era_to_fold == result.fold]
+        figures = summarize(scores.loc[scores.index.isin(eras), result.target])
+        rows.append(
+            {
+                "target": result.target,
+                "fold": result.fold,
+                "train_rows": result.train_rows,
+                "validation_rows": result.validation_rows,
+                "corr_mean": round(figures["mean"], 6),
+                "corr_sharpe": round(figures["sharpe"], 4),
+                "seconds": result.seconds,
+                "device": result.device_type,
+            }
+        )
+    return rows
+
+
+def write_run_manifest(
+    config: NumerflowConfig,
+    params: LightGBMParams,
+    device: dict[str, Any],
+    paths: RunPaths,
+    prepared: PreparedData,
+    folds: list[Fold],
+    results: list[FoldResult],
+    evaluation: Evaluation,
+    submission: SubmissionRecord,
+    upload: dict[str, Any],
+    created_at: str,
+) -> Path:
+    """Write manifest.json last, then point `<work_dir>/LATEST` at this run."""
+    data = config.training.data
+    manifest = Manifest(
+        run_id=paths.run_id,
+        created_at=created_at,
+        finished_at=utc_now(),
+        code_version=code_version(),
+        data={
+            "version": data.version,
+            "dir": str(data.version_dir()),
+            "era_stride": data.era_stride,
+            "row_limit": data.row_limit,
+            "training_rows": prepared.rows,
+            "training_eras": [prepared.eras[0], prepared.eras[-1], len(prepared.eras)],
+            "validation_eras": evaluation.validation_eras,
+        },
+        features=prepared.feature_names,
+        targets=prepared.targets,
+        params=params.model_dump(mode="json") | {"seed": config.training.seed},
+        device=device,
+        folds=[fold.model_dump(mode="json") for fold in folds],
+        fold_results=[r.model_dump(mode="json") for r in results],
+        models={
+            t: [str(p.relative_to(paths.run_dir)) for p in ps]
+            for t, ps in model_paths(results, prepared.targets).items()
+        },
+        stacker=evaluation.stacker.model_dump(mode="json"),
+        metrics={"summary": evaluation.summary, "per_fold": evaluation.per_fold},
+        submission=submission.model_dump(mode="json"),
+        upload=upload,
+    )
+    path = write_manifest(paths.run_dir, manifest)
+    mark_latest(config.training.work_dir, paths.run_dir)
+    return path

@@ -1,0 +1,98 @@
+"""Run directories and their manifest: what a run trained, on what, and how it scored.
+
+Layout of `<work_dir>/<run_id>/`:
+    prepared/            training rows of this run (features.npy, meta.parquet, train.bin)
+    models/<target>/     fold_<k>.txt LightGBM models and fold_<k>_oof.parquet predictions
+    oof.parquet          out-of-fold predictions of every base model and the stack
+    validation.parquet   validation predictions
+    live.parquet         live predictions
+    manifest.json        everything below, written last
+`<work_dir>/LATEST` names the newest complete run; it is written only after the manifest.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from datetime import UTC, datetime
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from numerflow.io import write_json_atomic, write_text_atomic
+
+LATEST_POINTER = "LATEST"
+
+
+class Manifest(BaseModel):
+    run_id: str
+    created_at: str
+    finished_at: str | None = None
+    code_version: str
+    data: dict[str, Any]
+    features: list[str]
+    targets: list[str]
+    params: dict[str, Any]
+    device: dict[str, Any]
+    folds: list[dict[str, Any]]
+    fold_results: list[dict[str, Any]] = Field(default_factory=list)
+    models: dict[str, list[str]] = Field(default_factory=dict)
+    stacker: dict[str, Any] | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    submission: dict[str, Any] | None = None
+    upload: dict[str, Any] | None = None
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@cache
+def code_version() -> str:
+    """Package version plus the git commit when run from a checkout (`+dirty` if modified)."""
+    try:
+        base = version("numerflow")
+    except PackageNotFoundError:
+        base = "unknown"
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return base
+    return f"{base}+g{commit}{'.dirty' if dirty else ''}" if commit else base
+
+
+def write_manifest(run_dir: Path, manifest: Manifest) -> Path:
+    return write_json_atomic(run_dir / "manifest.json", manifest.model_dump(mode="json"))
+
+
+def read_manifest(run_dir: Path) -> Manifest:
+    return Manifest.model_validate_json((run_dir / "manifest.json").read_text(encoding="utf-8"))
+
+
+def mark_latest(work_dir: Path, run_dir: Path) -> None:
+    write_text_atomic(work_dir / LATEST_POINTER, run_dir.name + "\n")
+
+
+def latest_run(work_dir: Path) -> Path | None:
+    """The newest complete run, or None when no run has finished yet."""
+    pointer = work_dir / LATEST_POINTER
+    if not pointer.is_file():
+        return None
+    run_dir = work_dir / pointer.read_text(encoding="utf-8").strip()
+    return run_dir if (run_dir / "manifest.json").is_file() else None

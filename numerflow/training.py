@@ -1,0 +1,163 @@
+"""LightGBM fold training on a Dataset binned once per run.
+
+`prepare_training_data` writes the training rows into the run directory once: the int8
+feature matrix (memory-mappable `.npy`), a small table of ids, eras and targets, and the
+LightGBM Dataset binned from them (`save_binary`). Every fold x target then loads the binned
+Dataset, takes the subset of its training rows, sets that target as label and trains, so the
+bins are built once however many folds and targets there are. Steps exchange paths, never
+large objects.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from numerflow.config.models import LightGBMParams
+from numerflow.data import NumeraiFrame
+from numerflow.folds import Fold
+from numerflow.io import atomic_path
+
+
+class PreparedData(BaseModel):
+    """Paths of one run's training rows; small enough to pass between Prefect tasks."""
+
+    model_config = ConfigDict(frozen=True)
+
+    features_path: Path
+    meta_path: Path
+    dataset_path: Path
+    feature_names: list[str]
+    targets: list[str]
+    rows: int
+    eras: list[int]
+
+
+class FoldResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    target: str
+    fold: int
+    model_path: Path
+    oof_path: Path
+    train_rows: int
+    validation_rows: int
+    seconds: float
+    device_type: str
+
+
+def prepare_training_data(
+    frame: NumeraiFrame, targets: list[str], params: LightGBMParams, directory: Path
+) -> PreparedData:
+    directory.mkdir(parents=True, exist_ok=True)
+    features_path = directory / "features.npy"
+    with atomic_path(features_path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(frame.features, dtype=np.int8))
+    meta = frame.targets[targets].copy()
+    meta.insert(0, "era", frame.eras)
+    meta.insert(0, "id", frame.ids)
+    meta_path = directory / "meta.parquet"
+    with atomic_path(meta_path) as tmp:
+        meta.to_parquet(tmp, index=False)
+
+    dataset_path = directory / "train.bin"
+    main_label = np.nan_to_num(frame.targets[targets[0]].to_numpy(np.float32), nan=0.5)
+    dataset = lgb.Dataset(
+        frame.features,
+        label=main_label,
+        feature_name=frame.feature_names,
+        params=params.dataset_params(),
+        free_raw_data=True,
+    ).construct()
+    with atomic_path(dataset_path) as tmp:
+        tmp.unlink()  # LightGBM refuses to overwrite an existing file
+        dataset.save_binary(str(tmp))
+    return PreparedData(
+        features_path=features_path,
+        meta_path=meta_path,
+        dataset_path=dataset_path,
+        feature_names=frame.feature_names,
+        targets=targets,
+        rows=len(frame),
+        eras=sorted({int(e) for e in frame.eras}),
+    )
+
+
+def train_fold(
+    prepared: PreparedData,
+    fold: Fold,
+    target: str,
+    params: LightGBMParams,
+    seed: int,
+    models_dir: Path,
+) -> FoldResult:
+    """Train `target` on the fold's training eras; predict its validation eras (out of fold)."""
+    started = time.perf_counter()
+    meta = pd.read_parquet(prepared.meta_path)
+    eras = meta["era"].to_numpy()
+    label = meta[target].to_numpy(np.float32)
+    known = ~np.isnan(label)
+    train_rows = np.flatnonzero(np.isin(eras, fold.train_eras) & known)
+    validation_rows = np.flatnonzero(np.isin(eras, fold.validation_eras))
+
+    booster = _train(prepared, train_rows, label[train_rows], params, seed)
+    model_path = models_dir / target / f"fold_{fold.index}.txt"
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(model_path) as tmp:
+        booster.save_model(str(tmp))
+
+    features = np.load(prepared.features_path, mmap_mode="r")
+    oof = pd.DataFrame(
+        {
+            "id": meta["id"].to_numpy()[validation_rows],
+            "era": eras[validation_rows],
+            "fold": fold.index,
+            "prediction": booster.predict(features[validation_rows]),
+        }
+    )
+    oof_path = models_dir / target / f"fold_{fold.index}_oof.parquet"
+    with atomic_path(oof_path) as tmp:
+        oof.to_parquet(tmp, index=False)
+    return FoldResult(
+        target=target,
+        fold=fold.index,
+        model_path=model_path,
+        oof_path=oof_path,
+        train_rows=len(train_rows),
+        validation_rows=len(validation_rows),
+        seconds=round(time.perf_counter() - started, 3),
+        device_type=params.device_type,
+    )
+
+
+def _train(
+    prepared: PreparedData, rows: np.ndarray, label: np.ndarray, params: LightGBMParams, seed: int
+) -> lgb.Booster:
+    binned = lgb.Dataset(str(prepared.dataset_path), params=params.dataset_params()).construct()
+    subset = binned.subset(rows).construct()
+    subset.set_label(label)  # only takes effect on a constructed subset
+    return lgb.train(params.to_lightgbm(seed), subset, num_boost_round=params.n_estimators)
+
+
+def load_oof(results: list[FoldResult], targets: list[str]) -> pd.DataFrame:
+    """Out-of-fold predictions indexed by id: `era`, `fold`, and one column per target."""
+    frames = []
+    for target in targets:
+        parts = [pd.read_parquet(r.oof_path) for r in results if r.target == target]
+        frame = pd.concat(parts).set_index("id").rename(columns={"prediction": target})
+        frames.append(frame if not frames else frame[[target]])
+    return pd.concat(frames, axis=1, join="inner").sort_values(["era", "fold"], kind="stable")
+
+
+def predict(model_paths: dict[str, list[Path]], features: np.ndarray) -> pd.DataFrame:
+    """Each base model's prediction: the mean of its fold models, one column per target."""
+    columns = {}
+    for target, paths in model_paths.items():
+        fold_predictions = [lgb.Booster(model_file=str(p)).predict(features) for p in paths]
+        columns[target] = np.mean(fold_predictions, axis=0)
+    return pd.DataFrame(columns)

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers that add retries, names and artifacts around numerflow's logic."""

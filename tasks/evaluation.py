@@ -1,0 +1,52 @@
+"""Stacking and scoring as a task, and the run's metrics published as Prefect artifacts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from numerflow.config.models import NumerflowConfig
+from numerflow.pipeline import Evaluation, RunPaths, SubmissionRecord, evaluate
+from numerflow.report import markdown_summary, summary_rows
+from numerflow.training import FoldResult, PreparedData
+
+
+@task(name="stack-and-score")
+def stack_and_score(
+    config: NumerflowConfig, prepared: PreparedData, results: list[FoldResult], paths: RunPaths
+) -> Evaluation:
+    return evaluate(config, prepared, results, paths)
+
+
+@task(name="publish-metrics")
+def publish_metrics(
+    paths: RunPaths,
+    data_version: str,
+    evaluation: Evaluation,
+    submission: SubmissionRecord | None,
+    overrides: dict[str, Any],
+) -> None:
+    """Artifacts with stable keys, so every run adds a version to the same collections."""
+    create_markdown_artifact(
+        markdown_summary(paths.run_id, data_version, evaluation, submission, overrides),
+        key="numerflow-run-summary",
+        description=f"weekly run {paths.run_id}",
+    )
+    create_table_artifact(
+        summary_rows(evaluation), key="numerflow-metrics", description="per-era CORR summary"
+    )
+    create_table_artifact(
+        evaluation.per_fold, key="numerflow-fold-metrics", description="CORR per fold"
+    )
+    create_table_artifact(
+        evaluation.per_era["validation"],
+        key="numerflow-validation-era-corr",
+        description="CORR per validation era",
+    )
+    create_table_artifact(
+        evaluation.per_era["oof"],
+        key="numerflow-oof-era-corr",
+        description="out-of-fold CORR per era",
+    )
