@@ -74,7 +74,7 @@ def probe_gpus(nvml: ModuleType | None = None, visible: str | None = None) -> Gp
 
 def _read_devices(nvml: ModuleType, visible: str | None) -> GpuProbe:
     count = nvml.nvmlDeviceGetCount()
-    chosen = _visible_indices(count, visible)
+    chosen = _visible_indices(nvml, count, visible)
     devices = []
     for index in chosen:
         handle = nvml.nvmlDeviceGetHandleByIndex(index)
@@ -102,16 +102,22 @@ def _read_devices(nvml: ModuleType, visible: str | None) -> GpuProbe:
     )
 
 
-def _visible_indices(count: int, visible: str | None) -> list[int]:
+def _visible_indices(nvml: ModuleType, count: int, visible: str | None) -> list[int]:
+    """Devices CUDA will use, read as CUDA does: indices or UUID prefixes, up to the first
+    invalid entry; an empty value hides every device."""
     if visible is None:
         return list(range(count))
-    chosen = []
-    for part in visible.split(","):
-        part = part.strip()
-        if not part.isdigit():  # UUIDs or MIG names: keep all, NVML already scopes them
-            return list(range(count))
-        if int(part) < count:
-            chosen.append(int(part))
+    uuids = [_text(nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i))) for i in range(count)]
+    chosen: list[int] = []
+    for part in (p.strip() for p in visible.split(",")):
+        if part.lstrip("-").isdigit():
+            index = int(part)
+            matches = [index] if 0 <= index < count else []
+        else:
+            matches = [i for i, uuid in enumerate(uuids) if part and uuid.startswith(part)]
+        if len(matches) != 1 or matches[0] in chosen:
+            break
+        chosen.append(matches[0])
     return chosen
 
 

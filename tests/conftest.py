@@ -1,0 +1,67 @@
+"""Shared fixtures. Prefect runs offline and against one test server for the whole session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Before Prefect is imported anywhere: no telemetry, and a private PREFECT_HOME.
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="numerflow-prefect-home-"))
+os.environ.pop("PREFECT_API_URL", None)
+
+from numerflow.synth import SynthSpec, generate  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SMALL_SPEC = SynthSpec(eras=120, rows_per_era=150, features=30, seed=7)
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic dataset, written once per session; tests must not modify it."""
+    root = tmp_path_factory.mktemp("synth")
+    generate(root, SMALL_SPEC)
+    return root
+
+
+@pytest.fixture(scope="session")
+def version_dir(synth_root: Path) -> Path:
+    return synth_root / SMALL_SPEC.version
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    """A writable copy of the shipped config/ inside a temporary project root."""
+    target = tmp_path / "project" / "config"
+    shutil.copytree(REPO_ROOT / "config", target)
+    return target
+
+
+@pytest.fixture
+def fast_overrides(synth_root: Path, tmp_path: Path) -> dict[str, object]:
+    """Point the shipped config at the small dataset and train few trees, for speed."""
+    return {
+        "training.data.dir": str(synth_root),
+        "training.data.era_stride": 1,
+        "training.work_dir": str(tmp_path / "runs"),
+        "training.submission.path": str(tmp_path / "submission.csv"),
+        "training.folds.n_folds": 3,
+        "training.folds.embargo_eras": 4,
+        "program_input_params.params.n_estimators": 60,
+        "program_input_params.params.learning_rate": 0.1,
+        "program_input_params.params.colsample_bytree": 0.5,
+    }
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """One real Prefect server (SQLite in a temp dir) for every integration test."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield

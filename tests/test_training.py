@@ -1,0 +1,82 @@
+"""Fold training on the planted signal: a working model scores, one on shuffled targets does not."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from numerflow.config.models import LightGBMParams
+from numerflow.data import read_training, read_validation
+from numerflow.folds import make_folds
+from numerflow.metrics import per_era_corr, summarize
+from numerflow.training import load_oof, predict, prepare_training_data, train_fold
+
+PARAMS = LightGBMParams(n_estimators=80, learning_rate=0.1, colsample_bytree=0.5, num_threads=2)
+TARGETS = ["target", "target_shuffled_20"]
+
+
+@pytest.fixture(scope="module")
+def trained(version_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    run_dir = tmp_path_factory.mktemp("run")
+    features = json.loads((version_dir / "features.json").read_text())["feature_sets"]["small"]
+    frame = read_training(version_dir / "train.parquet", features, ["target", "target_cyrusd_20"])
+    # The shuffled target keeps each era's values but breaks their link to the features.
+    rng = np.random.default_rng(0)
+    shuffled = frame.targets["target"].to_numpy().copy()
+    for era in np.unique(frame.eras):
+        rows = np.flatnonzero(frame.eras == era)
+        shuffled[rows] = rng.permutation(shuffled[rows])
+    frame.targets["target_shuffled_20"] = shuffled
+    prepared = prepare_training_data(frame, TARGETS, PARAMS, run_dir / "prepared")
+    folds = make_folds(prepared.eras, n_folds=3, embargo=4)
+    results = [
+        train_fold(prepared, fold, target, PARAMS, seed=1, models_dir=run_dir / "models")
+        for target in TARGETS
+        for fold in folds
+    ]
+    return {"frame": frame, "prepared": prepared, "folds": folds, "results": results, "features": features}
+
+
+def test_out_of_fold_rows_are_each_fold_block(trained: dict) -> None:
+    frame, folds = trained["frame"], trained["folds"]
+    oof = load_oof(trained["results"], TARGETS)
+    assert oof.index.is_unique and len(oof) == len(frame)
+    for fold in folds:
+        rows = oof[oof["fold"] == fold.index]
+        assert set(rows["era"]) == set(fold.validation_eras)
+    for result in trained["results"]:
+        assert result.model_path.is_file()
+        train_eras = np.isin(frame.eras, trained["folds"][result.fold].train_eras)
+        assert result.train_rows == int(train_eras.sum())
+
+
+def test_rows_without_a_target_are_not_trained_on(trained: dict, tmp_path: Path) -> None:
+    frame, fold = trained["frame"], trained["folds"][0]
+    prepared = prepare_training_data(frame, ["target", "target_cyrusd_20"], PARAMS, tmp_path)
+    result = train_fold(prepared, fold, "target_cyrusd_20", PARAMS, seed=1, models_dir=tmp_path)
+    in_train = np.isin(frame.eras, fold.train_eras)
+    labelled = frame.targets["target_cyrusd_20"].notna().to_numpy()
+    assert (in_train & ~labelled).any()  # the auxiliary target has NaNs in training eras
+    assert result.train_rows == int((in_train & labelled).sum())
+
+
+def test_planted_signal_scores_and_shuffled_targets_do_not(trained: dict, version_dir: Path) -> None:
+    oof = load_oof(trained["results"], TARGETS)
+    truth = pd.read_parquet(trained["prepared"].meta_path).set_index("id")["target"].reindex(oof.index)
+    scores = per_era_corr(oof[TARGETS], truth, oof["era"].to_numpy())
+    real, shuffled = summarize(scores["target"]), summarize(scores["target_shuffled_20"])
+    assert real["mean"] > 0.05 and real["mean"] / (real["std"] / np.sqrt(real["eras"])) > 4
+    assert abs(shuffled["mean"]) < 0.03
+    assert real["mean"] > shuffled["mean"] + 0.05
+
+    validation = read_validation(version_dir / "validation.parquet", trained["features"], ["target"],
+                                 last_train_era=max(trained["prepared"].eras), embargo=4)  # fmt: skip
+    models = {t: [r.model_path for r in trained["results"] if r.target == t] for t in TARGETS}
+    predictions = predict(models, validation.features)
+    predictions.index = validation.ids
+    target = pd.Series(validation.targets["target"].to_numpy(), index=validation.ids)
+    val_scores = per_era_corr(predictions, target, validation.eras).mean()
+    assert val_scores["target"] > 0.05
+    assert abs(val_scores["target_shuffled_20"]) < 0.04
