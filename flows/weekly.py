@@ -38,9 +38,7 @@ class WeeklyResult(BaseModel):
 
 
 @flow(name="numerflow-weekly", task_runner=ThreadPoolTaskRunner(max_workers=1))
-def weekly_flow(
-    config_dir: str | None = None, overrides: dict[str, Any] | None = None
-) -> WeeklyResult:
+def weekly_flow(config_dir: str | None = None, overrides: dict[str, Any] | None = None) -> WeeklyResult:
     logger = get_run_logger()
     overrides = overrides or {}
     config = load_config(config_dir, overrides)
@@ -65,9 +63,7 @@ def weekly_flow(
     evaluation = stack_and_score(config, prepared, results, paths)
     live_path = config.training.data.version_dir() / "live.parquet"
     models = model_paths(results, config.training.targets)
-    outcome = submission_flow(
-        config, prepared.feature_names, models, evaluation.stacker, live_path, paths
-    )
+    outcome = submission_flow(config, prepared.feature_names, models, evaluation.stacker, live_path, paths)
     publish_metrics(paths, config.training.data.version, evaluation, outcome.submission, overrides)
     device = {
         "device_type": params.device_type,
@@ -75,9 +71,18 @@ def weekly_flow(
         "probe": probe.model_dump(mode="json"),
     }
     write_run_manifest(
-        config, params, device, paths, prepared, folds, results, evaluation,
-        outcome.submission, outcome.upload, created_at,
-    )  # fmt: skip
+        config,
+        params,
+        device,
+        paths,
+        prepared,
+        folds,
+        results,
+        evaluation,
+        outcome.submission,
+        outcome.upload,
+        created_at,
+    )
 
     validation = evaluation.summary["validation"][STACK]
     logger.info(

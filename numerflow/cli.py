@@ -13,15 +13,11 @@ from numerflow.config import ConfigError, default_config_dir, load_config, parse
 # Offline by default: no telemetry from a local or temporary Prefect server.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-app = typer.Typer(
-    help="Hands-off Numerai Classic runs orchestrated by Prefect.", no_args_is_help=True
-)
+app = typer.Typer(help="Hands-off Numerai Classic runs orchestrated by Prefect.", no_args_is_help=True)
 
 SetOption = Annotated[
     list[str] | None,
-    typer.Option(
-        "--set", help="Override a config key: FILE.KEY=VALUE, e.g. training.folds.n_folds=3"
-    ),
+    typer.Option("--set", help="Override a config key: FILE.KEY=VALUE, e.g. training.folds.n_folds=3"),
 ]
 ConfigDirOption = Annotated[
     Path | None,
@@ -41,9 +37,7 @@ def synth(
     """Write Numerai-format synthetic data with a planted signal."""
     from numerflow.synth import generate
 
-    spec = _spec_or_exit(
-        eras=eras, rows_per_era=rows_per_era, features=features, seed=seed, version=version
-    )
+    spec = _spec_or_exit(eras=eras, rows_per_era=rows_per_era, features=features, seed=seed, version=version)
     directory = generate(out, spec)
     typer.echo(f"wrote {directory} (train, validation, live, features.json)")
 
@@ -57,9 +51,9 @@ def run(config_dir: ConfigDirOption = None, set_: SetOption = None) -> None:
 
 @app.command()
 def demo(
-    work_dir: Annotated[
-        Path, typer.Option(help="Folder for the synthetic data, runs and submission")
-    ] = Path("numerflow-demo"),
+    work_dir: Annotated[Path, typer.Option(help="Folder for the synthetic data, runs and submission")] = Path(
+        "numerflow-demo"
+    ),
     eras: Annotated[int, typer.Option(help="Eras across train and validation")] = 400,
     rows_per_era: Annotated[int, typer.Option(help="Rows in each era")] = 250,
     features: Annotated[int, typer.Option(help="Number of int8 feature columns")] = 60,
@@ -79,9 +73,12 @@ def demo(
     }
     overrides = demo_overrides | _overrides_or_exit(config_dir, set_ or [])
     spec = _spec_or_exit(
-        eras=eras, rows_per_era=rows_per_era, features=features, seed=seed,
+        eras=eras,
+        rows_per_era=rows_per_era,
+        features=features,
+        seed=seed,
         version=config.training.data.version,
-    )  # fmt: skip
+    )
     typer.echo(f"generating synthetic Numerai data in {work_dir / 'data'} ...")
     generate(work_dir / "data", spec)
     _run_weekly(config_dir, overrides)

@@ -121,27 +121,20 @@ def _read(
     wanted = [id_column, "era", *features, *targets]
     missing = [name for name in wanted if name not in schema.names]
     if missing:
-        raise DataError(
-            f"{path}: missing columns {missing[:5]}{' ...' if len(missing) > 5 else ''}"
-        )
+        raise DataError(f"{path}: missing columns {missing[:5]}{' ...' if len(missing) > 5 else ''}")
     filters = None
     if era_filter is not None:
         filters = [("era", "in", [f"{e:04d}" for e in era_filter.tolist()])]
     table = pq.read_table(path, columns=wanted, filters=filters)
     eras_raw = table["era"].to_numpy(zero_copy_only=False)
-    eras = (
-        _to_era_numbers(path, eras_raw) if eras_are_numbers else np.zeros(len(eras_raw), np.int64)
-    )
+    eras = _to_era_numbers(path, eras_raw) if eras_are_numbers else np.zeros(len(eras_raw), np.int64)
     return NumeraiFrame(
         ids=table[id_column].to_numpy(zero_copy_only=False).astype(str),
         eras=eras,
         features=_int8_matrix(path, table, features),
         feature_names=list(features),
         targets=pd.DataFrame(
-            {
-                name: table[name].to_numpy(zero_copy_only=False).astype(np.float32)
-                for name in targets
-            }
+            {name: table[name].to_numpy(zero_copy_only=False).astype(np.float32) for name in targets}
         ),
     )
 

@@ -61,9 +61,7 @@ def probe_gpus(nvml: ModuleType | None = None, visible: str | None = None) -> Gp
     except Exception as exc:  # NVMLError subclasses: library missing, driver not loaded, ...
         return GpuProbe(reason=f"NVML unavailable: {exc}")
     try:
-        return _read_devices(
-            nvml, visible if visible is not None else os.environ.get("CUDA_VISIBLE_DEVICES")
-        )
+        return _read_devices(nvml, visible if visible is not None else os.environ.get("CUDA_VISIBLE_DEVICES"))
     except Exception as exc:
         return GpuProbe(reason=f"NVML query failed: {exc}")
     finally:

@@ -43,9 +43,7 @@ def write_text_atomic(target: str | Path, text: str) -> Path:
 
 
 def write_json_atomic(target: str | Path, data: Any) -> Path:
-    return write_text_atomic(
-        target, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
-    )
+    return write_text_atomic(target, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def write_yaml_atomic(target: str | Path, data: Any) -> Path:

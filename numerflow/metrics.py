@@ -33,8 +33,13 @@ def summarize(per_era: pd.Series) -> dict[str, float]:
     """mean, std, sharpe and max drawdown of a per-era score series."""
     values = per_era.dropna().astype(float)
     if values.empty:
-        return {"mean": float("nan"), "std": float("nan"), "sharpe": float("nan"),
-                "max_drawdown": float("nan"), "eras": 0}  # fmt: skip
+        return {
+            "mean": float("nan"),
+            "std": float("nan"),
+            "sharpe": float("nan"),
+            "max_drawdown": float("nan"),
+            "eras": 0,
+        }
     mean, std = float(values.mean()), float(values.std(ddof=0))
     cumulative = values.cumsum()
     drawdown = float((cumulative.expanding().max() - cumulative).max())

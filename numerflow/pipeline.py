@@ -88,9 +88,7 @@ def start_run(config: NumerflowConfig, params: LightGBMParams) -> RunPaths:
     write_yaml_atomic(run_dir / output.run_file, effective)
     if output.latest_file is not None:
         latest = output.latest_file
-        write_yaml_atomic(
-            latest if latest.is_absolute() else config.training.work_dir / latest, effective
-        )
+        write_yaml_atomic(latest if latest.is_absolute() else config.training.work_dir / latest, effective)
     return paths
 
 
@@ -107,9 +105,7 @@ def prepare_data(config: NumerflowConfig, params: LightGBMParams, paths: RunPath
         row_limit=data.row_limit,
     )
     if len(frame) == 0:
-        raise ValueError(
-            f"{version_dir / 'train.parquet'}: no training rows left after subsampling"
-        )
+        raise ValueError(f"{version_dir / 'train.parquet'}: no training rows left after subsampling")
     return prepare_training_data(frame, config.training.targets, params, paths.prepared_dir)
 
 
@@ -152,9 +148,7 @@ def evaluate(
         era_stride=config.training.data.era_stride,
     )
     if len(validation) == 0:
-        raise ValueError(
-            "no validation eras left after the embargo; lower embargo_eras or add data"
-        )
+        raise ValueError("no validation eras left after the embargo; lower embargo_eras or add data")
     val_predictions = predict(model_paths(results, targets), validation.features)
     val_predictions.index = pd.Index(validation.ids, name="id")
     val_predictions[STACK] = stacker.combine(era_rank(val_predictions[targets], validation.eras))
@@ -226,9 +220,7 @@ def _era_rows(scores: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def _fold_rows(
-    oof: pd.DataFrame, scores: pd.DataFrame, results: list[FoldResult]
-) -> list[dict[str, Any]]:
+def _fold_rows(oof: pd.DataFrame, scores: pd.DataFrame, results: list[FoldResult]) -> list[dict[str, Any]]:
     """Mean out-of-fold CORR of each base model within each fold's validation eras."""
     era_to_fold = oof.groupby("era")["fold"].first()
     rows = []

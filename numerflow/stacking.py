@@ -57,9 +57,7 @@ def fit_stacker(kind: StackingKind, ranked: pd.DataFrame, target: pd.Series) -> 
     return Stacker(kind=kind, columns=columns, weights=weights)
 
 
-def cross_fitted(
-    kind: StackingKind, ranked: pd.DataFrame, target: pd.Series, folds: np.ndarray
-) -> pd.Series:
+def cross_fitted(kind: StackingKind, ranked: pd.DataFrame, target: pd.Series, folds: np.ndarray) -> pd.Series:
     """Out-of-fold meta predictions: each fold is combined by a stacker fitted without it."""
     combined = pd.Series(np.nan, index=ranked.index, name="stack")
     for fold in np.unique(folds):

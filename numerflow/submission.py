@@ -24,9 +24,7 @@ class SubmissionError(ValueError):
 def build_submission(ids: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
     """Rank scores into (0, 1) as (rank - 0.5) / n: only the ordering matters to Numerai."""
     ranks = pd.Series(np.asarray(scores, dtype=np.float64)).rank(method="average")
-    return pd.DataFrame(
-        {"id": np.asarray(ids, dtype=str), "prediction": (ranks - 0.5) / len(ranks)}
-    )
+    return pd.DataFrame({"id": np.asarray(ids, dtype=str), "prediction": (ranks - 0.5) / len(ranks)})
 
 
 def validate_submission(live_ids: np.ndarray, submission: pd.DataFrame) -> None:
@@ -39,8 +37,7 @@ def validate_submission(live_ids: np.ndarray, submission: pd.DataFrame) -> None:
         raise SubmissionError(str(exc) or "invalid submission") from None
     if extra_ids:
         raise SubmissionError(
-            f"invalid_submission_ids: {len(extra_ids)} ids are not in the live data, "
-            f"e.g. {extra_ids[:3]}"
+            f"invalid_submission_ids: {len(extra_ids)} ids are not in the live data, e.g. {extra_ids[:3]}"
         )
 
 

@@ -30,9 +30,15 @@ FEATURE_CUTS = np.array([-1.6449, -0.6745, 0.6745, 1.6449], dtype=np.float32)
 TARGET_BIN_EDGES = np.array([0.05, 0.25, 0.75, 0.95])
 TARGET_VALUES = np.array([0.0, 0.25, 0.5, 0.75, 1.0], dtype=np.float32)
 FEATURE_GROUPS = (
-    "intelligence", "wisdom", "charisma", "dexterity",
-    "strength", "constitution", "agility", "serenity",
-)  # fmt: skip
+    "intelligence",
+    "wisdom",
+    "charisma",
+    "dexterity",
+    "strength",
+    "constitution",
+    "agility",
+    "serenity",
+)
 ROW_GROUP_ROWS = 50_000
 LIVE_ERA = "X"  # what Numerai's live file is reported to carry; nothing depends on it
 
@@ -144,15 +150,11 @@ def _plan(spec: SynthSpec) -> _Plan:
     n_informative = max(4, n // 8)
     informative = np.sort(rng.choice(n, size=n_informative, replace=False))
     base_weights = rng.uniform(0.5, 1.5, size=n_informative) * rng.choice([-1, 1], n_informative)
-    shifts = {
-        aux.name: rng.normal(0, aux.weight_noise, size=n_informative) for aux in spec.aux_targets
-    }
+    shifts = {aux.name: rng.normal(0, aux.weight_noise, size=n_informative) for aux in spec.aux_targets}
     return _Plan(cluster_of, informative, base_weights, shifts)
 
 
-def _write_file(
-    path: Path, spec: SynthSpec, plan: _Plan, eras: Iterator[tuple[int, str, bool]]
-) -> None:
+def _write_file(path: Path, spec: SynthSpec, plan: _Plan, eras: Iterator[tuple[int, str, bool]]) -> None:
     with atomic_path(path) as tmp:
         writer: pq.ParquetWriter | None = None
         pending: list[pd.DataFrame] = []
@@ -172,9 +174,7 @@ def _write_file(
                 writer.close()
 
 
-def _flush(
-    path: Path, writer: pq.ParquetWriter | None, frames: list[pd.DataFrame]
-) -> pq.ParquetWriter:
+def _flush(path: Path, writer: pq.ParquetWriter | None, frames: list[pd.DataFrame]) -> pq.ParquetWriter:
     table = pa.Table.from_pandas(pd.concat(frames), preserve_index=True)
     if writer is None:
         writer = pq.ParquetWriter(path, table.schema, compression="snappy")
@@ -182,9 +182,7 @@ def _flush(
     return writer
 
 
-def _era_frame(
-    spec: SynthSpec, plan: _Plan, era: int, data_type: str, labelled: bool
-) -> pd.DataFrame:
+def _era_frame(spec: SynthSpec, plan: _Plan, era: int, data_type: str, labelled: bool) -> pd.DataFrame:
     rng = np.random.default_rng([spec.seed, era])
     rows = (spec.live_rows or spec.rows_per_era) if data_type == "live" else spec.rows_per_era
     latent = rng.standard_normal((rows, plan.cluster_of.max() + 1), dtype=np.float32)
@@ -253,8 +251,6 @@ def _features_json(spec: SynthSpec, plan: _Plan) -> dict[str, object]:
         "medium": names[medium].tolist(),
         "all": names.tolist(),
     }
-    for group, members in zip(
-        FEATURE_GROUPS, np.array_split(order, len(FEATURE_GROUPS)), strict=True
-    ):
+    for group, members in zip(FEATURE_GROUPS, np.array_split(order, len(FEATURE_GROUPS)), strict=True):
         sets[group] = names[np.sort(members)].tolist()
     return {"feature_sets": sets, "targets": spec.target_names}

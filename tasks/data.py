@@ -10,12 +10,13 @@ from numerflow.training import PreparedData
 
 
 @task(name="prepare-training-data")
-def prepare_training_data(
-    config: NumerflowConfig, params: LightGBMParams, paths: RunPaths
-) -> PreparedData:
+def prepare_training_data(config: NumerflowConfig, params: LightGBMParams, paths: RunPaths) -> PreparedData:
     prepared = prepare_data(config, params, paths)
     get_run_logger().info(
         "training rows: %d over %d eras, %d features, targets %s",
-        prepared.rows, len(prepared.eras), len(prepared.feature_names), prepared.targets,
-    )  # fmt: skip
+        prepared.rows,
+        len(prepared.eras),
+        len(prepared.feature_names),
+        prepared.targets,
+    )
     return prepared

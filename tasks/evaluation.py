@@ -37,9 +37,7 @@ def publish_metrics(
     create_table_artifact(
         summary_rows(evaluation), key="numerflow-metrics", description="per-era CORR summary"
     )
-    create_table_artifact(
-        evaluation.per_fold, key="numerflow-fold-metrics", description="CORR per fold"
-    )
+    create_table_artifact(evaluation.per_fold, key="numerflow-fold-metrics", description="CORR per fold")
     create_table_artifact(
         evaluation.per_era["validation"],
         key="numerflow-validation-era-corr",

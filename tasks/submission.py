@@ -39,9 +39,7 @@ def write_submission_task(live: LivePredictions, target_path: Path) -> Submissio
 
 
 @task(name="upload-dry-run")
-def dry_run_upload(
-    config: NumerflowConfig, submission: SubmissionRecord, paths: RunPaths
-) -> dict[str, Any]:
+def dry_run_upload(config: NumerflowConfig, submission: SubmissionRecord, paths: RunPaths) -> dict[str, Any]:
     record = record_dry_run_upload(config, submission, paths)
     models = ", ".join(config.training.models) or "no models configured"
     get_run_logger().info("dry run: would upload %s for %s", submission.path, models)

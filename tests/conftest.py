@@ -15,7 +15,7 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="numerflow-prefect-home-"))
 os.environ.pop("PREFECT_API_URL", None)
 
-from numerflow.synth import SynthSpec, generate  # noqa: E402
+from numerflow.synth import SynthSpec, generate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SMALL_SPEC = SynthSpec(eras=120, rows_per_era=150, features=30, seed=7)

@@ -10,8 +10,22 @@ runner = CliRunner()
 
 
 def test_synth_writes_a_dataset(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["synth", "--out", str(tmp_path), "--eras", "20", "--rows-per-era",
-                                 "30", "--features", "12", "--seed", "5"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "synth",
+            "--out",
+            str(tmp_path),
+            "--eras",
+            "20",
+            "--rows-per-era",
+            "30",
+            "--features",
+            "12",
+            "--seed",
+            "5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     for name in ("train.parquet", "validation.parquet", "live.parquet", "features.json"):
         assert (tmp_path / "v5.2" / name).is_file()
@@ -35,12 +49,26 @@ def test_run_refuses_bad_overrides_before_starting(config_dir: Path) -> None:
 @pytest.mark.usefixtures("prefect_server")
 def test_demo_runs_end_to_end(tmp_path: Path, config_dir: Path) -> None:
     work = tmp_path / "demo"
-    result = runner.invoke(app, [
-        "demo", "--work-dir", str(work), "--config-dir", str(config_dir),
-        "--eras", "100", "--rows-per-era", "120", "--features", "24",
-        "--set", "program_input_params.params.n_estimators=40",
-        "--set", "program_input_params.params.learning_rate=0.1",
-    ])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "demo",
+            "--work-dir",
+            str(work),
+            "--config-dir",
+            str(config_dir),
+            "--eras",
+            "100",
+            "--rows-per-era",
+            "120",
+            "--features",
+            "24",
+            "--set",
+            "program_input_params.params.n_estimators=40",
+            "--set",
+            "program_input_params.params.learning_rate=0.1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert f"submission:     {work / 'submission.csv'}" in result.output
     corr = float(result.output.split("validation CORR: mean ")[1].split(",")[0])

@@ -42,8 +42,9 @@ def test_row_limit_keeps_whole_newest_eras(version_dir: Path, small_features: li
 
 def test_feature_selection(version_dir: Path) -> None:
     meta = json.loads((version_dir / "features.json").read_text())
-    assert select_features(meta, FeaturesConfig(feature_set="medium", max_features=5)) == (
-        meta["feature_sets"]["medium"][:5]
+    assert (
+        select_features(meta, FeaturesConfig(feature_set="medium", max_features=5))
+        == (meta["feature_sets"]["medium"][:5])
     )
     explicit = FeaturesConfig(feature_set=None, features=["feature_0003", "feature_0001"])
     assert select_features(meta, explicit) == ["feature_0003", "feature_0001"]

@@ -61,7 +61,7 @@ def test_validation_blocks_cover_every_era_once() -> None:
         (range(1, 11), 2, 10, "no training eras left"),
     ],
 )
-def test_bad_fold_requests_fail_clearly(eras, n_folds, embargo, message) -> None:  # noqa: ANN001
+def test_bad_fold_requests_fail_clearly(eras, n_folds, embargo, message) -> None:
     with pytest.raises(ValueError, match=message):
         make_folds(eras, n_folds, embargo)
 

@@ -5,7 +5,12 @@ import pandas as pd
 import pytest
 from numerai_tools.submissions import validate_submission_numerai
 
-from numerflow.submission import SubmissionError, build_submission, validate_submission, write_submission
+from numerflow.submission import (
+    SubmissionError,
+    build_submission,
+    validate_submission,
+    write_submission,
+)
 
 IDS = np.array([f"n{i:015x}" for i in range(50)])
 
@@ -25,17 +30,23 @@ def test_built_submission_is_valid_and_open_interval() -> None:
 @pytest.mark.parametrize(
     ("spoil", "reason"),
     [
-        (lambda s: s.assign(prediction=s["prediction"].where(s.index != 3)), "must not contain NaNs"),
+        (
+            lambda s: s.assign(prediction=s["prediction"].where(s.index != 3)),
+            "must not contain NaNs",
+        ),
         (lambda s: s.iloc[:-1], "invalid_submission_ids"),
         (lambda s: s.assign(prediction=s["prediction"] + 1.5), "between 0 and 1"),
         (lambda s: s.assign(prediction=-s["prediction"]), "between 0 and 1"),
         (lambda s: s.assign(prediction=0.5), "non-zero standard deviation"),
         (lambda s: s.rename(columns={"prediction": "pred"}), "invalid_submission_headers"),
         (lambda s: s.assign(id=s["id"].where(s.index != 0)), "missing ids"),
-        (lambda s: pd.concat([s, pd.DataFrame({"id": ["nbogus"], "prediction": [0.5]})]), "not in the live"),
+        (
+            lambda s: pd.concat([s, pd.DataFrame({"id": ["nbogus"], "prediction": [0.5]})]),
+            "not in the live",
+        ),
     ],
 )
-def test_invalid_submissions_are_rejected_and_not_written(spoil, reason, tmp_path: Path) -> None:  # noqa: ANN001
+def test_invalid_submissions_are_rejected_and_not_written(spoil, reason, tmp_path: Path) -> None:
     target = tmp_path / "submission.csv"
     with pytest.raises(SubmissionError, match=reason):
         write_submission(IDS, spoil(_valid()).reset_index(drop=True), target)

@@ -36,7 +36,13 @@ def trained(version_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
         for target in TARGETS
         for fold in folds
     ]
-    return {"frame": frame, "prepared": prepared, "folds": folds, "results": results, "features": features}
+    return {
+        "frame": frame,
+        "prepared": prepared,
+        "folds": folds,
+        "results": results,
+        "features": features,
+    }
 
 
 def test_out_of_fold_rows_are_each_fold_block(trained: dict) -> None:
@@ -71,8 +77,13 @@ def test_planted_signal_scores_and_shuffled_targets_do_not(trained: dict, versio
     assert abs(shuffled["mean"]) < 0.03
     assert real["mean"] > shuffled["mean"] + 0.05
 
-    validation = read_validation(version_dir / "validation.parquet", trained["features"], ["target"],
-                                 last_train_era=max(trained["prepared"].eras), embargo=4)  # fmt: skip
+    validation = read_validation(
+        version_dir / "validation.parquet",
+        trained["features"],
+        ["target"],
+        last_train_era=max(trained["prepared"].eras),
+        embargo=4,
+    )
     models = {t: [r.model_path for r in trained["results"] if r.target == t] for t in TARGETS}
     predictions = predict(models, validation.features)
     predictions.index = validation.ids

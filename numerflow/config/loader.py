@@ -43,9 +43,7 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
         key, sep, raw = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(
-                f"override {pair!r}: expected KEY=VALUE, e.g. training.folds.n_folds=3"
-            )
+            raise ConfigError(f"override {pair!r}: expected KEY=VALUE, e.g. training.folds.n_folds=3")
         try:
             overrides[key] = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as exc:
@@ -81,9 +79,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"{path}: expected a mapping of keys at the top, got {type(data).__name__}"
-        )
+        raise ConfigError(f"{path}: expected a mapping of keys at the top, got {type(data).__name__}")
     return data
 
 
