@@ -1,37 +1,116 @@
-"""The submission subflow: live predictions -> validated submission file -> upload record.
+"""The submission subflow, shared by the weekly flow and the per-round flow:
 
-The weekly flow ends with it; the per-round submission flow (Numerai I/O) will reuse it.
+    credentials (block) -> current round -> live data for the round -> live predictions
+    -> validated submission file -> one upload per model and round (ledger) -> artifacts
+
+Offline (no download, no upload) it predicts the local live file and records a dry run.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from pydantic import BaseModel
 
 from numerflow.config.models import NumerflowConfig
-from numerflow.pipeline import RunPaths, SubmissionRecord
-from numerflow.stacking import Stacker
-from tasks.submission import dry_run_upload, predict_live_task, write_submission_task
+from numerflow.numerai.blocks import NumeraiCredentials
+from numerflow.numerai.client import NumeraiClient
+from numerflow.numerai.errors import NumeraiError
+from numerflow.runs import latest_run, load_trained_run
+from numerflow.submitting import SubmissionRecord, UploadOutcome, live_path, make_client, resolve_model_ids
+from tasks.numerai import (
+    current_round,
+    download_live_data,
+    predict_live_task,
+    upload_submissions,
+    write_submission_task,
+)
 
 
 class SubmissionOutcome(BaseModel):
-    submission: SubmissionRecord
-    upload: dict[str, Any]
+    status: Literal["submitted", "dry-run", "no-open-round"]
+    round: int | None = None
+    trained_run_id: str | None = None
+    submission: SubmissionRecord | None = None
+    uploads: list[UploadOutcome] = []
+    message: str = ""
 
 
-@flow(name="numerflow-submission", flow_run_name="submit-{paths.run_id}")
+@flow(name="numerflow-submission")
 def submission_flow(
     config: NumerflowConfig,
-    feature_names: list[str],
-    models: dict[str, list[Path]],
-    stacker: Stacker,
-    live_path: Path,
-    paths: RunPaths,
+    run_dir: Path | None = None,
+    round_number: int | None = None,
+    dry_run: bool = False,
+    force: bool = False,
 ) -> SubmissionOutcome:
-    live = predict_live_task(config, feature_names, models, stacker, live_path, paths)
+    logger = get_run_logger()
+    settings = config.training.numerai
+    uploading = settings.upload and not dry_run
+    run_dir = run_dir or latest_run(config.training.work_dir)
+    if run_dir is None:
+        raise NumeraiError(f"no trained run in {config.training.work_dir}: run the weekly flow first")
+    run = load_trained_run(run_dir)
+    config = config.model_copy(deep=True)
+    config.training.data.version = run.data_version  # predict live data of the version it trained on
+
+    client = connect(config) if uploading or settings.download else None
+    model_ids = _model_ids(config, client, uploading)
+    if client is not None and round_number is None:
+        info = current_round(client)
+        if info is None or not info.is_open():
+            message = "no round is open for submissions right now" + (
+                f" (round {info.number} closed at {info.close_time:%Y-%m-%d %H:%M} UTC)" if info else ""
+            )
+            logger.info("%s; nothing to submit", message)
+            return SubmissionOutcome(
+                status="no-open-round", round=info.number if info else None, message=message
+            )
+        round_number = info.number
+
+    if client is not None and settings.download and round_number is not None:
+        live_file = download_live_data(config, client, round_number, run.feature_names)
+    else:
+        live_file = live_path(config, round_number)
+        if not live_file.is_file():
+            live_file = live_path(config, None)
+    suffix = f"r{round_number}" if round_number is not None else "local"
+    live = predict_live_task(run, live_file, run_dir / f"live_{suffix}.parquet")
     submission = write_submission_task(live, config.training.submission.path)
-    upload = dry_run_upload(config, submission, paths)
-    return SubmissionOutcome(submission=submission, upload=upload)
+    uploads = upload_submissions(
+        config, client if uploading else None, model_ids, submission, round_number, run.run_id, force,
+        dry_run=not uploading,
+    )  # fmt: skip
+    failed = [u for u in uploads if u.status == "failed"]
+    if failed:
+        details = "; ".join(f"{u.model}: {u.detail}" for u in failed)
+        raise NumeraiError(f"round {round_number}: upload failed for {len(failed)} model(s): {details}")
+    return SubmissionOutcome(
+        status="submitted" if uploading else "dry-run",
+        round=round_number,
+        trained_run_id=run.run_id,
+        submission=submission,
+        uploads=uploads,
+    )
+
+
+def connect(config: NumerflowConfig) -> NumeraiClient:
+    """A client built from the credentials block named in the config.
+
+    The block is loaded in the flow's own process and its secrets go straight into the
+    client: they are never a parameter, a task result or a log line.
+    """
+    credentials = NumeraiCredentials.load(config.training.numerai.credentials_block)
+    return make_client(
+        config, credentials.public_id.get_secret_value(), credentials.secret_key.get_secret_value()
+    )
+
+
+def _model_ids(config: NumerflowConfig, client: NumeraiClient | None, uploading: bool) -> dict[str, str]:
+    models = config.training.models
+    if not uploading or client is None:
+        return {m: "" for m in models}
+    known = NumeraiCredentials.load(config.training.numerai.credentials_block).model_ids
+    return resolve_model_ids(models, known, client)

@@ -1,7 +1,8 @@
 """The weekly training flow: data -> era-aware folds -> stacking -> scores -> submission.
 
-    probe GPU -> prepare data (bins built once) -> train each fold x target
-    -> stack and score per era -> live predictions -> validated submission -> artifacts
+    download data if changed -> probe GPU -> prepare data (bins built once)
+    -> train each fold x target -> stack and score per era -> manifest
+    -> submission subflow (live data, predictions, validated file, uploads) -> artifacts
 
 Configuration is read and validated first, so a bad file or override fails before any work.
 Fold tasks are submitted to the flow's task runner: one at a time locally (LightGBM already
@@ -17,21 +18,23 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
-from flows.submission import submission_flow
+from flows.submission import SubmissionOutcome, connect, submission_flow
 from numerflow.config import load_config
 from numerflow.gpu import device_for
-from numerflow.pipeline import STACK, model_paths, plan_folds, start_run, write_run_manifest
+from numerflow.pipeline import STACK, plan_folds, start_run, write_run_manifest
 from numerflow.runs import utc_now
+from numerflow.submitting import resolve_version
 from tasks.data import prepare_training_data
 from tasks.evaluation import publish_metrics, stack_and_score
 from tasks.gpu import probe_gpu
+from tasks.numerai import download_training_data
 from tasks.training import train_fold
 
 
 class WeeklyResult(BaseModel):
     run_id: str
     run_dir: Path
-    submission_path: Path
+    submission: SubmissionOutcome
     validation_corr_mean: float
     validation_corr_sharpe: float
     summary: dict[str, dict[str, dict[str, float | int]]]
@@ -43,6 +46,11 @@ def weekly_flow(config_dir: str | None = None, overrides: dict[str, Any] | None 
     overrides = overrides or {}
     config = load_config(config_dir, overrides)
     created_at = utc_now()
+
+    client = connect(config) if config.training.numerai.download else None
+    config = resolve_version(config, client)
+    if client is not None:
+        download_training_data(config, client)
 
     probe = probe_gpu()
     params = config.effective_params()
@@ -61,40 +69,19 @@ def weekly_flow(config_dir: str | None = None, overrides: dict[str, Any] | None 
     results = [future.result() for future in futures]
 
     evaluation = stack_and_score(config, prepared, results, paths)
-    live_path = config.training.data.version_dir() / "live.parquet"
-    models = model_paths(results, config.training.targets)
-    outcome = submission_flow(config, prepared.feature_names, models, evaluation.stacker, live_path, paths)
+    device = {"device_type": params.device_type, "reason": why, "probe": probe.model_dump(mode="json")}
+    write_run_manifest(config, params, device, paths, prepared, folds, results, evaluation, created_at)
+    outcome = submission_flow(config, paths.run_dir, dry_run=not config.training.numerai.upload)
     publish_metrics(paths, config.training.data.version, evaluation, outcome.submission, overrides)
-    device = {
-        "device_type": params.device_type,
-        "reason": why,
-        "probe": probe.model_dump(mode="json"),
-    }
-    write_run_manifest(
-        config,
-        params,
-        device,
-        paths,
-        prepared,
-        folds,
-        results,
-        evaluation,
-        outcome.submission,
-        outcome.upload,
-        created_at,
-    )
 
     validation = evaluation.summary["validation"][STACK]
     logger.info(
-        "run %s: validation CORR %.4f (sharpe %.2f)",
-        paths.run_id,
-        validation["mean"],
-        validation["sharpe"],
+        "run %s: validation CORR %.4f (sharpe %.2f)", paths.run_id, validation["mean"], validation["sharpe"]
     )
     return WeeklyResult(
         run_id=paths.run_id,
         run_dir=paths.run_dir,
-        submission_path=outcome.submission.path,
+        submission=outcome,
         validation_corr_mean=validation["mean"],
         validation_corr_sharpe=validation["sharpe"],
         summary=evaluation.summary,

@@ -13,6 +13,8 @@ from numerflow.config import ConfigError, default_config_dir, load_config, parse
 # Offline by default: no telemetry from a local or temporary Prefect server.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
+DEMO_DATA_VERSION = "v5.2"
+
 app = typer.Typer(help="Hands-off Numerai Classic runs orchestrated by Prefect.", no_args_is_help=True)
 
 SetOption = Annotated[
@@ -66,19 +68,18 @@ def demo(
 
     config = _config_or_exit(config_dir, {})
     work_dir = work_dir.resolve()
+    version = config.training.data.version
+    version = DEMO_DATA_VERSION if version == "latest" else version
     demo_overrides = {
         "training.data.dir": str(work_dir / "data"),
+        "training.data.version": version,
         "training.work_dir": str(work_dir / "runs"),
         "training.submission.path": str(work_dir / "submission.csv"),
+        "training.numerai.download": False,  # the demo never touches the network
+        "training.numerai.upload": False,
     }
     overrides = demo_overrides | _overrides_or_exit(config_dir, set_ or [])
-    spec = _spec_or_exit(
-        eras=eras,
-        rows_per_era=rows_per_era,
-        features=features,
-        seed=seed,
-        version=config.training.data.version,
-    )
+    spec = _spec_or_exit(eras=eras, rows_per_era=rows_per_era, features=features, seed=seed, version=version)
     typer.echo(f"generating synthetic Numerai data in {work_dir / 'data'} ...")
     generate(work_dir / "data", spec)
     _run_weekly(config_dir, overrides)
@@ -90,9 +91,82 @@ def _run_weekly(config_dir: Path | None, overrides: dict[str, object]) -> None:
     result = weekly_flow(config_dir=str(config_dir) if config_dir else None, overrides=overrides)
     typer.echo("")
     typer.echo(f"run:            {result.run_dir}")
-    typer.echo(f"submission:     {result.submission_path}")
+    _echo_submission(result.submission)
     corr, sharpe = result.validation_corr_mean, result.validation_corr_sharpe
     typer.echo(f"validation CORR: mean {corr:.4f}, sharpe {sharpe:.2f}")
+
+
+@app.command()
+def submit(
+    round_number: Annotated[
+        int | None, typer.Option("--round", help="Round to submit for [default: the open round]")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write and validate, but do not upload")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Upload even if this round was submitted")] = False,
+    config_dir: ConfigDirOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Predict the open round with the latest trained run and upload once per model."""
+    overrides = _overrides_or_exit(config_dir, set_ or [])
+    from flows.submit import submit_flow
+
+    outcome = submit_flow(
+        round_number=round_number,
+        dry_run=dry_run,
+        force=force,
+        config_dir=str(config_dir) if config_dir else None,
+        overrides=overrides,
+    )
+    _echo_submission(outcome)
+
+
+setup_app = typer.Typer(help="One-time set-up: credentials (and, later, deployments and alerts).")
+app.add_typer(setup_app, name="setup")
+
+
+@setup_app.command("credentials")
+def setup_credentials(
+    block_name: Annotated[str, typer.Option("--block-name", help="Name of the Prefect block")] = "numerai",
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="NAME=ID of a model to submit as (repeatable)")
+    ] = None,
+) -> None:
+    """Save the Numerai API key into a Prefect block, from the environment or a prompt.
+
+    Reads NUMERAI_PUBLIC_ID, NUMERAI_SECRET_KEY and NUMERAI_MODEL_ID (NAME=ID[,NAME=ID...]).
+    """
+    from numerflow.numerai.blocks import NumeraiCredentials
+
+    public_id = os.environ.get("NUMERAI_PUBLIC_ID") or typer.prompt("Numerai public id", hide_input=True)
+    secret_key = os.environ.get("NUMERAI_SECRET_KEY") or typer.prompt("Numerai secret key", hide_input=True)
+    pairs = [*(model or []), *filter(None, os.environ.get("NUMERAI_MODEL_ID", "").split(","))]
+    model_ids = {}
+    for pair in pairs:
+        name, sep, model_id = pair.partition("=")
+        if not sep or not name.strip() or not model_id.strip():
+            raise _fail(
+                f"model {pair!r}: expected NAME=ID, e.g. my_model=00000000-0000-0000-0000-000000000000"
+            )
+        model_ids[name.strip()] = model_id.strip()
+    NumeraiCredentials(public_id=public_id, secret_key=secret_key, model_ids=model_ids).save(
+        block_name, overwrite=True
+    )
+    typer.echo(
+        f"saved Numerai credentials to block numerai-credentials/{block_name} ({len(model_ids)} model ids)"
+    )
+
+
+def _echo_submission(outcome: object) -> None:
+    from flows.submission import SubmissionOutcome
+
+    assert isinstance(outcome, SubmissionOutcome)
+    if outcome.status == "no-open-round":
+        typer.echo(f"no submission: {outcome.message}")
+        return
+    assert outcome.submission is not None
+    typer.echo(f"submission:     {outcome.submission.path} ({outcome.status}, round {outcome.round or '-'})")
+    for upload in outcome.uploads:
+        typer.echo(f"  {upload.model}: {upload.status} {upload.submission_id or upload.detail}")
 
 
 def _overrides_or_exit(config_dir: Path | None, pairs: list[str]) -> dict[str, object]:

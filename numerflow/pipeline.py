@@ -9,24 +9,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from numerflow.config.models import LightGBMParams, NumerflowConfig
 from numerflow.data import (
     read_features_json,
-    read_live,
     read_training,
     read_validation,
     select_features,
 )
 from numerflow.folds import Fold, make_folds
-from numerflow.io import atomic_path, write_json_atomic, write_yaml_atomic
+from numerflow.io import atomic_path, write_yaml_atomic
 from numerflow.metrics import per_era_corr, summarize, summarize_all
 from numerflow.runs import Manifest, code_version, mark_latest, new_run_id, utc_now, write_manifest
 from numerflow.stacking import Stacker, cross_fitted, era_rank, fit_stacker
-from numerflow.submission import build_submission, file_sha256, write_submission
 from numerflow.training import FoldResult, PreparedData, load_oof, predict, prepare_training_data
 
 STACK = "stack"
@@ -55,17 +52,6 @@ class Evaluation(BaseModel):
     per_era: dict[str, list[dict[str, Any]]]  # {"oof"|"validation": rows of era -> CORR}
     per_fold: list[dict[str, Any]]
     validation_eras: list[int]
-
-
-class LivePredictions(BaseModel):
-    path: Path
-    rows: int
-
-
-class SubmissionRecord(BaseModel):
-    path: Path
-    rows: int
-    sha256: str
 
 
 def start_run(config: NumerflowConfig, params: LightGBMParams) -> RunPaths:
@@ -166,53 +152,6 @@ def evaluate(
     )
 
 
-def predict_live(
-    config: NumerflowConfig,
-    feature_names: list[str],
-    models: dict[str, list[Path]],
-    stacker: Stacker,
-    live_path: Path,
-    paths: RunPaths,
-) -> LivePredictions:
-    """Live predictions from the stack of base models (each the mean of its folds)."""
-    live = read_live(live_path, feature_names)
-    if len(live) == 0:
-        raise ValueError(f"{live_path}: the live file has no rows")
-    base = predict(models, live.features)
-    base.index = pd.Index(live.ids, name="id")
-    scores = stacker.combine(era_rank(base[stacker.columns], np.zeros(len(live), dtype=np.int64)))
-    frame = base.assign(stack=scores.to_numpy())
-    out = paths.run_dir / "live.parquet"
-    with atomic_path(out) as tmp:
-        frame.to_parquet(tmp)
-    return LivePredictions(path=out, rows=len(frame))
-
-
-def make_submission(live: LivePredictions, target_path: Path) -> SubmissionRecord:
-    """Validate against the live ids and write the CSV atomically to `target_path`."""
-    frame = pd.read_parquet(live.path)
-    ids = frame.index.to_numpy().astype(str)
-    submission = build_submission(ids, frame[STACK].to_numpy())
-    write_submission(ids, submission, target_path)
-    return SubmissionRecord(path=target_path, rows=len(submission), sha256=file_sha256(target_path))
-
-
-def record_dry_run_upload(
-    config: NumerflowConfig, submission: SubmissionRecord, paths: RunPaths
-) -> dict[str, Any]:
-    """What an upload would send, per configured model, without contacting Numerai."""
-    record = {
-        "dry_run": True,
-        "submission": str(submission.path),
-        "sha256": submission.sha256,
-        "rows": submission.rows,
-        "models": config.training.models,
-        "note": "no upload: this run only records what would be sent",
-    }
-    write_json_atomic(paths.run_dir / "upload_dry_run.json", record)
-    return record
-
-
 def _era_rows(scores: pd.DataFrame) -> list[dict[str, Any]]:
     return [
         {"era": f"{int(era):04d}", **{k: round(float(v), 6) for k, v in row.items()}}
@@ -251,11 +190,9 @@ def write_run_manifest(
     folds: list[Fold],
     results: list[FoldResult],
     evaluation: Evaluation,
-    submission: SubmissionRecord,
-    upload: dict[str, Any],
     created_at: str,
 ) -> Path:
-    """Write manifest.json last, then point `<work_dir>/LATEST` at this run."""
+    """Write manifest.json once training is scored, then point `<work_dir>/LATEST` at this run."""
     data = config.training.data
     manifest = Manifest(
         run_id=paths.run_id,
@@ -283,8 +220,6 @@ def write_run_manifest(
         },
         stacker=evaluation.stacker.model_dump(mode="json"),
         metrics={"summary": evaluation.summary, "per_fold": evaluation.per_fold},
-        submission=submission.model_dump(mode="json"),
-        upload=upload,
     )
     path = write_manifest(paths.run_dir, manifest)
     mark_latest(config.training.work_dir, paths.run_dir)

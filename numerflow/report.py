@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from numerflow.pipeline import STACK, Evaluation, SubmissionRecord
+from numerflow.pipeline import STACK, Evaluation
+from numerflow.submitting import SubmissionRecord
 
 
 def summary_rows(evaluation: Evaluation) -> list[dict[str, Any]]:

@@ -5,9 +5,9 @@ Layout of `<work_dir>/<run_id>/`:
     models/<target>/     fold_<k>.txt LightGBM models and fold_<k>_oof.parquet predictions
     oof.parquet          out-of-fold predictions of every base model and the stack
     validation.parquet   validation predictions
-    live.parquet         live predictions
-    manifest.json        everything below, written last
-`<work_dir>/LATEST` names the newest complete run; it is written only after the manifest.
+    live_<round>.parquet live predictions (`live_local` without a round)
+    manifest.json        what was trained, on what, and how it scored; written once scored
+`<work_dir>/LATEST` names the newest trained run; it is written only after the manifest.
 """
 
 from __future__ import annotations
@@ -42,8 +42,6 @@ class Manifest(BaseModel):
     models: dict[str, list[str]] = Field(default_factory=dict)
     stacker: dict[str, Any] | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
-    submission: dict[str, Any] | None = None
-    upload: dict[str, Any] | None = None
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -93,6 +91,31 @@ def read_manifest(run_dir: Path) -> Manifest:
 
 def mark_latest(work_dir: Path, run_dir: Path) -> None:
     write_text_atomic(work_dir / LATEST_POINTER, run_dir.name + "\n")
+
+
+class TrainedRun(BaseModel):
+    """What prediction needs from a finished training run."""
+
+    run_id: str
+    run_dir: Path
+    data_version: str
+    feature_names: list[str]
+    models: dict[str, list[Path]]
+    stacker: dict[str, Any]
+
+
+def load_trained_run(run_dir: Path) -> TrainedRun:
+    manifest = read_manifest(run_dir)
+    if manifest.stacker is None or not manifest.models:
+        raise ValueError(f"{run_dir / 'manifest.json'}: the run has no models or stacker")
+    return TrainedRun(
+        run_id=manifest.run_id,
+        run_dir=run_dir,
+        data_version=manifest.data["version"],
+        feature_names=manifest.features,
+        models={t: [run_dir / p for p in paths] for t, paths in manifest.models.items()},
+        stacker=manifest.stacker,
+    )
 
 
 def latest_run(work_dir: Path) -> Path | None:

@@ -8,8 +8,9 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from numerflow.config.models import NumerflowConfig
-from numerflow.pipeline import Evaluation, RunPaths, SubmissionRecord, evaluate
+from numerflow.pipeline import Evaluation, RunPaths, evaluate
 from numerflow.report import markdown_summary, summary_rows
+from numerflow.submitting import SubmissionRecord
 from numerflow.training import FoldResult, PreparedData
 
 

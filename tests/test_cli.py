@@ -70,7 +70,7 @@ def test_demo_runs_end_to_end(tmp_path: Path, config_dir: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    assert f"submission:     {work / 'submission.csv'}" in result.output
+    assert f"submission:     {work / 'submission.csv'} (dry-run" in result.output
     corr = float(result.output.split("validation CORR: mean ")[1].split(",")[0])
     assert corr > 0
     assert len(pd.read_csv(work / "submission.csv")) == 120

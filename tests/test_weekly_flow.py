@@ -1,13 +1,17 @@
 """The weekly flow end to end on a real Prefect server (SQLite, started by the fixture)."""
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from numerai_tools.submissions import validate_submission_numerai
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterParentFlowRunId,
+)
 
 from flows.weekly import weekly_flow
 from numerflow.config import ConfigError
@@ -21,6 +25,7 @@ ARTIFACT_KEYS = [
     "numerflow-fold-metrics",
     "numerflow-validation-era-corr",
     "numerflow-oof-era-corr",
+    "numerflow-submissions",
 ]
 
 
@@ -42,22 +47,27 @@ def test_weekly_flow_trains_scores_and_writes_a_valid_submission(
     assert manifest.models["target"] == [f"models/target/fold_{k}.txt" for k in range(3)]
     assert latest_run(Path(fast_overrides["training.work_dir"])) == result.run_dir
 
-    submission = pd.read_csv(result.submission_path)
+    assert result.submission.status == "dry-run" and result.submission.trained_run_id == result.run_id
+    submission = pd.read_csv(result.submission.submission.path)
     live_ids = pd.read_parquet(version_dir / "live.parquet").index.to_series()
     validate_submission_numerai(live_ids.reset_index(drop=True), submission)
-    assert manifest.submission["rows"] == len(live_ids)
+    assert result.submission.submission.rows == len(live_ids)
 
     effective = (result.run_dir / "program_output_params.yaml").read_text()
     assert "n_estimators: 60" in effective
-    upload = json.loads((result.run_dir / "upload_dry_run.json").read_text())
-    assert upload["dry_run"] is True and upload["rows"] == len(live_ids)
+    assert (result.run_dir / "live_local.parquet").is_file()
 
+    flow_run_id = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=ARTIFACT_KEYS))
         )
-    flow_run_id = state.state_details.flow_run_id
-    mine = {a.key for a in artifacts if a.flow_run_id == flow_run_id}
+        subflows = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id]))
+        )
+    assert [f.name for f in subflows] and all(f.state.is_completed() for f in subflows)
+    runs = {flow_run_id, *(f.id for f in subflows)}
+    mine = {a.key for a in artifacts if a.flow_run_id in runs}
     assert mine == set(ARTIFACT_KEYS)
     summary = next(a for a in artifacts if a.key == "numerflow-run-summary" and a.flow_run_id == flow_run_id)
     assert result.run_id in summary.data and "validation CORR" in summary.data

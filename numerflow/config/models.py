@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DATA_VERSION_PATTERN = r"^v\d+\.\d+$"
+DATA_VERSION_PATTERN = r"^(v\d+\.\d+|latest)$"
 TARGET_PATTERN = re.compile(r"^target(_[a-z0-9]+_(20|60))?$")
 
 
@@ -23,7 +23,9 @@ class StrictModel(BaseModel):
 class DataConfig(StrictModel):
     """Where the Numerai dataset lives and how much of it to use."""
 
-    version: str = Field("v5.2", pattern=DATA_VERSION_PATTERN)
+    version: str = Field(
+        "latest", pattern=DATA_VERSION_PATTERN, description="vX.Y, or latest: the newest listed"
+    )
     dir: Path = Path("data")
     era_stride: int = Field(4, ge=1, le=52, description="use every Nth era (1 = all eras)")
     row_limit: int | None = Field(None, ge=100, description="cap on training rows (last resort)")
@@ -43,6 +45,18 @@ class SubmissionConfig(StrictModel):
     path: Path = Path("submissions/live_predictions.csv")
 
 
+class NumeraiConfig(StrictModel):
+    """How numerflow talks to Numerai. Secrets live in the Prefect block, never here."""
+
+    download: bool = Field(False, description="fetch data from Numerai before training")
+    upload: bool = Field(False, description="upload submissions; false records a dry run")
+    credentials_block: str = Field("numerai", pattern=r"^[a-z0-9][a-z0-9-]*$")
+    api_url: str | None = Field(None, pattern=r"^https?://")
+    connect_timeout_s: float = Field(10, gt=0, le=120)
+    read_timeout_s: float = Field(60, gt=0, le=1800)
+    retry_budget_s: float = Field(300, ge=0, le=3600)
+
+
 class TrainingConfig(StrictModel):
     """`config/training.yaml`."""
 
@@ -56,6 +70,7 @@ class TrainingConfig(StrictModel):
     )
     work_dir: Path = Path("runs")
     submission: SubmissionConfig = SubmissionConfig()
+    numerai: NumeraiConfig = NumeraiConfig()
     models: list[str] = Field(default_factory=list, description="Numerai model names to submit as")
     seed: int = Field(42, ge=0)
 

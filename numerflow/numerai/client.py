@@ -1,0 +1,180 @@
+"""numerapi with every call bounded in time, failures classified, and transient ones retried.
+
+numerapi's GraphQL POST has no timeout, retries 5xx with 15 s of sleeps of its own, and turns
+most failures into `KeyError: 'data'`. `BoundedNumerAPI` replaces only its transport
+(`raw_query`): a POST with a timeout to a configurable endpoint that raises a classified
+error. Every numerapi method (rounds, models, uploads) runs unchanged on top of it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numerapi
+import numerapi.base_api
+import requests
+from dateutil import parser as dateparser
+
+from numerflow.numerai.errors import AUTH_MESSAGES, AuthError, NumeraiError, TransientError
+from numerflow.numerai.retry import call_with_retries
+
+CLASSIC_TOURNAMENT = 8
+ROUND_QUERY = """
+query($tournament: Int!) {
+  rounds(tournament: $tournament number: 0) { number openTime closeStakingTime }
+}
+"""
+DATASET_QUERY = """
+query ($filename: String! $round: Int $tournament: Int) {
+  dataset(filename: $filename round: $round tournament: $tournament)
+}
+"""
+NO_ROUND_MESSAGES = ("Current round not open for submissions",)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0
+    read: float = 60.0
+
+    def as_tuple(self) -> tuple[float, float]:
+        return (self.connect, self.read)
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    number: int
+    open_time: datetime
+    close_time: datetime
+
+    def is_open(self, now: datetime | None = None) -> bool:
+        now = now or datetime.now(UTC)
+        return self.open_time <= now < self.close_time
+
+
+def resolve_api_url(configured: str | None) -> str:
+    """`NUMERAI_API_URL` wins over the config key; numerapi's own endpoint is the default."""
+    return os.environ.get("NUMERAI_API_URL") or configured or numerapi.base_api.API_TOURNAMENT_URL
+
+
+class BoundedNumerAPI(numerapi.NumerAPI):
+    """numerapi's client with a bounded, classifying transport."""
+
+    def __init__(self, public_id: str | None, secret_key: str | None, api_url: str, timeouts: Timeouts):
+        super().__init__(public_id, secret_key, verbosity="WARNING", show_progress_bars=False)
+        self.api_url = api_url
+        self.timeouts = timeouts
+
+    def raw_query(
+        self, query: str, variables: dict | None = None, authorization: bool = False, **_: Any
+    ) -> dict:
+        headers = {"Content-type": "application/json", "Accept": "application/json"}
+        if authorization:
+            if not self.token:
+                raise AuthError("API keys required for this action.")
+            public_id, secret_key = self.token
+            headers["Authorization"] = f"Token {public_id}${secret_key}"
+        body = {"query": query, "variables": variables}
+        try:
+            response = requests.post(
+                self.api_url, json=body, headers=headers, timeout=self.timeouts.as_tuple()
+            )
+        except requests.Timeout:
+            raise TransientError(f"Numerai API did not answer within {self.timeouts.read:.0f} s") from None
+        except requests.RequestException as exc:
+            raise TransientError(f"could not reach the Numerai API: {type(exc).__name__}") from None
+        status = response.status_code
+        if status >= 500 or status == 429:
+            raise TransientError(f"Numerai API answered HTTP {status}")
+        if status in (401, 403):
+            raise AuthError(f"HTTP {status}")
+        if status >= 400:
+            raise NumeraiError(f"Numerai API answered HTTP {status}")
+        try:
+            result = response.json()
+        except ValueError:
+            raise TransientError("Numerai API answered with something that is not JSON") from None
+        if isinstance(result, dict) and "errors" in result:
+            message = self._handle_call_error(result["errors"])
+            if any(m in message for m in AUTH_MESSAGES):
+                raise AuthError(message)
+            raise ValueError(message)  # numerapi's own contract for GraphQL errors
+        return result
+
+
+class NumeraiClient:
+    """The calls numerflow makes, each bounded in time and retried when the failure is transient."""
+
+    def __init__(
+        self,
+        public_id: str | None = None,
+        secret_key: str | None = None,
+        api_url: str | None = None,
+        timeouts: Timeouts | None = None,
+        retry_budget_seconds: float = 120.0,
+    ) -> None:
+        self.timeouts = timeouts or Timeouts()
+        self.api = BoundedNumerAPI(public_id, secret_key, resolve_api_url(api_url), self.timeouts)
+        self.retry_budget_seconds = retry_budget_seconds
+
+    def _call(self, what: str, action: Any) -> Any:
+        return call_with_retries(action, what, budget_seconds=self.retry_budget_seconds)
+
+    def current_round(self) -> RoundInfo | None:
+        """The round Numerai currently lists, or None between rounds."""
+
+        def query() -> RoundInfo | None:
+            try:
+                rounds = self.api.raw_query(ROUND_QUERY, {"tournament": CLASSIC_TOURNAMENT})["data"]["rounds"]
+            except ValueError as exc:
+                if any(m in str(exc) for m in NO_ROUND_MESSAGES):
+                    return None
+                raise
+            if not rounds or rounds[0] is None:
+                return None
+            info = rounds[0]
+            return RoundInfo(
+                number=int(info["number"]),
+                open_time=_aware(dateparser.parse(info["openTime"])),
+                close_time=_aware(dateparser.parse(info["closeStakingTime"])),
+            )
+
+        return self._call("current round", query)
+
+    def list_datasets(self, round_number: int | None = None) -> list[str]:
+        return self._call("list datasets", lambda: self.api.list_datasets(round_number))
+
+    def dataset_url(self, filename: str, round_number: int | None = None) -> str:
+        variables = {"filename": filename, "round": round_number, "tournament": CLASSIC_TOURNAMENT}
+        return self._call(
+            f"dataset URL of {filename}",
+            lambda: self.api.raw_query(DATASET_QUERY, variables)["data"]["dataset"],
+        )
+
+    def model_ids(self) -> dict[str, str]:
+        return self._call("list models", self.api.get_models)
+
+    def upload(self, path: Path, model_id: str) -> str:
+        """Upload a submission file; returns Numerai's submission id."""
+        return self._call(
+            f"upload {path.name}",
+            lambda: self.api.upload_predictions(
+                file_path=str(path), model_id=model_id, timeout=self.timeouts.as_tuple()
+            ),
+        )
+
+
+def newest_data_version(datasets: list[str]) -> str:
+    """The newest `vX.Y` that has a train.parquet, from `list_datasets()`."""
+    versions = {name.split("/")[0] for name in datasets if name.endswith("/train.parquet")}
+    if not versions:
+        raise NumeraiError("Numerai lists no dataset version with a train.parquet")
+    return max(versions, key=lambda v: tuple(int(p) for p in v.lstrip("v").split(".")))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

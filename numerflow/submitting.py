@@ -1,0 +1,214 @@
+"""The submission side as plain functions: data from Numerai, live predictions, the validated
+submission file and idempotent uploads. Prefect tasks in `tasks/numerai.py` wrap these."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from numerflow.config.models import NumerflowConfig
+from numerflow.data import DataError, read_live
+from numerflow.io import atomic_path
+from numerflow.numerai import ledger
+from numerflow.numerai.client import NumeraiClient, Timeouts, newest_data_version
+from numerflow.numerai.download import DownloadResult, expectation_for, fetch
+from numerflow.numerai.errors import NumeraiError
+from numerflow.runs import TrainedRun
+from numerflow.stacking import Stacker, era_rank
+from numerflow.submission import build_submission, file_sha256, write_submission
+from numerflow.training import predict
+
+logger = logging.getLogger("numerflow.submit")
+TRAINING_FILES = ("features.json", "train.parquet", "validation.parquet")
+VERSION_DIR = re.compile(r"^v\d+\.\d+$")
+
+
+class LivePredictions(BaseModel):
+    path: Path
+    rows: int
+
+
+class SubmissionRecord(BaseModel):
+    path: Path
+    rows: int
+    sha256: str
+
+
+class UploadOutcome(BaseModel):
+    model: str
+    status: Literal["uploaded", "skipped", "dry-run", "failed"]
+    submission_id: str | None = None
+    detail: str = ""
+
+
+def make_client(config: NumerflowConfig, public_id: str | None, secret_key: str | None) -> NumeraiClient:
+    settings = config.training.numerai
+    return NumeraiClient(
+        public_id=public_id,
+        secret_key=secret_key,
+        api_url=settings.api_url,
+        timeouts=Timeouts(settings.connect_timeout_s, settings.read_timeout_s),
+        retry_budget_seconds=settings.retry_budget_s,
+    )
+
+
+def resolve_version(config: NumerflowConfig, client: NumeraiClient | None) -> NumerflowConfig:
+    """Replace `version: latest` with Numerai's newest version (or the newest local folder)."""
+    data = config.training.data
+    if data.version != "latest":
+        return config
+    if client is not None:
+        version = newest_data_version(client.list_datasets())
+    else:
+        local = [
+            p.name
+            for p in data.dir.glob("v*")
+            if VERSION_DIR.match(p.name) and (p / "train.parquet").is_file()
+        ]
+        if not local:
+            raise DataError(
+                f"{data.dir}: no data version folder with train.parquet; set "
+                "training.numerai.download: true, run `numerflow synth --out DIR`, "
+                "or set training.data.version"
+            )
+        version = max(local, key=lambda v: tuple(int(x) for x in v[1:].split(".")))
+    resolved = config.model_copy(deep=True)
+    resolved.training.data.version = version
+    return resolved
+
+
+def ensure_training_data(config: NumerflowConfig, client: NumeraiClient) -> list[DownloadResult]:
+    """features.json first (its feature list checks the parquet files), then train and validation."""
+    version_dir = config.training.data.version_dir()
+    version = config.training.data.version
+    results = [
+        fetch(
+            client,
+            f"{version}/features.json",
+            version_dir / "features.json",
+            expectation_for("features.json"),
+        )
+    ]
+    features = json.loads((version_dir / "features.json").read_text(encoding="utf-8"))["feature_sets"].get(
+        "all"
+    )
+    for name in TRAINING_FILES[1:]:
+        results.append(
+            fetch(client, f"{version}/{name}", version_dir / name, expectation_for(name, features))
+        )
+    return results
+
+
+def live_path(config: NumerflowConfig, round_number: int | None) -> Path:
+    """Round-specific live file when the round is known; the plain live.parquet otherwise."""
+    version_dir = config.training.data.version_dir()
+    return version_dir / (f"live_{round_number}.parquet" if round_number is not None else "live.parquet")
+
+
+def ensure_live_data(
+    config: NumerflowConfig, client: NumeraiClient, round_number: int, feature_names: list[str]
+) -> DownloadResult:
+    version = config.training.data.version
+    dest = live_path(config, round_number)
+    return fetch(
+        client, f"{version}/live.parquet", dest, expectation_for("live.parquet", feature_names), round_number
+    )
+
+
+def predict_live(run: TrainedRun, live_file: Path, out_path: Path) -> LivePredictions:
+    """Live predictions from the run's stack of base models (each the mean of its folds)."""
+    live = read_live(live_file, run.feature_names)
+    if len(live) == 0:
+        raise DataError(f"{live_file}: the live file has no rows")
+    stacker = Stacker.model_validate(run.stacker)
+    base = predict(run.models, live.features)
+    base.index = pd.Index(live.ids, name="id")
+    scores = stacker.combine(era_rank(base[stacker.columns], np.zeros(len(live), dtype=np.int64)))
+    with atomic_path(out_path) as tmp:
+        base.assign(stack=scores.to_numpy()).to_parquet(tmp)
+    return LivePredictions(path=out_path, rows=len(base))
+
+
+def make_submission(live: LivePredictions, target_path: Path) -> SubmissionRecord:
+    """Validate against the live ids and write the CSV atomically to `target_path`."""
+    frame = pd.read_parquet(live.path)
+    ids = frame.index.to_numpy().astype(str)
+    write_submission(ids, build_submission(ids, frame["stack"].to_numpy()), target_path)
+    return SubmissionRecord(path=target_path, rows=len(frame), sha256=file_sha256(target_path))
+
+
+def resolve_model_ids(
+    models: list[str], known: dict[str, str], client: NumeraiClient | None
+) -> dict[str, str]:
+    """Model ids from the credentials block, completed from the account when one is missing."""
+    missing = [m for m in models if m not in known]
+    if missing and client is not None:
+        known = {**client.model_ids(), **known}
+        missing = [m for m in models if m not in known]
+    if missing:
+        raise NumeraiError(
+            f"no model id for {missing}: add them to the credentials block "
+            "(`numerflow setup credentials --model NAME=ID`) or check the model names in training.yaml"
+        )
+    return {m: known[m] for m in models}
+
+
+def upload_for_models(
+    config: NumerflowConfig,
+    client: NumeraiClient | None,
+    model_ids: dict[str, str],
+    submission: SubmissionRecord,
+    round_number: int | None,
+    trained_run_id: str,
+    force: bool,
+    dry_run: bool,
+) -> list[UploadOutcome]:
+    """Upload once per model and round from a trained run; record each upload in the ledger.
+
+    A model that already has a ledger entry for (round, model, trained run) is skipped unless
+    `force`. Failures are returned, not raised, so one model's failure does not stop the others.
+    """
+    work_dir = config.training.work_dir
+    outcomes = []
+    for model, model_id in model_ids.items():
+        if dry_run or client is None or round_number is None:
+            outcomes.append(
+                UploadOutcome(model=model, status="dry-run", detail=f"would upload {submission.path}")
+            )
+            continue
+        previous = ledger.already_submitted(work_dir, round_number, model, trained_run_id)
+        if previous and not force:
+            outcomes.append(
+                UploadOutcome(
+                    model=model,
+                    status="skipped",
+                    submission_id=previous.submission_id,
+                    detail=f"already submitted for round {round_number} from run {trained_run_id}",
+                )
+            )
+            continue
+        try:
+            submission_id = client.upload(submission.path, model_id)
+        except NumeraiError as exc:
+            logger.error("upload for %s failed: %s", model, exc)
+            outcomes.append(UploadOutcome(model=model, status="failed", detail=str(exc)))
+            continue
+        ledger.append(
+            work_dir,
+            round=round_number,
+            model=model,
+            trained_run_id=trained_run_id,
+            submission_id=submission_id,
+            sha256=submission.sha256,
+            rows=submission.rows,
+            forced=bool(previous),
+        )
+        outcomes.append(UploadOutcome(model=model, status="uploaded", submission_id=submission_id))
+    return outcomes

@@ -1,0 +1,94 @@
+"""Numerai I/O as tasks. Retries live inside the client (classified, with a time budget), so
+these tasks set none of their own; they take the client, which holds secrets, and never cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from numerflow.config.models import NumerflowConfig
+from numerflow.numerai.client import NumeraiClient, RoundInfo
+from numerflow.runs import TrainedRun
+from numerflow.submitting import (
+    LivePredictions,
+    SubmissionRecord,
+    UploadOutcome,
+    ensure_live_data,
+    ensure_training_data,
+    make_submission,
+    predict_live,
+    upload_for_models,
+)
+
+
+@task(name="download-training-data", cache_policy=NO_CACHE)
+def download_training_data(config: NumerflowConfig, client: NumeraiClient) -> list[str]:
+    logger = get_run_logger()
+    results = ensure_training_data(config, client)
+    for result in results:
+        logger.info(
+            "%s: %s (%s)", result.path.name, "downloaded" if result.downloaded else "kept", result.reason
+        )
+    return [str(r.path) for r in results if r.downloaded]
+
+
+@task(name="current-round", cache_policy=NO_CACHE)
+def current_round(client: NumeraiClient) -> RoundInfo | None:
+    return client.current_round()
+
+
+@task(name="download-live-data", cache_policy=NO_CACHE)
+def download_live_data(
+    config: NumerflowConfig, client: NumeraiClient, round_number: int, feature_names: list[str]
+) -> Path:
+    result = ensure_live_data(config, client, round_number, feature_names)
+    get_run_logger().info("live data for round %d: %s (%s)", round_number, result.path.name, result.reason)
+    return result.path
+
+
+@task(name="predict-live")
+def predict_live_task(run: TrainedRun, live_file: Path, out_path: Path) -> LivePredictions:
+    return predict_live(run, live_file, out_path)
+
+
+@task(name="write-submission")
+def write_submission_task(live: LivePredictions, target_path: Path) -> SubmissionRecord:
+    record = make_submission(live, target_path)
+    get_run_logger().info("submission %s: %d rows, validated", record.path, record.rows)
+    return record
+
+
+@task(name="upload-submissions", cache_policy=NO_CACHE)
+def upload_submissions(
+    config: NumerflowConfig,
+    client: NumeraiClient | None,
+    model_ids: dict[str, str],
+    submission: SubmissionRecord,
+    round_number: int | None,
+    trained_run_id: str,
+    force: bool,
+    dry_run: bool,
+) -> list[UploadOutcome]:
+    logger = get_run_logger()
+    outcomes = upload_for_models(
+        config, client, model_ids, submission, round_number, trained_run_id, force, dry_run
+    )
+    for outcome in outcomes:
+        logger.info("%s: %s %s", outcome.model, outcome.status, outcome.submission_id or outcome.detail)
+    rows = [
+        {
+            "round": round_number,
+            "model": o.model,
+            "status": o.status,
+            "submission_id": o.submission_id,
+            "trained_run": trained_run_id,
+            "sha256": submission.sha256[:16],
+            "detail": o.detail,
+        }
+        for o in outcomes
+    ] or [{"round": round_number, "model": None, "status": "dry-run", "detail": "no models configured"}]
+    create_table_artifact(rows, key="numerflow-submissions", description=f"uploads for round {round_number}")
+    return outcomes
