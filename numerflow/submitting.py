@@ -144,20 +144,24 @@ def make_submission(live: LivePredictions, target_path: Path) -> SubmissionRecor
     return SubmissionRecord(path=target_path, rows=len(frame), sha256=file_sha256(target_path))
 
 
-def resolve_model_ids(
-    models: list[str], known: dict[str, str], client: NumeraiClient | None
-) -> dict[str, str]:
-    """Model ids from the credentials block, completed from the account when one is missing."""
-    missing = [m for m in models if m not in known]
-    if missing and client is not None:
-        known = {**client.model_ids(), **known}
-        missing = [m for m in models if m not in known]
+def resolve_model_ids(models: list[str], known: dict[str, str], client: NumeraiClient) -> dict[str, str]:
+    """Model ids from the credentials block, checked against (and completed from) the account.
+
+    Asking the account first also checks the API key, so bad credentials fail in seconds,
+    before any prediction work.
+    """
+    account = client.model_ids()
+    ids = {m: known.get(m) or account.get(m) for m in models}
+    missing = [m for m, model_id in ids.items() if not model_id]
     if missing:
         raise NumeraiError(
             f"no model id for {missing}: add them to the credentials block "
             "(`numerflow setup credentials --model NAME=ID`) or check the model names in training.yaml"
         )
-    return {m: known[m] for m in models}
+    foreign = [m for m, model_id in ids.items() if model_id not in account.values()]
+    if foreign:
+        raise NumeraiError(f"the model ids of {foreign} do not belong to this Numerai account")
+    return {m: str(model_id) for m, model_id in ids.items()}
 
 
 def upload_for_models(

@@ -74,3 +74,22 @@ def test_demo_runs_end_to_end(tmp_path: Path, config_dir: Path) -> None:
     corr = float(result.output.split("validation CORR: mean ")[1].split(",")[0])
     assert corr > 0
     assert len(pd.read_csv(work / "submission.csv")) == 120
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_setup_credentials_saves_a_block_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from numerflow.numerai.blocks import NumeraiCredentials
+
+    monkeypatch.setenv("NUMERAI_PUBLIC_ID", "PUB-cli")
+    monkeypatch.setenv("NUMERAI_SECRET_KEY", "SECRET-cli-0f9e")
+    monkeypatch.setenv("NUMERAI_MODEL_ID", "alpha=id-a,beta=id-b")
+    result = runner.invoke(app, ["setup", "credentials", "--block-name", "cli-test", "--model", "gamma=id-c"])
+    assert result.exit_code == 0, result.output
+    assert "SECRET-cli-0f9e" not in result.output and "3 model ids" in result.output
+    block = NumeraiCredentials.load("cli-test")
+    assert block.secret_key.get_secret_value() == "SECRET-cli-0f9e"
+    assert block.model_ids == {"gamma": "id-c", "alpha": "id-a", "beta": "id-b"}
+    assert "SECRET-cli-0f9e" not in repr(block)
+
+    bad = runner.invoke(app, ["setup", "credentials", "--block-name", "cli-test", "--model", "nameonly"])
+    assert bad.exit_code == 2 and "expected NAME=ID" in bad.output

@@ -116,13 +116,21 @@ class NumeraiClient:
         api_url: str | None = None,
         timeouts: Timeouts | None = None,
         retry_budget_seconds: float = 120.0,
+        retry_base_delay: float = 1.0,
     ) -> None:
         self.timeouts = timeouts or Timeouts()
         self.api = BoundedNumerAPI(public_id, secret_key, resolve_api_url(api_url), self.timeouts)
         self.retry_budget_seconds = retry_budget_seconds
+        self.retry_base_delay = retry_base_delay
+
+    def retrying(self, action: Any, what: str) -> Any:
+        """Run `action` with this client's retry policy (transient failures only)."""
+        return call_with_retries(
+            action, what, budget_seconds=self.retry_budget_seconds, base_delay=self.retry_base_delay
+        )
 
     def _call(self, what: str, action: Any) -> Any:
-        return call_with_retries(action, what, budget_seconds=self.retry_budget_seconds)
+        return self.retrying(action, what)
 
     def current_round(self) -> RoundInfo | None:
         """The round Numerai currently lists, or None between rounds."""

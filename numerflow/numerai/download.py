@@ -24,7 +24,6 @@ import requests
 from numerflow.io import atomic_path, write_json_atomic
 from numerflow.numerai.client import NumeraiClient
 from numerflow.numerai.errors import TransientError
-from numerflow.numerai.retry import call_with_retries
 
 CHUNK_BYTES = 1 << 20
 
@@ -68,9 +67,7 @@ def fetch(
 ) -> DownloadResult:
     """Make `dest` hold Numerai's current `filename`, downloading only when needed."""
     url = client.dataset_url(filename, round_number)
-    remote = call_with_retries(
-        lambda: _head(url, client), f"check {filename}", budget_seconds=client.retry_budget_seconds
-    )
+    remote = client.retrying(lambda: _head(url, client), f"check {filename}")
     sidecar = _sidecar(dest)
     if not force and dest.is_file() and _unchanged(sidecar, remote, dest):
         return DownloadResult(dest, downloaded=False, reason="unchanged on the server")
@@ -81,7 +78,7 @@ def fetch(
         size = _download(url, dest, expectation, client)
         _remember(sidecar, url, remote, size)
 
-    call_with_retries(attempt, f"download {filename}", budget_seconds=client.retry_budget_seconds)
+    client.retrying(attempt, f"download {filename}")
     reason = "forced" if force else ("changed on the server" if had_file else "missing locally")
     return DownloadResult(dest, downloaded=True, reason=reason)
 

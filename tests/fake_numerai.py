@@ -1,0 +1,238 @@
+"""A loopback fake of the Numerai API for tests, built from numerapi's wire contract.
+
+One threaded HTTP server on 127.0.0.1 serves
+- `POST /graphql`: GraphQL dispatched by query text (rounds, listDatasets, dataset, account
+  models, submission_upload_auth, create_submission); auth errors as HTTP 200 + `errors`;
+- `GET|HEAD /files/<name>`: dataset files with Content-Length, ETag and Range support;
+- `PUT /upload/<token>`: stores uploaded submissions.
+Faults are switched per test: status bursts, hangs, truncated bodies, bad credentials, no
+open round. Every request is counted by kind so tests can assert what the client did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+@dataclass
+class Faults:
+    """Per-kind fault queues; kinds are GraphQL operation names or 'get', 'head', 'put'."""
+
+    statuses: dict[str, list[int]] = field(default_factory=dict)  # next N answers of a kind
+    hang_seconds: dict[str, float] = field(default_factory=dict)  # every answer of a kind
+    truncate_next: dict[str, int] = field(default_factory=dict)  # file name -> times to truncate
+
+
+@dataclass
+class FakeNumerai:
+    public_id: str = "PUBLIC-ID"
+    secret_key: str = "SECRET-KEY"
+    models: dict[str, str] = field(
+        default_factory=lambda: {"my_model": "11111111-2222-3333-4444-555555555555"}
+    )
+    round_number: int | None = 1001
+    round_open: bool = True
+    files: dict[str, bytes] = field(default_factory=dict)  # "v5.2/train.parquet" -> bytes
+    round_files: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    faults: Faults = field(default_factory=Faults)
+    counts: Counter = field(default_factory=Counter)
+    uploads: dict[str, bytes] = field(default_factory=dict)  # token -> body
+    submissions: list[dict] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> FakeNumerai:
+        handler = _handler_for(self)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/graphql"
+
+    def add_dataset_dir(self, version_dir: Path) -> None:
+        for path in version_dir.iterdir():
+            if path.suffix in (".parquet", ".json") and path.name != "synth_spec.json":
+                self.files[f"{version_dir.name}/{path.name}"] = path.read_bytes()
+
+    def fail_next(self, kind: str, *statuses: int) -> None:
+        self.faults.statuses.setdefault(kind, []).extend(statuses)
+
+    # -- GraphQL ---------------------------------------------------------------------------
+    def graphql(self, query: str, variables: dict | None, authorization: str | None) -> tuple[str, dict]:
+        text = re.sub(r"\s+", " ", query)
+        variables = variables or {}
+        if "rounds(tournament: $tournament number: 0)" in text:
+            return "rounds", {"data": {"rounds": [self._round()]}}
+        if "listDatasets(" in text:
+            names = sorted({*self.files, *(f for f, _ in self.round_files)})
+            return "listDatasets", {"data": {"listDatasets": names}}
+        if "dataset(filename:" in text:
+            name, round_number = variables["filename"], variables.get("round")
+            suffix = f"?round={round_number}" if round_number is not None else ""
+            return "dataset", {"data": {"dataset": f"{self.url}/files/{name}{suffix}"}}
+        # Everything below needs the API key.
+        kind = "account" if "account {" in text else _operation(text)
+        if authorization != f"Token {self.public_id}${self.secret_key}":
+            return kind, {"errors": [{"message": "Your session is invalid or has expired."}], "data": None}
+        if kind == "account":
+            models = [{"id": i, "name": n, "tournament": 8} for n, i in self.models.items()]
+            return kind, {"data": {"account": {"models": models}}}
+        if kind == "submission_upload_auth":
+            token = uuid.uuid4().hex
+            return kind, {
+                "data": {
+                    "submission_upload_auth": {
+                        "filename": f"{token}.csv",
+                        "url": f"{self.url}/upload/{token}",
+                    }
+                }
+            }
+        if kind == "create_submission":
+            token = variables["filename"].removesuffix(".csv")
+            if token not in self.uploads:
+                return kind, {"errors": [{"message": "upload not found"}], "data": None}
+            if variables.get("modelId") not in self.models.values():
+                return kind, {"errors": [{"message": "Model not found"}], "data": None}
+            submission_id = str(uuid.uuid4())
+            with self._lock:
+                self.submissions.append(
+                    {"id": submission_id, "model_id": variables["modelId"], "round": self.round_number,
+                     "body": self.uploads[token]}
+                )  # fmt: skip
+            return kind, {"data": {"create_submission": {"id": submission_id}}}
+        return kind, {"errors": [{"message": f"fake does not know: {text[:80]}"}], "data": None}
+
+    def _round(self) -> dict | None:
+        if self.round_number is None:
+            return None
+        now = datetime.now(UTC)
+        opened = now - timedelta(minutes=10)
+        closes = now + timedelta(minutes=50) if self.round_open else now - timedelta(minutes=5)
+        return {
+            "number": self.round_number,
+            "openTime": opened.isoformat().replace("+00:00", "Z"),
+            "closeStakingTime": closes.isoformat().replace("+00:00", "Z"),
+        }
+
+    def file_bytes(self, name: str, round_number: int | None) -> bytes | None:
+        if round_number is not None and (name, round_number) in self.round_files:
+            return self.round_files[(name, round_number)]
+        return self.files.get(name)
+
+    def take_fault(self, kind: str) -> int | None:
+        with self._lock:
+            self.counts[kind] += 1
+            queue = self.faults.statuses.get(kind)
+            return queue.pop(0) if queue else None
+
+
+def _operation(text: str) -> str:
+    for name in ("submission_upload_auth", "create_submission"):
+        if f"{name}(" in text:
+            return name
+    return "unknown"
+
+
+def _handler_for(fake: FakeNumerai) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:  # keep test output quiet
+            pass
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _fault(self, kind: str) -> bool:
+            status = fake.take_fault(kind)
+            hang = fake.faults.hang_seconds.get(kind)
+            if hang:
+                time.sleep(hang)
+            if status is not None:
+                self._send(status, b'{"error": "injected"}', {"Content-Type": "application/json"})
+                return True
+            return False
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            body = json.loads(self.rfile.read(length) or b"{}")
+            kind, answer = fake.graphql(
+                body.get("query", ""), body.get("variables"), self.headers.get("Authorization")
+            )
+            if self._fault(kind):
+                return
+            self._send(200, json.dumps(answer).encode(), {"Content-Type": "application/json"})
+
+        def do_HEAD(self) -> None:
+            self._serve_file("head")
+
+        def do_GET(self) -> None:
+            self._serve_file("get")
+
+        def _serve_file(self, kind: str) -> None:
+            path, _, query = self.path.partition("?")
+            name = path.removeprefix("/files/")
+            round_number = int(query.split("=")[1]) if query.startswith("round=") else None
+            if self._fault(kind):
+                return
+            data = fake.file_bytes(name, round_number)
+            if data is None:
+                self._send(404, b"not found")
+                return
+            headers = {"ETag": f'"{hashlib.sha1(data).hexdigest()}"', "Accept-Ranges": "bytes"}
+            if kind == "get" and fake.faults.truncate_next.get(name, 0) > 0:
+                fake.faults.truncate_next[name] -= 1
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])  # then drop the connection
+                self.close_connection = True
+                return
+            requested = self.headers.get("Range")
+            if requested and kind == "get":
+                start = int(requested.removeprefix("bytes=").split("-")[0])
+                headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+                self._send(206, data[start:], headers)
+                return
+            self._send(200, data, headers)
+
+        def do_PUT(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            body = self.rfile.read(length)
+            if self._fault("put"):
+                return
+            fake.uploads[self.path.removeprefix("/upload/")] = body
+            self._send(200, b"")
+
+    return Handler

@@ -1,0 +1,165 @@
+"""The flows against the loopback fake Numerai API and a real Prefect server: download, train,
+submit once per model and round, and never leak the secret."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.settings import get_current_settings
+
+from flows.submit import submit_flow
+from flows.weekly import weekly_flow
+from numerflow.numerai import ledger
+from numerflow.numerai.blocks import NumeraiCredentials
+from tests.fake_numerai import FakeNumerai
+
+SECRET = "S3CRET-numerflow-7d1c2b"
+PUBLIC = "PUB-numerflow-94af"
+BLOCK = "numerai-test"
+
+
+@pytest.fixture(scope="module")
+def fake(version_dir: Path) -> Iterator[FakeNumerai]:
+    server = FakeNumerai(public_id=PUBLIC, secret_key=SECRET)
+    server.add_dataset_dir(version_dir)
+    live = (version_dir / "live.parquet").read_bytes()
+    server.round_files[("v5.2/live.parquet", 1001)] = live
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, fake: FakeNumerai, prefect_server: None) -> dict:
+    """A weekly run that downloads from the fake, trains and uploads: the state later tests build on."""
+    root = tmp_path_factory.mktemp("project")
+    NumeraiCredentials(public_id=PUBLIC, secret_key=SECRET, model_ids=fake.models).save(BLOCK, overwrite=True)
+    overrides = {
+        "training.data.dir": str(root / "data"),
+        "training.data.version": "latest",
+        "training.data.era_stride": 1,
+        "training.work_dir": str(root / "runs"),
+        "training.submission.path": str(root / "submission.csv"),
+        "training.folds.n_folds": 3,
+        "training.folds.embargo_eras": 4,
+        "training.models": ["my_model"],
+        "training.numerai.download": True,
+        "training.numerai.upload": True,
+        "training.numerai.api_url": fake.api_url,
+        "training.numerai.credentials_block": BLOCK,
+        "training.numerai.read_timeout_s": 5,
+        "training.numerai.retry_budget_s": 10,
+        "program_input_params.params.n_estimators": 40,
+        "program_input_params.params.learning_rate": 0.1,
+    }
+    state = weekly_flow(overrides=overrides, return_state=True)
+    assert state.is_completed(), state.message
+    return {"root": root, "overrides": overrides, "weekly": state.result()}
+
+
+def _submissions(fake: FakeNumerai) -> int:
+    return len(fake.submissions)
+
+
+def test_weekly_flow_downloads_trains_and_uploads(project: dict, fake: FakeNumerai) -> None:
+    weekly = project["weekly"]
+    data = project["root"] / "data" / "v5.2"
+    assert {"train.parquet", "validation.parquet", "features.json", "live_1001.parquet"} <= {
+        p.name for p in data.iterdir()
+    }
+    assert weekly.submission.status == "submitted" and weekly.submission.round == 1001
+    [upload] = weekly.submission.uploads
+    assert upload.status == "uploaded" and upload.submission_id == fake.submissions[0]["id"]
+    body = pd.read_csv(pd.io.common.BytesIO(fake.submissions[0]["body"]))
+    assert list(body.columns) == ["id", "prediction"] and len(body) == 150
+    [entry] = ledger.entries(project["root"] / "runs")
+    assert (entry.round, entry.model, entry.trained_run_id) == (1001, "my_model", weekly.run_id)
+
+
+def test_repeated_triggers_upload_once_and_force_uploads_again(project: dict, fake: FakeNumerai) -> None:
+    before, downloads = _submissions(fake), fake.counts["get"]
+    for _ in range(3):
+        outcome = submit_flow(overrides=project["overrides"])
+        assert outcome.status == "submitted"
+        assert [u.status for u in outcome.uploads] == ["skipped"]
+    assert _submissions(fake) == before  # the weekly run already uploaded round 1001
+    assert fake.counts["get"] == downloads  # live data for the round was already here
+
+    forced = submit_flow(overrides=project["overrides"], force=True)
+    assert [u.status for u in forced.uploads] == ["uploaded"]
+    assert _submissions(fake) == before + 1
+    assert [e.forced for e in ledger.entries(project["root"] / "runs")] == [False, True]
+
+
+def test_new_round_uploads_once(project: dict, fake: FakeNumerai) -> None:
+    fake.round_number = 1002
+    try:
+        before = _submissions(fake)
+        for _ in range(3):
+            submit_flow(overrides=project["overrides"])
+        assert _submissions(fake) == before + 1
+        assert fake.submissions[-1]["round"] == 1002
+        assert (project["root"] / "data" / "v5.2" / "live_1002.parquet").is_file()
+    finally:
+        fake.round_number = 1001
+
+
+def test_no_open_round_ends_cleanly(project: dict, fake: FakeNumerai) -> None:
+    before = _submissions(fake)
+    fake.round_open = False
+    try:
+        state = submit_flow(overrides=project["overrides"], return_state=True)
+        assert state.is_completed()
+        outcome = state.result()
+        assert outcome.status == "no-open-round" and "no round is open" in outcome.message
+    finally:
+        fake.round_open = True
+    fake.round_number = None
+    try:
+        assert submit_flow(overrides=project["overrides"]).status == "no-open-round"
+    finally:
+        fake.round_number = 1001
+    assert _submissions(fake) == before
+
+
+def test_dry_run_uploads_nothing(project: dict, fake: FakeNumerai) -> None:
+    before = _submissions(fake)
+    outcome = submit_flow(overrides=project["overrides"], dry_run=True, force=True)
+    assert outcome.status == "dry-run" and [u.status for u in outcome.uploads] == ["dry-run"]
+    assert _submissions(fake) == before
+
+
+def test_bad_credentials_fail_the_flow_with_a_clear_message(project: dict, fake: FakeNumerai) -> None:
+    NumeraiCredentials(public_id=SECRET, secret_key=PUBLIC, model_ids=fake.models).save(
+        "swapped", overwrite=True
+    )
+    state = submit_flow(
+        overrides=project["overrides"] | {"training.numerai.credentials_block": "swapped"}, return_state=True
+    )
+    assert state.is_failed()
+    message = str(state.result(raise_on_failure=False))
+    assert "rejected the credentials" in message and "swapped" in message
+
+
+def test_the_secret_is_nowhere_in_what_runs_produced(project: dict, caplog: pytest.LogCaptureFixture) -> None:
+    submit_flow(overrides=project["overrides"], force=True)  # one more run with everything on
+    secret = SECRET.encode()
+
+    leaks = [p for p in project["root"].rglob("*") if p.is_file() and secret in p.read_bytes()]
+    assert leaks == []
+    assert SECRET not in caplog.text
+
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(limit=200)
+        artifacts = client.read_artifacts(limit=200)
+        runs = client.read_flow_runs(limit=200)
+    assert logs and artifacts and runs
+    assert not [entry for entry in logs if SECRET in entry.message]
+    assert not [a for a in artifacts if SECRET in str(a.data)]
+    assert not [r for r in runs if SECRET in str(r.parameters)]
+
+    database = Path(get_current_settings().server.database.connection_url.get_secret_value().split("///")[-1])
+    files = [p for p in database.parent.glob(database.name + "*") if p.is_file()]
+    assert files and not [p for p in files if secret in p.read_bytes()]
