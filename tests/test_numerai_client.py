@@ -154,3 +154,15 @@ def test_upload_through_numerapi(fake: FakeNumerai, tmp_path: Path) -> None:
     submission_id = _client(fake).upload(path, fake.models["my_model"])
     assert fake.submissions[0]["id"] == submission_id
     assert fake.submissions[0]["body"] == path.read_bytes()
+
+
+def test_endpoint_override_env_wins_over_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numerapi.base_api
+
+    from numerflow.numerai.client import resolve_api_url
+
+    monkeypatch.delenv("NUMERAI_API_URL", raising=False)
+    assert resolve_api_url(None) == numerapi.base_api.API_TOURNAMENT_URL
+    assert resolve_api_url("http://127.0.0.1:9/graphql") == "http://127.0.0.1:9/graphql"
+    monkeypatch.setenv("NUMERAI_API_URL", "http://127.0.0.1:8/graphql")
+    assert resolve_api_url("http://127.0.0.1:9/graphql") == "http://127.0.0.1:8/graphql"

@@ -1,6 +1,7 @@
 """The flows against the loopback fake Numerai API and a real Prefect server: download, train,
 submit once per model and round, and never leak the secret."""
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,3 +164,16 @@ def test_the_secret_is_nowhere_in_what_runs_produced(project: dict, caplog: pyte
     database = Path(get_current_settings().server.database.connection_url.get_secret_value().split("///")[-1])
     files = [p for p in database.parent.glob(database.name + "*") if p.is_file()]
     assert files and not [p for p in files if secret in p.read_bytes()]
+
+
+def test_submit_command(project: dict, fake: FakeNumerai) -> None:
+    from typer.testing import CliRunner
+
+    from numerflow.cli import app
+
+    args = ["submit", "--dry-run"]
+    for key, value in project["overrides"].items():
+        args += ["--set", f"{key}={json.dumps(value)}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "(dry-run, round 1001)" in result.output and "my_model: dry-run" in result.output
