@@ -1,6 +1,6 @@
 """The weekly training flow: data -> era-aware folds -> stacking -> scores -> submission.
 
-    download data if changed -> probe GPU -> prepare data (bins built once)
+    download data if changed -> probe GPU, choose tier -> prepare data (bins built once)
     -> train each fold x target -> stack and score per era -> manifest
     -> submission subflow (live data, predictions, validated file, uploads) -> artifacts
 
@@ -20,13 +20,13 @@ from pydantic import BaseModel
 
 from flows.submission import SubmissionOutcome, connect, submission_flow
 from numerflow.config import load_config
-from numerflow.gpu import device_for
-from numerflow.pipeline import STACK, plan_folds, start_run, write_run_manifest
+from numerflow.pipeline import STACK, device_record, plan_folds, start_run, write_run_manifest
 from numerflow.runs import utc_now
 from numerflow.submitting import resolve_version
+from numerflow.tiers import apply_data_limits
 from tasks.data import prepare_training_data
 from tasks.evaluation import publish_metrics, stack_and_score
-from tasks.gpu import probe_gpu
+from tasks.gpu import choose_tier, probe_gpu
 from tasks.numerai import download_training_data
 from tasks.training import train_fold
 
@@ -53,26 +53,26 @@ def weekly_flow(config_dir: str | None = None, overrides: dict[str, Any] | None 
         download_training_data(config, client)
 
     probe = probe_gpu()
-    params = config.effective_params()
-    params.device_type, why = device_for(params.device_type, probe)
-    logger.info(why)
+    decision = choose_tier(config, probe)
+    config = apply_data_limits(config, decision)
+    params = decision.params
 
-    paths = start_run(config, params)
+    paths = start_run(config, params, decision)
     prepared = prepare_training_data(config, params, paths)
     folds = plan_folds(config, prepared)
     seed = config.training.seed
     futures = [
-        train_fold.submit(prepared, fold, target, params, seed, paths.models_dir)
+        train_fold.submit(prepared, fold, target, decision.ladder, seed, paths.models_dir)
         for target in config.training.targets
         for fold in folds
     ]
     results = [future.result() for future in futures]
 
     evaluation = stack_and_score(config, prepared, results, paths)
-    device = {"device_type": params.device_type, "reason": why, "probe": probe.model_dump(mode="json")}
+    device = device_record(decision, probe, results)
     write_run_manifest(config, params, device, paths, prepared, folds, results, evaluation, created_at)
     outcome = submission_flow(config, paths.run_dir, dry_run=not config.training.numerai.upload)
-    publish_metrics(paths, config.training.data.version, evaluation, outcome.submission, overrides)
+    publish_metrics(paths, config.training.data.version, evaluation, outcome.submission, overrides, device)
 
     validation = evaluation.summary["validation"][STACK]
     logger.info(

@@ -120,6 +120,47 @@ def submit(
     _echo_submission(outcome)
 
 
+@app.command()
+def gpu(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    assume_free_vram: Annotated[
+        str | None,
+        typer.Option("--assume-free-vram", help="Preview the tier for a card with this much free, e.g. 6GiB"),
+    ] = None,
+    config_dir: ConfigDirOption = None,
+) -> None:
+    """Show the GPU probe, whether LightGBM can use the GPU, and the tier a run would pick."""
+    import json
+
+    from numerflow.tiers import gpu_report, parse_size
+
+    config = _config_or_exit(config_dir, {})
+    try:
+        assumed = parse_size(assume_free_vram) if assume_free_vram is not None else None
+    except ValueError as exc:
+        raise _fail(f"--assume-free-vram: {exc}") from None
+    report = gpu_report(config, assumed)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    probe, decision = report["probe"], report["decision"]
+    assert isinstance(probe, dict) and isinstance(decision, dict)
+    typer.echo(f"devices:    {len(probe['devices'])} ({probe['reason']})")
+    for device in probe["devices"]:
+        typer.echo(f"  #{device['index']} {device['name']}: {device['free_bytes'] / 2**30:.1f} of "
+                   f"{device['total_bytes'] / 2**30:.1f} GiB free")  # fmt: skip
+    capability = report["capability"]
+    if isinstance(capability, dict):
+        typer.echo(
+            f"LightGBM:   {'can' if capability['ok'] else 'cannot'} train on the GPU ({capability['reason']})"
+        )
+    if decision.get("tier") is None:
+        typer.echo(f"tier:       none: {decision['error']}")
+        raise typer.Exit(code=1)
+    typer.echo(f"tier:       {decision['tier']} ({decision['device_type']}): {decision['reason']}")
+    typer.echo(f"fallbacks:  {' -> '.join(decision['fallbacks']) or '-'}")
+
+
 setup_app = typer.Typer(help="One-time set-up: credentials (and, later, deployments and alerts).")
 app.add_typer(setup_app, name="setup")
 

@@ -23,6 +23,7 @@ class GpuDevice(BaseModel):
     total_bytes: int
     free_bytes: int
     utilization_percent: int | None = None
+    mig: bool = False
 
 
 class GpuProbe(BaseModel):
@@ -72,22 +73,12 @@ def probe_gpus(nvml: ModuleType | None = None, visible: str | None = None) -> Gp
 
 def _read_devices(nvml: ModuleType, visible: str | None) -> GpuProbe:
     count = nvml.nvmlDeviceGetCount()
-    chosen = _visible_indices(nvml, count, visible)
+    handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+    uuids = [_text(nvml.nvmlDeviceGetUUID(h)) for h in handles]
     devices = []
-    for index in chosen:
-        handle = nvml.nvmlDeviceGetHandleByIndex(index)
-        memory = nvml.nvmlDeviceGetMemoryInfo(handle)
-        devices.append(
-            GpuDevice(
-                index=index,
-                name=_text(nvml.nvmlDeviceGetName(handle)),
-                uuid=_text(nvml.nvmlDeviceGetUUID(handle)),
-                total_bytes=int(memory.total),
-                free_bytes=int(memory.free),
-                utilization_percent=_utilization(nvml, handle),
-            )
-        )
-    reason = f"{len(devices)} of {count} NVIDIA device(s) visible"
+    for index in _visible_indices(uuids, visible):
+        devices.extend(_describe_device(nvml, index, handles[index], visible))
+    reason = f"{len(devices)} NVIDIA device(s) visible of {count}"
     if not devices:
         reason = "no NVIDIA device visible" + (
             f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else ""
@@ -100,17 +91,62 @@ def _read_devices(nvml: ModuleType, visible: str | None) -> GpuProbe:
     )
 
 
-def _visible_indices(nvml: ModuleType, count: int, visible: str | None) -> list[int]:
-    """Devices CUDA will use, read as CUDA does: indices or UUID prefixes, up to the first
-    invalid entry; an empty value hides every device."""
+def _describe_device(nvml: ModuleType, index: int, handle: object, visible: str | None) -> list[GpuDevice]:
+    """The device itself, or its MIG slices when MIG is on (each slice has its own memory).
+    A CUDA_VISIBLE_DEVICES of MIG uuids keeps only those slices."""
+    name = _text(nvml.nvmlDeviceGetName(handle))
+    wanted = [p.strip() for p in (visible or "").split(",") if p.strip().startswith("MIG-")]
+    slices = _mig_slices(nvml, handle)
+    if slices:
+        chosen = [(u, h) for u, h in slices if not wanted or any(u.startswith(w) for w in wanted)]
+        return [_device(nvml, index, h, f"{name} MIG {uuid}", uuid, mig=True) for uuid, h in chosen]
+    if wanted:
+        return []
+    return [_device(nvml, index, handle, name, _text(nvml.nvmlDeviceGetUUID(handle)), mig=False)]
+
+
+def _device(nvml: ModuleType, index: int, handle: object, name: str, uuid: str, mig: bool) -> GpuDevice:
+    memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+    return GpuDevice(
+        index=index,
+        name=name,
+        uuid=uuid,
+        total_bytes=int(memory.total),
+        free_bytes=int(memory.free),
+        utilization_percent=_utilization(nvml, handle),
+        mig=mig,
+    )
+
+
+def _mig_slices(nvml: ModuleType, handle: object) -> list[tuple[str, object]]:
+    try:
+        current, _pending = nvml.nvmlDeviceGetMigMode(handle)
+    except Exception:
+        return []  # MIG not supported on this device
+    if current != getattr(nvml, "NVML_DEVICE_MIG_ENABLE", 1):
+        return []
+    slices = []
+    for slot in range(nvml.nvmlDeviceGetMaxMigDeviceCount(handle)):
+        try:
+            mig_handle = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, slot)
+        except Exception:
+            continue  # empty slot
+        slices.append((_text(nvml.nvmlDeviceGetUUID(mig_handle)), mig_handle))
+    return slices
+
+
+def _visible_indices(uuids: list[str], visible: str | None) -> list[int]:
+    """Devices CUDA will use, read as CUDA does: indices or UUID prefixes (GPU-... or MIG-...),
+    up to the first invalid entry; an empty value hides every device."""
     if visible is None:
-        return list(range(count))
-    uuids = [_text(nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i))) for i in range(count)]
+        return list(range(len(uuids)))
     chosen: list[int] = []
     for part in (p.strip() for p in visible.split(",")):
+        if part.startswith("MIG-"):
+            return list(range(len(uuids)))  # MIG slices are matched per device below
         if part.lstrip("-").isdigit():
             index = int(part)
-            matches = [index] if 0 <= index < count else []
+            matches = [index] if 0 <= index < len(uuids) else []
         else:
             matches = [i for i, uuid in enumerate(uuids) if part and uuid.startswith(part)]
         if len(matches) != 1 or matches[0] in chosen:
@@ -136,12 +172,3 @@ def _cuda_version(nvml: ModuleType) -> str | None:
 
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def device_for(requested: str, probe: GpuProbe) -> tuple[str, str]:
-    """The LightGBM device type to train with, and why; GPU requests fall back to CPU."""
-    if requested == "cpu":
-        return "cpu", "device_type cpu in the config"
-    if not probe.has_gpu:
-        return "cpu", f"device_type {requested} asked for, but {probe.describe()}; training on CPU"
-    return requested, f"device_type {requested} on {probe.describe()}"

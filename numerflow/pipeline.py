@@ -20,10 +20,12 @@ from numerflow.data import (
     select_features,
 )
 from numerflow.folds import Fold, make_folds
+from numerflow.gpu import GpuProbe
 from numerflow.io import atomic_path, write_yaml_atomic
 from numerflow.metrics import per_era_corr, summarize, summarize_all
 from numerflow.runs import Manifest, code_version, mark_latest, new_run_id, utc_now, write_manifest
 from numerflow.stacking import Stacker, cross_fitted, era_rank, fit_stacker
+from numerflow.tiers import TierDecision
 from numerflow.training import FoldResult, PreparedData, load_oof, predict, prepare_training_data
 
 STACK = "stack"
@@ -54,7 +56,7 @@ class Evaluation(BaseModel):
     validation_eras: list[int]
 
 
-def start_run(config: NumerflowConfig, params: LightGBMParams) -> RunPaths:
+def start_run(config: NumerflowConfig, params: LightGBMParams, decision: TierDecision) -> RunPaths:
     """Create the run directory and record the effective parameters before training."""
     run_id = new_run_id()
     run_dir = config.training.work_dir / run_id
@@ -64,6 +66,13 @@ def start_run(config: NumerflowConfig, params: LightGBMParams) -> RunPaths:
         "run_id": run_id,
         "params_source": config.training.params_source,
         "params": params.model_dump(mode="json"),
+        "tier": {
+            "name": decision.tier,
+            "reason": decision.reason,
+            "fallbacks": [s.tier for s in decision.ladder[1:]],
+        },
+        "row_limit": config.training.data.row_limit,
+        "max_features": config.features.max_features,
         "data_version": config.training.data.version,
         "targets": config.training.targets,
         "folds": config.training.folds.model_dump(mode="json"),
@@ -98,6 +107,20 @@ def prepare_data(config: NumerflowConfig, params: LightGBMParams, paths: RunPath
 def plan_folds(config: NumerflowConfig, prepared: PreparedData) -> list[Fold]:
     folds = config.training.folds
     return make_folds(prepared.eras, folds.n_folds, folds.embargo_eras)
+
+
+def device_record(decision: TierDecision, probe: GpuProbe, results: list[FoldResult]) -> dict[str, Any]:
+    """What the run trained on: the tier, why, what NVML saw, and every fold's step down."""
+    return {
+        "tier": decision.tier,
+        "reason": decision.reason,
+        "device_type": decision.params.device_type,
+        "capability": decision.capability.model_dump() if decision.capability else None,
+        "probe": probe.model_dump(mode="json"),
+        "downgrades": [
+            {"target": r.target, "fold": r.fold, **step} for r in results for step in r.downgrades
+        ],
+    }
 
 
 def model_paths(results: list[FoldResult], targets: list[str]) -> dict[str, list[Path]]:
@@ -176,6 +199,8 @@ def _fold_rows(oof: pd.DataFrame, scores: pd.DataFrame, results: list[FoldResult
                 "corr_sharpe": round(figures["sharpe"], 4),
                 "seconds": result.seconds,
                 "device": result.device_type,
+                "tier": result.tier,
+                "downgrades": len(result.downgrades),
             }
         )
     return rows

@@ -29,6 +29,7 @@ def markdown_summary(
     evaluation: Evaluation,
     submission: SubmissionRecord | None,
     changed_params: dict[str, Any] | None = None,
+    device: dict[str, Any] | None = None,
 ) -> str:
     validation = evaluation.summary["validation"]
     lines = [
@@ -46,6 +47,12 @@ def markdown_summary(
     if submission is not None:
         digest = submission.sha256[:12]
         lines.append(f"- submission: `{submission.path}` ({submission.rows} rows, sha256 {digest})")
+    if device is not None:
+        lines.append(f"- tier: **{device['tier']}** ({device['device_type']}): {device['reason']}")
+        for step in device["downgrades"]:
+            lines.append(
+                f"  - {step['target']} fold {step['fold']}: {step['from']} -> {step['to']} ({step['error']})"
+            )
     if changed_params:
         lines.append("- overrides: " + ", ".join(f"`{k}={v}`" for k, v in changed_params.items()))
     lines += [

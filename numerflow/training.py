@@ -22,6 +22,7 @@ from numerflow.config.models import LightGBMParams
 from numerflow.data import NumeraiFrame
 from numerflow.folds import Fold
 from numerflow.io import atomic_path
+from numerflow.tiers import TierStep, is_gpu_error
 
 
 class PreparedData(BaseModel):
@@ -49,6 +50,8 @@ class FoldResult(BaseModel):
     validation_rows: int
     seconds: float
     device_type: str
+    tier: str = ""
+    downgrades: list[dict[str, str]] = []
 
 
 def prepare_training_data(
@@ -133,6 +136,38 @@ def train_fold(
         seconds=round(time.perf_counter() - started, 3),
         device_type=params.device_type,
     )
+
+
+def train_fold_on_ladder(
+    prepared: PreparedData,
+    fold: Fold,
+    target: str,
+    ladder: list[TierStep],
+    seed: int,
+    models_dir: Path,
+) -> FoldResult:
+    """Train on the first rung; a GPU error retries the fold on the next rung, down to the CPU.
+
+    Every step down is recorded on the result, so the run shows what happened.
+    """
+    downgrades: list[dict[str, str]] = []
+    for position, step in enumerate(ladder):
+        try:
+            result = train_fold(prepared, fold, target, step.params, seed, models_dir)
+        except Exception as exc:
+            last = position == len(ladder) - 1
+            if last or not is_gpu_error(exc):
+                raise
+            downgrades.append(
+                {
+                    "from": step.tier,
+                    "to": ladder[position + 1].tier,
+                    "error": f"{type(exc).__name__}: {exc}"[:300],
+                }
+            )
+            continue
+        return result.model_copy(update={"tier": step.tier, "downgrades": downgrades})
+    raise ValueError("an empty tier ladder has nothing to train with")
 
 
 def _train(

@@ -28,10 +28,11 @@ def publish_metrics(
     evaluation: Evaluation,
     submission: SubmissionRecord | None,
     overrides: dict[str, Any],
+    device: dict[str, Any],
 ) -> None:
     """Artifacts with stable keys, so every run adds a version to the same collections."""
     create_markdown_artifact(
-        markdown_summary(paths.run_id, data_version, evaluation, submission, overrides),
+        markdown_summary(paths.run_id, data_version, evaluation, submission, overrides, device),
         key="numerflow-run-summary",
         description=f"weekly run {paths.run_id}",
     )

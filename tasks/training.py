@@ -1,4 +1,5 @@
-"""One task per fold and target. A retry helps with transient device or file errors."""
+"""One task per fold and target. GPU errors step down the tier ladder inside the task; a
+task retry then helps with anything else transient (files, devices)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,9 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 
-from numerflow.config.models import LightGBMParams
 from numerflow.folds import Fold
-from numerflow.training import FoldResult, PreparedData
-from numerflow.training import train_fold as train_fold_logic
+from numerflow.tiers import TierStep
+from numerflow.training import FoldResult, PreparedData, train_fold_on_ladder
 
 
 @task(
@@ -22,18 +22,24 @@ def train_fold(
     prepared: PreparedData,
     fold: Fold,
     target: str,
-    params: LightGBMParams,
+    ladder: list[TierStep],
     seed: int,
     models_dir: Path,
 ) -> FoldResult:
-    result = train_fold_logic(prepared, fold, target, params, seed, models_dir)
-    get_run_logger().info(
-        "%s fold %d: %d training rows, %d out-of-fold rows, %.1f s on %s",
+    result = train_fold_on_ladder(prepared, fold, target, ladder, seed, models_dir)
+    logger = get_run_logger()
+    for step in result.downgrades:
+        logger.warning(
+            "%s fold %d: %s -> %s after %s", target, fold.index, step["from"], step["to"], step["error"]
+        )
+    logger.info(
+        "%s fold %d: %d training rows, %d out-of-fold rows, %.1f s on %s (tier %s)",
         target,
         fold.index,
         result.train_rows,
         result.validation_rows,
         result.seconds,
         result.device_type,
+        result.tier,
     )
     return result

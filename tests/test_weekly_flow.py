@@ -81,3 +81,58 @@ def test_bad_override_fails_before_any_work(config_dir: Path, fast_overrides: di
     assert isinstance(error, ConfigError)
     assert "override training.folds.n_folds: folds.n_folds" in str(error)
     assert not Path(fast_overrides["training.work_dir"]).exists()
+
+
+def test_gpu_error_in_one_fold_falls_back_and_the_run_completes(
+    config_dir: Path, fast_overrides: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Simulated: an 8 GiB card with 6 GiB free that LightGBM can use, and a GPU out-of-memory
+    error in fold 1 only. The other folds train on the medium tier; fold 1 steps down to CPU."""
+    import lightgbm
+
+    import numerflow.training as training
+    import tasks.gpu
+    from numerflow.gpu import probe_gpus
+    from numerflow.tiers import Capability
+    from tests.fake_nvml import FakeNvml
+
+    monkeypatch.setattr(
+        tasks.gpu, "probe_gpus", lambda: probe_gpus(FakeNvml([("RTX 4060", 8, 6)]), visible=None)
+    )
+    monkeypatch.setattr(
+        tasks.gpu, "check_capability", lambda *args, **kwargs: Capability(ok=True, reason="sim")
+    )
+    real_train_fold = training.train_fold
+
+    def gpu_that_fails_on_fold_1(prepared, fold, target, params, seed, models_dir):
+        if params.device_type == "cpu":
+            return real_train_fold(prepared, fold, target, params, seed, models_dir)
+        if fold.index == 1:
+            raise lightgbm.basic.LightGBMError("GPU out of memory (simulated)")
+        on_cpu = params.model_copy(update={"device_type": "cpu", "gpu_device_id": None})
+        result = real_train_fold(prepared, fold, target, on_cpu, seed, models_dir)
+        return result.model_copy(update={"device_type": params.device_type})
+
+    monkeypatch.setattr(training, "train_fold", gpu_that_fails_on_fold_1)
+    overrides = fast_overrides | {"training.targets": ["target"]}
+    state = weekly_flow(config_dir=str(config_dir), overrides=overrides, return_state=True)
+    assert state.is_completed(), state.message
+    manifest = read_manifest(state.result().run_dir)
+
+    assert manifest.device["tier"] == "medium" and "6.0 GiB free" in manifest.device["reason"]
+    tiers = {r["fold"]: r["tier"] for r in manifest.fold_results}
+    assert tiers == {0: "medium", 1: "cpu", 2: "medium"}
+    steps = [(d["fold"], d["from"], d["to"]) for d in manifest.device["downgrades"]]
+    assert steps == [(1, "medium", "safe"), (1, "safe", "cpu")]
+    assert all("out of memory" in d["error"] for d in manifest.device["downgrades"])
+    effective = (state.result().run_dir / "program_output_params.yaml").read_text()
+    assert "name: medium" in effective and "device_type: gpu" in effective
+
+
+def test_gpu_required_without_a_gpu_fails_before_training(config_dir: Path, fast_overrides: dict) -> None:
+    overrides = fast_overrides | {"program_input_params.gpu.required": True}
+    state = weekly_flow(config_dir=str(config_dir), overrides=overrides, return_state=True)
+    assert state.is_failed()
+    error = str(state.result(raise_on_failure=False))
+    assert "a GPU is required" in error and "gpu.required" in error
+    assert not list(Path(fast_overrides["training.work_dir"]).glob("*/models"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -126,10 +126,14 @@ class LightGBMParams(StrictModel):
     bin_construct_sample_cnt: int = Field(200_000, ge=1000)
     num_threads: int = Field(0, ge=0, description="0 = LightGBM's default (all cores)")
     device_type: Literal["cpu", "gpu", "cuda"] = "cpu"
+    gpu_device_id: int | None = Field(None, ge=0, description="OpenCL/CUDA device; set by the GPU tier")
+    gpu_use_dp: bool = Field(False, description="double precision on the GPU (slower, more memory)")
 
     def to_lightgbm(self, seed: int) -> dict[str, object]:
         """Parameters in the form `lightgbm.train` takes (rounds are passed separately)."""
-        params = self.model_dump(exclude={"n_estimators", "subsample"})
+        params = self.model_dump(exclude={"n_estimators", "subsample"}, exclude_none=True)
+        if self.device_type == "cpu":
+            params.pop("gpu_use_dp")
         params.update(
             objective="regression",
             bagging_fraction=self.subsample,
@@ -150,10 +154,68 @@ class LightGBMParams(StrictModel):
         }
 
 
+DATASET_FIELDS = frozenset({"max_bin", "bin_construct_sample_cnt", "min_data_in_leaf"})
+
+
+class GpuConfig(StrictModel):
+    required: bool = Field(False, description="fail before training when no usable GPU (or GPU_REQUIRED=1)")
+    learner: Literal["gpu", "cuda"] = Field(
+        "gpu", description="gpu: OpenCL learner of the PyPI wheel; cuda: a CUDA build of LightGBM"
+    )
+    device_index: int | None = Field(None, ge=0, description="which visible GPU; default: most free memory")
+
+
+class Tier(StrictModel):
+    """A set of parameters for a range of free GPU memory."""
+
+    min_free_vram_gib: float = Field(ge=0)
+    params: dict[str, Any] = Field(default_factory=dict, description="LightGBM parameters this tier sets")
+    row_limit: int | None = Field(None, ge=100)
+    max_features: int | None = Field(None, ge=1)
+
+    @field_validator("params")
+    @classmethod
+    def _known_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(params) - set(LightGBMParams.model_fields))
+        if unknown:
+            raise ValueError(f"unknown LightGBM parameters {unknown}")
+        LightGBMParams(**params)  # values in range
+        return params
+
+
+def _default_tiers() -> dict[str, Tier]:
+    # Sized for the 8 GB cards the old scripts targeted; the OpenCL learner tops out near 8 GB.
+    return {
+        "full": Tier(min_free_vram_gib=7.0, params={"max_bin": 255}),
+        "medium": Tier(min_free_vram_gib=5.0, params={"max_bin": 63}),
+        "safe": Tier(min_free_vram_gib=1.5, params={"max_bin": 15}, row_limit=1_500_000, max_features=1000),
+        "cpu": Tier(min_free_vram_gib=0.0, params={"device_type": "cpu"}),
+    }
+
+
 class ProgramInputParams(StrictModel):
-    """`config/program_input_params.yaml`: the parameters the automated program trains with."""
+    """`config/program_input_params.yaml`: the parameters the automated program trains with,
+    and the GPU tiers that adjust them to the free VRAM."""
 
     params: LightGBMParams = LightGBMParams()
+    gpu: GpuConfig = GpuConfig()
+    tiers: dict[str, Tier] = Field(default_factory=_default_tiers)
+
+    @field_validator("tiers")
+    @classmethod
+    def _cpu_tier_exists(cls, tiers: dict[str, Tier]) -> dict[str, Tier]:
+        if "cpu" not in tiers:
+            raise ValueError("a 'cpu' tier is required: it is where every fallback ends")
+        if tiers["cpu"].params.get("device_type", "cpu") != "cpu":
+            raise ValueError("the 'cpu' tier must train on the CPU")
+        return tiers
+
+    def ordered_tiers(self) -> list[tuple[str, Tier]]:
+        """GPU tiers from the most demanding down, then the CPU tier."""
+        gpu = sorted(
+            ((n, t) for n, t in self.tiers.items() if n != "cpu"), key=lambda item: -item[1].min_free_vram_gib
+        )
+        return [*gpu, ("cpu", self.tiers["cpu"])]
 
 
 class ModelParams(StrictModel):
