@@ -62,7 +62,9 @@ def weekly_flow(config_dir: str | None = None, overrides: dict[str, Any] | None 
     folds = plan_folds(config, prepared)
     seed = config.training.seed
     futures = [
-        train_fold.submit(prepared, fold, target, decision.ladder, seed, paths.models_dir)
+        train_fold.submit(
+            prepared, fold, target, decision.ladder, seed, paths.models_dir, paths.fold_cache_dir
+        )
         for target in config.training.targets
         for fold in folds
     ]

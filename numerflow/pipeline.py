@@ -19,6 +19,7 @@ from numerflow.data import (
     read_validation,
     select_features,
 )
+from numerflow.foldcache import CACHE_DIR_NAME, FoldCache
 from numerflow.folds import Fold, make_folds
 from numerflow.gpu import GpuProbe
 from numerflow.io import atomic_path, write_yaml_atomic
@@ -45,6 +46,10 @@ class RunPaths(BaseModel):
     def models_dir(self) -> Path:
         return self.run_dir / "models"
 
+    @property
+    def fold_cache_dir(self) -> Path:
+        return self.run_dir.parent / CACHE_DIR_NAME
+
 
 class Evaluation(BaseModel):
     """Scores of every base model and the stack, out of fold and on validation."""
@@ -62,6 +67,7 @@ def start_run(config: NumerflowConfig, params: LightGBMParams, decision: TierDec
     run_dir = config.training.work_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
     paths = RunPaths(run_id=run_id, run_dir=run_dir)
+    FoldCache(paths.fold_cache_dir).prune()
     effective = {
         "run_id": run_id,
         "params_source": config.training.params_source,
@@ -201,6 +207,7 @@ def _fold_rows(oof: pd.DataFrame, scores: pd.DataFrame, results: list[FoldResult
                 "device": result.device_type,
                 "tier": result.tier,
                 "downgrades": len(result.downgrades),
+                "reused": result.reused,
             }
         )
     return rows

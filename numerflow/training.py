@@ -10,6 +10,8 @@ large objects.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from numerflow.config.models import LightGBMParams
 from numerflow.data import NumeraiFrame
+from numerflow.foldcache import FoldCache, fold_key
 from numerflow.folds import Fold
 from numerflow.io import atomic_path
 from numerflow.tiers import TierStep, is_gpu_error
@@ -37,6 +40,7 @@ class PreparedData(BaseModel):
     targets: list[str]
     rows: int
     eras: list[int]
+    fingerprint: str  # content hash of the rows, features and targets
 
 
 class FoldResult(BaseModel):
@@ -52,6 +56,7 @@ class FoldResult(BaseModel):
     device_type: str
     tier: str = ""
     downgrades: list[dict[str, str]] = []
+    reused: bool = False  # restored from the fold cache instead of trained
 
 
 def prepare_training_data(
@@ -88,7 +93,20 @@ def prepare_training_data(
         targets=targets,
         rows=len(frame),
         eras=sorted({int(e) for e in frame.eras}),
+        fingerprint=_fingerprint(frame, targets),
     )
+
+
+def _fingerprint(frame: NumeraiFrame, targets: list[str]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(json.dumps(frame.feature_names).encode())
+    digest.update(np.ascontiguousarray(frame.features).data)
+    digest.update("\n".join(frame.ids.tolist()).encode())
+    digest.update(np.asarray(frame.eras, dtype=np.int64).tobytes())
+    for target in targets:
+        digest.update(target.encode())
+        digest.update(frame.targets[target].to_numpy(np.float32).tobytes())
+    return digest.hexdigest()
 
 
 def train_fold(
@@ -145,11 +163,26 @@ def train_fold_on_ladder(
     ladder: list[TierStep],
     seed: int,
     models_dir: Path,
+    cache: FoldCache | None = None,
 ) -> FoldResult:
     """Train on the first rung; a GPU error retries the fold on the next rung, down to the CPU.
 
-    Every step down is recorded on the result, so the run shows what happened.
+    A fold already finished under the same key (data, fold, target, parameters, seed, code) on
+    any rung is restored from `cache` instead. Every step down is recorded on the result.
     """
+    keys = [fold_key(prepared.fingerprint, fold, target, step.params, seed) for step in ladder]
+    if cache is not None:
+        for key in keys:
+            record = cache.lookup(key)
+            if record is not None:
+                result = FoldResult.model_validate(record)
+                result = result.model_copy(update={
+                    "model_path": models_dir / target / f"fold_{fold.index}.txt",
+                    "oof_path": models_dir / target / f"fold_{fold.index}_oof.parquet",
+                    "reused": True,
+                })  # fmt: skip
+                cache.restore(key, result.model_path, result.oof_path)
+                return result
     downgrades: list[dict[str, str]] = []
     for position, step in enumerate(ladder):
         try:
@@ -166,7 +199,10 @@ def train_fold_on_ladder(
                 }
             )
             continue
-        return result.model_copy(update={"tier": step.tier, "downgrades": downgrades})
+        result = result.model_copy(update={"tier": step.tier, "downgrades": downgrades})
+        if cache is not None:
+            cache.store(keys[position], result.model_path, result.oof_path, result.model_dump(mode="json"))
+        return result
     raise ValueError("an empty tier ladder has nothing to train with")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 
+from numerflow.foldcache import FoldCache
 from numerflow.folds import Fold
 from numerflow.tiers import TierStep
 from numerflow.training import FoldResult, PreparedData, train_fold_on_ladder
@@ -25,9 +26,14 @@ def train_fold(
     ladder: list[TierStep],
     seed: int,
     models_dir: Path,
+    cache_dir: Path | None = None,
 ) -> FoldResult:
-    result = train_fold_on_ladder(prepared, fold, target, ladder, seed, models_dir)
+    cache = FoldCache(cache_dir) if cache_dir is not None else None
+    result = train_fold_on_ladder(prepared, fold, target, ladder, seed, models_dir, cache)
     logger = get_run_logger()
+    if result.reused:
+        logger.info("%s fold %d: finished before with the same inputs; reused", target, fold.index)
+        return result
     for step in result.downgrades:
         logger.warning(
             "%s fold %d: %s -> %s after %s", target, fold.index, step["from"], step["to"], step["error"]
