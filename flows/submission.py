@@ -8,15 +8,18 @@ Offline (no download, no upload) it predicts the local live file and records a d
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
+from prefect.runtime import flow_run
 from pydantic import BaseModel
 
 from numerflow.config.models import NumerflowConfig
 from numerflow.numerai.blocks import NumeraiCredentials
-from numerflow.numerai.client import NumeraiClient
+from numerflow.numerai.client import NumeraiClient, RoundInfo
 from numerflow.numerai.errors import NumeraiError
 from numerflow.runs import latest_run, load_trained_run
 from numerflow.submitting import SubmissionRecord, UploadOutcome, live_path, make_client, resolve_model_ids
@@ -27,6 +30,8 @@ from tasks.numerai import (
     upload_submissions,
     write_submission_task,
 )
+
+ROUND_RUN_PLACEHOLDER = "round-submission"  # the per-round flow's name until the round is known
 
 
 class SubmissionOutcome(BaseModel):
@@ -45,6 +50,8 @@ def submission_flow(
     round_number: int | None = None,
     dry_run: bool = False,
     force: bool = False,
+    wait_for_round_minutes: int = 0,
+    poll_seconds: float = 30.0,
 ) -> SubmissionOutcome:
     logger = get_run_logger()
     settings = config.training.numerai
@@ -59,7 +66,7 @@ def submission_flow(
     client = connect(config) if uploading or settings.download else None
     model_ids = _model_ids(config, client, uploading)
     if client is not None and round_number is None:
-        info = current_round(client)
+        info = _wait_for_open_round(client, wait_for_round_minutes, poll_seconds)
         if info is None or not info.is_open():
             message = "no round is open for submissions right now" + (
                 f" (round {info.number} closed at {info.close_time:%Y-%m-%d %H:%M} UTC)" if info else ""
@@ -69,6 +76,7 @@ def submission_flow(
                 status="no-open-round", round=info.number if info else None, message=message
             )
         round_number = info.number
+    _name_runs(round_number, config.training.models, uploading)
 
     if client is not None and settings.download and round_number is not None:
         live_file = download_live_data(config, client, round_number, run.feature_names)
@@ -94,6 +102,32 @@ def submission_flow(
         submission=submission,
         uploads=uploads,
     )
+
+
+def _wait_for_open_round(client: NumeraiClient, minutes: int, poll_seconds: float) -> RoundInfo | None:
+    """The current round, checked again every `poll_seconds` for `minutes` until it is open."""
+    deadline = time.monotonic() + minutes * 60
+    while True:
+        info = current_round(client)
+        if (info is not None and info.is_open()) or time.monotonic() + poll_seconds > deadline:
+            return info
+        get_run_logger().info("round not open yet; checking again in %.0f s", poll_seconds)
+        time.sleep(poll_seconds)
+
+
+def _name_runs(round_number: int | None, models: list[str], uploading: bool) -> None:
+    """Name the run after what it does, e.g. round-1002-my_model (or ...-dry-run); a per-round
+    parent run still carrying its placeholder name gets the same name."""
+    run_id = flow_run.get_id()
+    if run_id is None:
+        return
+    subject = "-".join(models) if models else "no-models"
+    name = f"round-{round_number or 'local'}-{subject}" + ("" if uploading else "-dry-run")
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(run_id, name=name)
+        parent = flow_run.get_parent_flow_run_id()
+        if parent is not None and client.read_flow_run(parent).name == ROUND_RUN_PLACEHOLDER:
+            client.update_flow_run(parent, name=name)
 
 
 def connect(config: NumerflowConfig) -> NumeraiClient:

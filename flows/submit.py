@@ -1,6 +1,7 @@
 """The per-round submission flow: predict the open round with the latest trained run and
 upload once per model. Safe to trigger repeatedly: a model that already submitted this round
-from this trained run is skipped (`force` submits again); no open round ends cleanly."""
+from this trained run is skipped (`force` submits again). If the round is not open yet it
+keeps checking for `wait_for_round_minutes`; no open round then ends cleanly."""
 
 from __future__ import annotations
 
@@ -8,19 +9,45 @@ from typing import Any
 
 from prefect import flow
 
-from flows.submission import SubmissionOutcome, submission_flow
+from flows.submission import ROUND_RUN_PLACEHOLDER, SubmissionOutcome, submission_flow
 from numerflow.config import load_config
+from numerflow.config.parameters import Models, RoundNumber, WaitMinutes, overrides_from
 from tasks.gpu import probe_gpu
 
+# Rounds close an hour after they open: stop well inside the window.
+ROUND_FLOW_TIMEOUT_SECONDS = 50 * 60
 
-@flow(name="numerflow-submit")
+
+@flow(
+    name="numerflow-submit", flow_run_name=ROUND_RUN_PLACEHOLDER, timeout_seconds=ROUND_FLOW_TIMEOUT_SECONDS
+)
 def submit_flow(
-    round_number: int | None = None,
+    round_number: RoundNumber = None,
     dry_run: bool = False,
     force: bool = False,
-    config_dir: str | None = None,
+    models: Models = None,
+    wait_for_round_minutes: WaitMinutes = 0,
     overrides: dict[str, Any] | None = None,
+    config_dir: str | None = None,
 ) -> SubmissionOutcome:
-    config = load_config(config_dir, overrides)
+    """Submit the latest trained run's predictions for the open round.
+
+    Args:
+        round_number: round to submit for (default: the open round)
+        dry_run: write and validate the submission but do not upload
+        force: upload even if this model already submitted this round from this run
+        models: Numerai model names to submit as (default: training.yaml models)
+        wait_for_round_minutes: keep checking this long for the round to open
+        overrides: any other config key, as {"FILE.KEY": value}
+        config_dir: folder with the YAML config files (default: ./config)
+    """
+    config = load_config(config_dir, overrides_from(dict(locals()), overrides))
     probe_gpu()
-    return submission_flow(config, None, round_number, dry_run=dry_run, force=force)
+    return submission_flow(
+        config,
+        None,
+        round_number,
+        dry_run=dry_run,
+        force=force,
+        wait_for_round_minutes=wait_for_round_minutes,
+    )

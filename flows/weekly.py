@@ -15,11 +15,25 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
 from flows.submission import SubmissionOutcome, connect, submission_flow
 from numerflow.config import load_config
+from numerflow.config.parameters import (
+    DataVersion,
+    EmbargoEras,
+    EraStride,
+    FeatureSet,
+    LearningRate,
+    MaxFeatures,
+    Models,
+    NEstimators,
+    NFolds,
+    Targets,
+    overrides_from,
+)
 from numerflow.pipeline import STACK, device_record, plan_folds, start_run, write_run_manifest
 from numerflow.runs import utc_now
 from numerflow.submitting import resolve_version
@@ -40,10 +54,46 @@ class WeeklyResult(BaseModel):
     summary: dict[str, dict[str, dict[str, float | int]]]
 
 
-@flow(name="numerflow-weekly", task_runner=ThreadPoolTaskRunner(max_workers=1))
-def weekly_flow(config_dir: str | None = None, overrides: dict[str, Any] | None = None) -> WeeklyResult:
+def _run_name() -> str:
+    version = flow_run.parameters.get("data_version") or "config"
+    return f"weekly-{flow_run.scheduled_start_time:%Y-%m-%d}-{version}"
+
+
+@flow(name="numerflow-weekly", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=1))
+def weekly_flow(
+    n_folds: NFolds = None,
+    embargo_eras: EmbargoEras = None,
+    era_stride: EraStride = None,
+    data_version: DataVersion = None,
+    feature_set: FeatureSet = None,
+    max_features: MaxFeatures = None,
+    targets: Targets = None,
+    n_estimators: NEstimators = None,
+    learning_rate: LearningRate = None,
+    models: Models = None,
+    dry_run: bool = False,
+    overrides: dict[str, Any] | None = None,
+    config_dir: str | None = None,
+) -> WeeklyResult:
+    """Train, score and submit with config/ plus these overrides.
+
+    Args:
+        n_folds: era-grouped folds (training.yaml folds.n_folds)
+        embargo_eras: eras dropped next to each validation block
+        era_stride: train on every Nth era
+        data_version: Numerai data version, e.g. v5.2, or latest
+        feature_set: feature set from features.json (small, medium, all, ...)
+        max_features: keep only the first N features of the set
+        targets: targets to train, the main one first
+        n_estimators: LightGBM trees per model
+        learning_rate: LightGBM learning rate
+        models: Numerai model names to submit as
+        dry_run: write and validate the submission but do not upload
+        overrides: any other config key, as {"FILE.KEY": value}
+        config_dir: folder with the YAML config files (default: ./config)
+    """
     logger = get_run_logger()
-    overrides = overrides or {}
+    overrides = overrides_from(dict(locals()), overrides)
     config = load_config(config_dir, overrides)
     created_at = utc_now()
 

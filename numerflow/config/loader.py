@@ -21,6 +21,7 @@ CONFIG_FILES = (
     "program_input_params",
     "model_params",
     "program_output_params",
+    "deployments",
 )
 
 

@@ -231,6 +231,42 @@ class ProgramOutputParams(StrictModel):
     latest_file: Path | None = Path("latest_output_params.yaml")
 
 
+CRON_PATTERN = r"^\S+ \S+ \S+ \S+ \S+$"
+
+
+class ScheduleConfig(StrictModel):
+    cron: str = Field(pattern=CRON_PATTERN, description="minute hour day-of-month month day-of-week")
+    timezone: str = "UTC"
+    active: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, timezone: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{timezone!r} is not a known time zone (e.g. UTC, Europe/London)") from None
+        return timezone
+
+
+class RoundScheduleConfig(ScheduleConfig):
+    wait_for_round_minutes: int = Field(
+        30, ge=0, le=45, description="keep checking this long for the round to open"
+    )
+
+
+class DeploymentsConfig(StrictModel):
+    """`config/deployments.yaml`: where and when the flows run."""
+
+    work_pool: str = Field("numerflow-gpu", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    concurrency: int = Field(1, ge=1, le=16, description="flow runs at a time on the pool (GPU jobs)")
+    cuda_visible_devices: str | None = Field("0", description="GPU(s) the flows see; null leaves it unset")
+    weekly: ScheduleConfig = ScheduleConfig(cron="0 16 * * 0")
+    round: RoundScheduleConfig = RoundScheduleConfig(cron="5 12 * * 2-6")
+
+
 class NumerflowConfig(StrictModel):
     """All of `config/`, validated together."""
 
@@ -239,6 +275,7 @@ class NumerflowConfig(StrictModel):
     program_input_params: ProgramInputParams
     model_params: ModelParams
     program_output_params: ProgramOutputParams
+    deployments: DeploymentsConfig
 
     def effective_params(self) -> LightGBMParams:
         source = self.training.params_source
