@@ -11,6 +11,7 @@ uses every core), or fanned out on a distributed runner via `weekly_flow.with_op
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,7 @@ def weekly_flow(
         overrides: any other config key, as {"FILE.KEY": value}
         config_dir: folder with the YAML config files (default: ./config)
     """
+    started = time.monotonic()
     logger = get_run_logger()
     overrides = overrides_from(dict(locals()), overrides)
     config = load_config(config_dir, overrides)
@@ -124,7 +126,8 @@ def weekly_flow(
     device = device_record(decision, probe, results)
     write_run_manifest(config, params, device, paths, prepared, folds, results, evaluation, created_at)
     outcome = submission_flow(config, paths.run_dir, dry_run=not config.training.numerai.upload)
-    publish_metrics(paths, config.training.data.version, evaluation, outcome.submission, overrides, device)
+    seconds = time.monotonic() - started
+    publish_metrics(paths, config.training.data.version, evaluation, outcome, overrides, device, seconds)
 
     validation = evaluation.summary["validation"][STACK]
     logger.info(

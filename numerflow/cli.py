@@ -161,8 +161,30 @@ def gpu(
     typer.echo(f"fallbacks:  {' -> '.join(decision['fallbacks']) or '-'}")
 
 
-setup_app = typer.Typer(help="One-time set-up: credentials (and, later, deployments and alerts).")
+setup_app = typer.Typer(
+    help="Set up the Prefect side: with no sub-command, block types, the work pool and both deployments.",
+    invoke_without_command=True,
+)
 app.add_typer(setup_app, name="setup")
+
+
+@setup_app.callback()
+def setup_all(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
+    """Register block types, create the work pool and deploy both flows (idempotent)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from numerflow.deploy import setup
+
+    directory = (config_dir or default_config_dir()).resolve()
+    config = _config_or_exit(directory, {})
+    report = setup(config, directory)
+    for line in report.changed:
+        typer.echo(f"changed:   {line}")
+    for line in report.unchanged:
+        typer.echo(f"unchanged: {line}")
+    typer.echo("")
+    typer.echo("Start the worker on the GPU machine (keep it running; see deployments/README.md):")
+    typer.echo(f"  {report.worker_command}")
 
 
 @setup_app.command("credentials")

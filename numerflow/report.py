@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from numerflow.pipeline import STACK, Evaluation
-from numerflow.submitting import SubmissionRecord
+
+if TYPE_CHECKING:
+    from flows.submission import SubmissionOutcome
 
 
 def summary_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
@@ -27,9 +30,11 @@ def markdown_summary(
     run_id: str,
     data_version: str,
     evaluation: Evaluation,
-    submission: SubmissionRecord | None,
+    submission: SubmissionOutcome | None,
     changed_params: dict[str, Any] | None = None,
     device: dict[str, Any] | None = None,
+    run_dir: Path | None = None,
+    seconds: float | None = None,
 ) -> str:
     validation = evaluation.summary["validation"]
     lines = [
@@ -44,9 +49,19 @@ def markdown_summary(
         f"- validation CORR (stack): **{validation[STACK]['mean']:.4f}** mean, "
         f"sharpe {validation[STACK]['sharpe']:.2f} over {validation[STACK]['eras']} eras",
     ]
-    if submission is not None:
-        digest = submission.sha256[:12]
-        lines.append(f"- submission: `{submission.path}` ({submission.rows} rows, sha256 {digest})")
+    if submission is not None and submission.submission is not None:
+        record = submission.submission
+        lines.append(
+            f"- submission ({submission.status}, round {submission.round or '-'}): `{record.path}` "
+            f"({record.rows} rows, sha256 {record.sha256[:12]})"
+        )
+        for upload in submission.uploads:
+            lines.append(f"  - {upload.model}: {upload.status} {upload.submission_id or upload.detail}")
+    if run_dir is not None:
+        lines.append(f"- models: `{run_dir / 'models'}` (manifest: `{run_dir / 'manifest.json'}`)")
+    if seconds is not None:
+        training = sum(row["seconds"] for row in evaluation.per_fold)
+        lines.append(f"- durations: run {seconds:.0f} s, fold training {training:.0f} s")
     if device is not None:
         lines.append(f"- tier: **{device['tier']}** ({device['device_type']}): {device['reason']}")
         for step in device["downgrades"]:

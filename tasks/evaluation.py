@@ -10,7 +10,6 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from numerflow.config.models import NumerflowConfig
 from numerflow.pipeline import Evaluation, RunPaths, evaluate
 from numerflow.report import markdown_summary, summary_rows
-from numerflow.submitting import SubmissionRecord
 from numerflow.training import FoldResult, PreparedData
 
 
@@ -26,13 +25,16 @@ def publish_metrics(
     paths: RunPaths,
     data_version: str,
     evaluation: Evaluation,
-    submission: SubmissionRecord | None,
+    submission: Any,
     overrides: dict[str, Any],
     device: dict[str, Any],
+    seconds: float,
 ) -> None:
     """Artifacts with stable keys, so every run adds a version to the same collections."""
     create_markdown_artifact(
-        markdown_summary(paths.run_id, data_version, evaluation, submission, overrides, device),
+        markdown_summary(
+            paths.run_id, data_version, evaluation, submission, overrides, device, paths.run_dir, seconds
+        ),
         key="numerflow-run-summary",
         description=f"weekly run {paths.run_id}",
     )

@@ -1,0 +1,264 @@
+"""Deployments end to end: a real `prefect server start` on 127.0.0.1, `numerflow setup`, a real
+process worker, runs with overrides, a bad override, schedules, and resume after a kill."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterParentFlowRunId,
+)
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from numerflow.runs import read_manifest
+from tests.conftest import REPO_ROOT
+
+POOL = "numerflow-test"
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen, grace: float = 20) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, synth_root: Path) -> Iterator[dict]:
+    """Server, project config and worker; stopped (worker first) whatever happens."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+    }
+    env.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
+    logs = home / "logs"
+    logs.mkdir()
+    server_log, worker_log = open(logs / "server.log", "w"), open(logs / "worker.log", "w")  # noqa: SIM115
+    server = subprocess.Popen(
+        [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
+        env=env, stdout=server_log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    worker = None
+    try:
+        _wait_healthy(url, server)
+        project = tmp_path_factory.mktemp("project")
+        config_dir = _project_config(project, synth_root)
+        yield_value = {"url": url, "env": env, "config_dir": config_dir, "project": project}
+        _cli(["numerflow", "setup", "--config-dir", str(config_dir)], env)
+        worker = subprocess.Popen(
+            [BIN / "prefect", "worker", "start", "--pool", POOL, "--limit", "1", "--name", "test-worker"],
+            env=env, cwd=REPO_ROOT, stdout=worker_log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            yield yield_value
+    finally:
+        if worker is not None:
+            _stop(worker)
+        _stop(server)
+        server_log.close()
+        worker_log.close()
+
+
+def _wait_healthy(url: str, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "prefect server exited"
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError("prefect server did not become healthy in 90 s")
+
+
+def _project_config(project: Path, synth_root: Path) -> Path:
+    config_dir = project / "config"
+    shutil.copytree(REPO_ROOT / "config", config_dir)
+
+    def edit(name: str, changes: dict) -> None:
+        path = config_dir / f"{name}.yaml"
+        data = yaml.safe_load(path.read_text())
+        for dotted, value in changes.items():
+            node = data
+            *parents, last = dotted.split(".")
+            for part in parents:
+                node = node[part]
+            node[last] = value
+        path.write_text(yaml.safe_dump(data))
+
+    edit("training", {
+        "data.dir": str(synth_root), "data.version": "v5.2", "data.era_stride": 1,
+        "targets": ["target"], "folds.n_folds": 4, "folds.embargo_eras": 4,
+        "work_dir": str(project / "runs"), "submission.path": str(project / "submission.csv"),
+    })  # fmt: skip
+    edit("program_input_params", {"params.n_estimators": 60, "params.learning_rate": 0.1})
+    edit("deployments", {"work_pool": POOL, "weekly.timezone": "America/New_York"})
+    return config_dir
+
+
+def _cli(args: list[str], env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([BIN / args[0], *args[1:]], env=env, capture_output=True, text=True, timeout=120)
+    if check:
+        assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def _run_deployment(stack: dict, *params: str) -> str:
+    args = ["prefect", "deployment", "run", "numerflow-weekly/weekly"]
+    for param in params:
+        args += ["--param", param]
+    done = _cli(args, stack["env"])
+    return done.stdout.split("UUID:")[1].split()[0].strip()
+
+
+def _wait_final(run_id: str, timeout: float = 150) -> object:
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            run = client.read_flow_run(run_id)
+            if run.state is not None and run.state.is_final():
+                return run
+            time.sleep(1)
+    raise TimeoutError(f"flow run {run_id} did not finish in {timeout} s")
+
+
+def test_setup_twice_changes_nothing(stack: dict) -> None:
+    with get_client(sync_client=True) as client:
+        before = {d.name: (d.id, d.updated, d.version) for d in client.read_deployments()}
+    second = _cli(["numerflow", "setup", "--config-dir", str(stack["config_dir"])], stack["env"])
+    assert not [line for line in second.stdout.splitlines() if line.startswith("changed:")]
+    assert second.stdout.count("unchanged:") == 4
+    assert f"prefect worker start --pool {POOL} --limit 1" in second.stdout
+    with get_client(sync_client=True) as client:
+        after = {d.name: (d.id, d.updated, d.version) for d in client.read_deployments()}
+        pools = [p.name for p in client.read_work_pools()]
+    assert after == before and set(after) == {"weekly", "round"}
+    assert pools.count(POOL) == 1
+
+
+def test_schedules_fall_on_the_intended_days_hours_and_zone(stack: dict) -> None:
+    with get_client(sync_client=True) as client:
+        deployments = {d.name: d for d in client.read_deployments()}
+        runs = {
+            name: client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[d.id])), limit=20
+            )
+            for name, d in deployments.items()
+        }
+    weekly = [r.expected_start_time for r in runs["weekly"] if r.state.is_scheduled()]
+    rounds = [r.expected_start_time for r in runs["round"] if r.state.is_scheduled()]
+    assert len(weekly) >= 3 and len(rounds) >= 3
+    new_york = [t.astimezone(ZoneInfo("America/New_York")) for t in weekly]
+    assert {(t.weekday(), t.hour, t.minute) for t in new_york} == {(6, 16, 0)}  # Sunday 16:00 New York
+    utc = [t.astimezone(ZoneInfo("UTC")) for t in rounds]
+    assert {(t.hour, t.minute) for t in utc} == {(12, 5)} and {t.weekday() for t in utc} <= {1, 2, 3, 4, 5}
+    assert all(t > datetime.now(ZoneInfo("UTC")) for t in weekly + rounds)
+    job_env = deployments["weekly"].job_variables["env"]
+    assert job_env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert deployments["weekly"].global_concurrency_limit.limit == 1
+
+
+def test_bad_override_is_refused_before_a_run_starts(stack: dict) -> None:
+    with get_client(sync_client=True) as client:
+        count = len(client.read_flow_runs(limit=200))
+    done = _cli(["prefect", "deployment", "run", "numerflow-weekly/weekly", "--param", "n_folds=50"],
+                stack["env"], check=False)  # fmt: skip
+    assert done.returncode != 0
+    assert "Validation failed for field 'n_folds'" in " ".join((done.stdout + done.stderr).split())
+    with get_client(sync_client=True) as client:
+        assert len(client.read_flow_runs(limit=200)) == count
+
+
+def test_run_with_overrides_completes_with_artifacts(stack: dict) -> None:
+    run_id = _run_deployment(stack, "n_folds=3", "n_estimators=40", "dry_run=true")
+    run = _wait_final(run_id)
+    assert run.state.is_completed(), run.state.message
+    assert run.parameters["n_folds"] == 3 and run.parameters["n_estimators"] == 40
+    assert run.name.startswith("weekly-") and "weekly" in run.tags
+    with get_client(sync_client=True) as client:
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id]))
+        )
+        ids = [run.id, *(c.id for c in children)]
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids))
+        )
+    assert [c.name for c in children] == ["round-local-no-models-dry-run"]
+    assert {a.key for a in artifacts} >= {
+        "numerflow-run-summary", "numerflow-metrics", "numerflow-fold-metrics",
+        "numerflow-validation-era-corr", "numerflow-oof-era-corr", "numerflow-submissions",
+    }  # fmt: skip
+    summary = next(a for a in artifacts if a.key == "numerflow-run-summary")
+    assert "`training.folds.n_folds=3`" in summary.data and "- models: `" in summary.data
+    manifest = read_manifest(_latest_run_dir(stack))
+    assert manifest.params["n_estimators"] == 40 and len(manifest.folds) == 3
+
+
+def test_killed_run_resumes_without_retraining_finished_folds(stack: dict) -> None:
+    cache = stack["project"] / "runs" / "fold-cache"
+    before = {p.parent.name for p in cache.glob("*/result.json")}
+    run_id = _run_deployment(stack, "n_estimators=1500", "learning_rate=0.01", "dry_run=true")
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        finished = {p.parent.name for p in cache.glob("*/result.json")} - before
+        if finished:
+            break
+        time.sleep(0.1)
+    assert finished, "no fold finished in time"
+    with get_client(sync_client=True) as client:
+        pid = int(client.read_flow_run(run_id).infrastructure_pid)
+    os.kill(pid, signal.SIGKILL)  # the flow's process dies mid-training, as in a crash
+    time.sleep(1)
+    finished = {p.parent.name for p in cache.glob("*/result.json")} - before
+    assert 1 <= len(finished) < 4
+
+    rerun = _wait_final(
+        _run_deployment(stack, "n_estimators=1500", "learning_rate=0.01", "dry_run=true"), 240
+    )
+    assert rerun.state.is_completed(), rerun.state.message
+    manifest = read_manifest(_latest_run_dir(stack))
+    reused = [r for r in manifest.fold_results if r["reused"]]
+    trained = [r for r in manifest.fold_results if not r["reused"]]
+    assert len(reused) == len(finished) and len(trained) == 4 - len(finished)
+
+
+def _latest_run_dir(stack: dict) -> Path:
+    runs = stack["project"] / "runs"
+    return runs / (runs / "LATEST").read_text().strip()
