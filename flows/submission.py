@@ -14,9 +14,12 @@ from typing import Literal
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
+from prefect.states import Failed
 from pydantic import BaseModel
 
+from numerflow.alerts import UPLOAD_GIVEN_UP_STATE, emit_round_started, emit_upload_given_up
 from numerflow.config.models import NumerflowConfig
 from numerflow.numerai.blocks import NumeraiCredentials
 from numerflow.numerai.client import NumeraiClient, RoundInfo
@@ -35,7 +38,7 @@ ROUND_RUN_PLACEHOLDER = "round-submission"  # the per-round flow's name until th
 
 
 class SubmissionOutcome(BaseModel):
-    status: Literal["submitted", "dry-run", "no-open-round"]
+    status: Literal["submitted", "dry-run", "no-open-round", "upload-failed"]
     round: int | None = None
     trained_run_id: str | None = None
     submission: SubmissionRecord | None = None
@@ -77,6 +80,8 @@ def submission_flow(
             )
         round_number = info.number
     _name_runs(round_number, config.training.models, uploading)
+    if uploading and round_number is not None:
+        emit_round_started(round_number, list(model_ids))
 
     if client is not None and settings.download and round_number is not None:
         live_file = download_live_data(config, client, round_number, run.feature_names)
@@ -91,16 +96,31 @@ def submission_flow(
         config, client if uploading else None, model_ids, submission, round_number, run.run_id, force,
         dry_run=not uploading,
     )  # fmt: skip
-    failed = [u for u in uploads if u.status == "failed"]
-    if failed:
-        details = "; ".join(f"{u.model}: {u.detail}" for u in failed)
-        raise NumeraiError(f"round {round_number}: upload failed for {len(failed)} model(s): {details}")
+    failed = any(u.status == "failed" for u in uploads)
     return SubmissionOutcome(
-        status="submitted" if uploading else "dry-run",
+        status="upload-failed" if failed else "submitted" if uploading else "dry-run",
         round=round_number,
         trained_run_id=run.run_id,
         submission=submission,
         uploads=uploads,
+    )
+
+
+def upload_failure_state(outcome: SubmissionOutcome) -> State | None:
+    """For uploads given up: one `numerflow.upload.given-up` event per model (the alert) and
+    the run's final state, Failed but named UploadGivenUp so the failed-run alert stays quiet."""
+    failed = [u for u in outcome.uploads if u.status == "failed"]
+    if not failed:
+        return None
+    run_id = flow_run.get_id() or ""
+    with get_client(sync_client=True) as client:
+        run_name = client.read_flow_run(run_id).name if run_id else ""  # after any renaming
+    for upload in failed:
+        emit_upload_given_up(outcome.round, upload.model, upload.detail, run_name, run_id)
+    details = "; ".join(f"{u.model}: {u.detail}" for u in failed)
+    return Failed(
+        name=UPLOAD_GIVEN_UP_STATE,
+        message=f"round {outcome.round}: uploads given up for {len(failed)} model(s): {details}",
     )
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from prefect import flow
 
-from flows.submission import ROUND_RUN_PLACEHOLDER, SubmissionOutcome, submission_flow
+from flows.hooks import alert_owner
+from flows.submission import ROUND_RUN_PLACEHOLDER, SubmissionOutcome, submission_flow, upload_failure_state
 from numerflow.config import load_config
 from numerflow.config.parameters import Models, RoundNumber, WaitMinutes, overrides_from
 from tasks.gpu import probe_gpu
@@ -19,7 +20,11 @@ ROUND_FLOW_TIMEOUT_SECONDS = 50 * 60
 
 
 @flow(
-    name="numerflow-submit", flow_run_name=ROUND_RUN_PLACEHOLDER, timeout_seconds=ROUND_FLOW_TIMEOUT_SECONDS
+    name="numerflow-submit",
+    flow_run_name=ROUND_RUN_PLACEHOLDER,
+    timeout_seconds=ROUND_FLOW_TIMEOUT_SECONDS,
+    on_failure=[alert_owner],
+    on_crashed=[alert_owner],
 )
 def submit_flow(
     round_number: RoundNumber = None,
@@ -43,7 +48,7 @@ def submit_flow(
     """
     config = load_config(config_dir, overrides_from(dict(locals()), overrides))
     probe_gpu()
-    return submission_flow(
+    outcome = submission_flow(
         config,
         None,
         round_number,
@@ -51,3 +56,4 @@ def submit_flow(
         force=force,
         wait_for_round_minutes=wait_for_round_minutes,
     )
+    return upload_failure_state(outcome) or outcome

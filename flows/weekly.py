@@ -20,7 +20,8 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
-from flows.submission import SubmissionOutcome, connect, submission_flow
+from flows.hooks import alert_owner
+from flows.submission import SubmissionOutcome, connect, submission_flow, upload_failure_state
 from numerflow.config import load_config
 from numerflow.config.parameters import (
     DataVersion,
@@ -60,7 +61,13 @@ def _run_name() -> str:
     return f"weekly-{flow_run.scheduled_start_time:%Y-%m-%d}-{version}"
 
 
-@flow(name="numerflow-weekly", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=1))
+@flow(
+    name="numerflow-weekly",
+    flow_run_name=_run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=1),
+    on_failure=[alert_owner],
+    on_crashed=[alert_owner],
+)
 def weekly_flow(
     n_folds: NFolds = None,
     embargo_eras: EmbargoEras = None,
@@ -129,6 +136,9 @@ def weekly_flow(
     seconds = time.monotonic() - started
     publish_metrics(paths, config.training.data.version, evaluation, outcome, overrides, device, seconds)
 
+    failure = upload_failure_state(outcome)
+    if failure is not None:
+        return failure  # the model files and manifest stay; the upload alert goes out
     validation = evaluation.summary["validation"][STACK]
     logger.info(
         "run %s: validation CORR %.4f (sharpe %.2f)", paths.run_id, validation["mean"], validation["sharpe"]

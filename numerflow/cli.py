@@ -110,13 +110,17 @@ def submit(
     overrides = _overrides_or_exit(config_dir, set_ or [])
     from flows.submit import submit_flow
 
-    outcome = submit_flow(
-        round_number=round_number,
-        dry_run=dry_run,
-        force=force,
-        config_dir=str(config_dir) if config_dir else None,
-        overrides=overrides,
-    )
+    try:
+        outcome = submit_flow(
+            round_number=round_number,
+            dry_run=dry_run,
+            force=force,
+            config_dir=str(config_dir) if config_dir else None,
+            overrides=overrides,
+        )
+    except Exception as exc:
+        typer.secho(f"error: the submission failed: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1) from None
     _echo_submission(outcome)
 
 
@@ -185,6 +189,38 @@ def setup_all(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
     typer.echo("")
     typer.echo("Start the worker on the GPU machine (keep it running; see deployments/README.md):")
     typer.echo(f"  {report.worker_command}")
+
+
+@setup_app.command("alerts")
+def setup_alerts_command(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", envvar="NUMERFLOW_ALERT_URL", help="Webhook URL for the block (Slack, Teams, ...)"
+        ),
+    ] = None,
+    config_dir: ConfigDirOption = None,
+) -> None:
+    """Create the notification block named in alerts.yaml (from --url) and the automations.
+
+    Without --url the existing block is kept. Re-running changes only what differs.
+    """
+    from numerflow.alerts import setup_alerts
+    from numerflow.notify_blocks import ensure_block
+
+    config = _config_or_exit(config_dir, {})
+    if config.alerts.block is None:
+        raise _fail("alerts.yaml: block: name a notification block, e.g. slack-webhook/numerflow-alerts")
+    try:
+        block_id, created = ensure_block(config.alerts.block, url)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    report = setup_alerts(config.alerts, block_id)
+    typer.echo(f"{'changed:   block' if created else 'unchanged: block'} {config.alerts.block}")
+    for line in report.changed:
+        typer.echo(f"changed:   {line}")
+    for line in report.unchanged:
+        typer.echo(f"unchanged: {line}")
 
 
 @setup_app.command("credentials")

@@ -9,6 +9,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from numerflow.alerts import emit_upload_accepted
 from numerflow.config.models import NumerflowConfig
 from numerflow.numerai.client import NumeraiClient, RoundInfo
 from numerflow.runs import TrainedRun
@@ -78,6 +79,8 @@ def upload_submissions(
     )
     for outcome in outcomes:
         logger.info("%s: %s %s", outcome.model, outcome.status, outcome.submission_id or outcome.detail)
+        if outcome.status in ("uploaded", "skipped") and round_number is not None:
+            emit_upload_accepted(round_number, outcome.model, outcome.submission_id)
     rows = [
         {
             "round": round_number,

@@ -65,3 +65,20 @@ def prefect_server() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=90):
         yield
+
+
+@pytest.fixture(scope="session")
+def real_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """`prefect server start` and a process worker on 127.0.0.1, shared by the deployment and
+    alert tests; the client settings of this process point at it while a test uses it."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tests.prefect_stack import PrefectStack
+
+    stack = PrefectStack(tmp_path_factory.mktemp("prefect-stack"), REPO_ROOT)
+    try:
+        stack.start()
+        with temporary_settings(updates={PREFECT_API_URL: stack.url}):
+            yield stack
+    finally:
+        stack.stop()

@@ -6,16 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
@@ -27,85 +22,20 @@ from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterParentFlowRunId,
 )
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from numerflow.runs import read_manifest
 from tests.conftest import REPO_ROOT
+from tests.prefect_stack import POOL, PrefectStack
 
-POOL = "numerflow-test"
-BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen, grace: float = 20) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, synth_root: Path) -> Iterator[dict]:
-    """Server, project config and worker; stopped (worker first) whatever happens."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": url,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_WORKER_QUERY_SECONDS": "2",
-    }
-    env.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
-    logs = home / "logs"
-    logs.mkdir()
-    server_log, worker_log = open(logs / "server.log", "w"), open(logs / "worker.log", "w")  # noqa: SIM115
-    server = subprocess.Popen(
-        [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
-        env=env, stdout=server_log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    worker = None
-    try:
-        _wait_healthy(url, server)
-        project = tmp_path_factory.mktemp("project")
-        config_dir = _project_config(project, synth_root)
-        yield_value = {"url": url, "env": env, "config_dir": config_dir, "project": project}
-        _cli(["numerflow", "setup", "--config-dir", str(config_dir)], env)
-        worker = subprocess.Popen(
-            [BIN / "prefect", "worker", "start", "--pool", POOL, "--limit", "1", "--name", "test-worker"],
-            env=env, cwd=REPO_ROOT, stdout=worker_log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        with temporary_settings(updates={PREFECT_API_URL: url}):
-            yield yield_value
-    finally:
-        if worker is not None:
-            _stop(worker)
-        _stop(server)
-        server_log.close()
-        worker_log.close()
-
-
-def _wait_healthy(url: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert server.poll() is None, "prefect server exited"
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError("prefect server did not become healthy in 90 s")
+def stack(tmp_path_factory: pytest.TempPathFactory, synth_root: Path, real_prefect: PrefectStack) -> dict:
+    project = tmp_path_factory.mktemp("project")
+    config_dir = _project_config(project, synth_root)
+    real_prefect.cli(["numerflow", "setup", "--config-dir", str(config_dir)])
+    return {"prefect": real_prefect, "config_dir": config_dir, "project": project}
 
 
 def _project_config(project: Path, synth_root: Path) -> Path:
@@ -133,18 +63,11 @@ def _project_config(project: Path, synth_root: Path) -> Path:
     return config_dir
 
 
-def _cli(args: list[str], env: dict, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([BIN / args[0], *args[1:]], env=env, capture_output=True, text=True, timeout=120)
-    if check:
-        assert done.returncode == 0, done.stdout + done.stderr
-    return done
-
-
 def _run_deployment(stack: dict, *params: str) -> str:
     args = ["prefect", "deployment", "run", "numerflow-weekly/weekly"]
     for param in params:
         args += ["--param", param]
-    done = _cli(args, stack["env"])
+    done = stack["prefect"].cli(args)
     return done.stdout.split("UUID:")[1].split()[0].strip()
 
 
@@ -162,7 +85,7 @@ def _wait_final(run_id: str, timeout: float = 150) -> object:
 def test_setup_twice_changes_nothing(stack: dict) -> None:
     with get_client(sync_client=True) as client:
         before = {d.name: (d.id, d.updated, d.version) for d in client.read_deployments()}
-    second = _cli(["numerflow", "setup", "--config-dir", str(stack["config_dir"])], stack["env"])
+    second = stack["prefect"].cli(["numerflow", "setup", "--config-dir", str(stack["config_dir"])])
     assert not [line for line in second.stdout.splitlines() if line.startswith("changed:")]
     assert second.stdout.count("unchanged:") == 4
     assert f"prefect worker start --pool {POOL} --limit 1" in second.stdout
@@ -198,8 +121,9 @@ def test_schedules_fall_on_the_intended_days_hours_and_zone(stack: dict) -> None
 def test_bad_override_is_refused_before_a_run_starts(stack: dict) -> None:
     with get_client(sync_client=True) as client:
         count = len(client.read_flow_runs(limit=200))
-    done = _cli(["prefect", "deployment", "run", "numerflow-weekly/weekly", "--param", "n_folds=50"],
-                stack["env"], check=False)  # fmt: skip
+    done = stack["prefect"].cli(
+        ["prefect", "deployment", "run", "numerflow-weekly/weekly", "--param", "n_folds=50"], check=False
+    )
     assert done.returncode != 0
     assert "Validation failed for field 'n_folds'" in " ".join((done.stdout + done.stderr).split())
     with get_client(sync_client=True) as client:

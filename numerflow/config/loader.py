@@ -22,6 +22,7 @@ CONFIG_FILES = (
     "model_params",
     "program_output_params",
     "deployments",
+    "alerts",
 )
 
 

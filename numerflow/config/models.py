@@ -267,6 +267,23 @@ class DeploymentsConfig(StrictModel):
     round: RoundScheduleConfig = RoundScheduleConfig(cron="5 12 * * 2-6")
 
 
+class AlertsConfig(StrictModel):
+    """`config/alerts.yaml`: where alerts go and when a round counts as missed."""
+
+    block: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9-]+/[a-z0-9][a-z0-9-]*$",
+        description="notification block as <block type>/<name>, e.g. slack-webhook/numerflow-alerts",
+    )
+    ui_url: str = Field("http://127.0.0.1:4200", pattern=r"^https?://", description="Prefect UI, for links")
+    missed_round_after_minutes: float = Field(
+        55, ge=0.5, le=1500, description="alert when no upload is accepted this long after a round starts"
+    )
+    zombie_after_minutes: float = Field(
+        10, ge=0.5, le=1440, description="a running flow without a heartbeat this long is marked Crashed"
+    )
+
+
 class NumerflowConfig(StrictModel):
     """All of `config/`, validated together."""
 
@@ -276,6 +293,7 @@ class NumerflowConfig(StrictModel):
     model_params: ModelParams
     program_output_params: ProgramOutputParams
     deployments: DeploymentsConfig
+    alerts: AlertsConfig
 
     def effective_params(self) -> LightGBMParams:
         source = self.training.params_source

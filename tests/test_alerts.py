@@ -1,0 +1,224 @@
+"""Alerts end to end: a real Prefect server and worker, the fake Numerai API, and a loopback
+webhook receiver standing in for Slack/Teams. Each incident must reach it exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+
+from numerflow.alerts import RUN_FAILED
+from tests.conftest import REPO_ROOT
+from tests.fake_numerai import FakeNumerai
+from tests.prefect_stack import POOL, PrefectStack
+
+pytestmark = pytest.mark.integration
+SECRET = "S3CRET-alerts-5e1f"
+PUBLIC = "PUB-alerts-77c0"
+
+
+class Receiver:
+    """Records every POST body with its arrival time."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[float, dict]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                receiver.messages.append((time.time(), json.loads(self.rfile.read(length) or b"{}")))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+
+    def since(self, moment: float) -> list[dict]:
+        return [body for at, body in self.messages if at >= moment]
+
+    def wait_for(self, moment: float, count: int, timeout: float) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.since(moment)) < count:
+            time.sleep(0.25)
+        return self.since(moment)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def env(
+    tmp_path_factory: pytest.TempPathFactory, version_dir: Path, real_prefect: PrefectStack
+) -> Iterator[dict]:
+    receiver, fake = Receiver(), FakeNumerai(public_id=PUBLIC, secret_key=SECRET)
+    fake.add_dataset_dir(version_dir)
+    live = (version_dir / "live.parquet").read_bytes()
+    for round_number in (1001, 1002, 1003):
+        fake.round_files[("v5.2/live.parquet", round_number)] = live
+    fake.start()
+    try:
+        project = tmp_path_factory.mktemp("alerts-project")
+        config_dir = _config(project, fake)
+        prefect = real_prefect
+        prefect.cli(["numerflow", "setup", "credentials", "--block-name", "numerai-alerts", "--model",
+                     f"my_model={fake.models['my_model']}"],
+                    env={"NUMERAI_PUBLIC_ID": PUBLIC, "NUMERAI_SECRET_KEY": SECRET})  # fmt: skip
+        prefect.cli(["numerflow", "setup", "credentials", "--block-name", "numerai-swapped"],
+                    env={"NUMERAI_PUBLIC_ID": SECRET, "NUMERAI_SECRET_KEY": PUBLIC})  # fmt: skip
+        prefect.cli(["numerflow", "setup", "alerts", "--config-dir", str(config_dir), "--url", receiver.url])
+        prefect.cli(["numerflow", "setup", "--config-dir", str(config_dir)])
+        started = time.time()
+        weekly = prefect.cli(["numerflow", "run", "--config-dir", str(config_dir)])
+        assert "(submitted, round 1001)" in weekly.stdout
+        yield {"prefect": prefect, "config_dir": config_dir, "receiver": receiver, "fake": fake,
+               "project": project, "weekly_started": started}  # fmt: skip
+    finally:
+        fake.stop()
+        receiver.stop()
+
+
+def _config(project: Path, fake: FakeNumerai) -> Path:
+    config_dir = project / "config"
+    shutil.copytree(REPO_ROOT / "config", config_dir)
+    edits = {
+        "training": {
+            "data.dir": str(project / "data"), "data.era_stride": 1, "targets": ["target"],
+            "folds.n_folds": 3, "folds.embargo_eras": 4, "work_dir": str(project / "runs"),
+            "submission.path": str(project / "submission.csv"), "models": ["my_model"],
+            "numerai.download": True, "numerai.upload": True, "numerai.api_url": fake.api_url,
+            "numerai.credentials_block": "numerai-alerts", "numerai.read_timeout_s": 2,
+            "numerai.retry_budget_s": 3,
+        },
+        "program_input_params": {"params.n_estimators": 40, "params.learning_rate": 0.1},
+        "alerts": {"block": "custom-webhook/numerflow-test-alerts", "missed_round_after_minutes": 0.75},
+        "deployments": {"work_pool": POOL},
+    }  # fmt: skip
+    for name, changes in edits.items():
+        path = config_dir / f"{name}.yaml"
+        data = yaml.safe_load(path.read_text())
+        for dotted, value in changes.items():
+            node = data
+            *parents, last = dotted.split(".")
+            for part in parents:
+                node = node[part]
+            node[last] = value
+        path.write_text(yaml.safe_dump(data))
+    return config_dir
+
+
+def _text(message: dict) -> str:
+    return f"{message.get('subject')}\n{message.get('text')}"
+
+
+def test_upload_that_keeps_failing_alerts_once_then_reports_the_missed_round(env: dict) -> None:
+    fake, receiver = env["fake"], env["receiver"]
+    fake.round_number = 1002
+    fake.fail_next("submission_upload_auth", *[503] * 10_000)
+    try:
+        started = time.time()
+        done = env["prefect"].cli(
+            ["numerflow", "submit", "--config-dir", str(env["config_dir"])], check=False
+        )
+        assert done.returncode == 1 and "uploads given up" in done.stderr
+        elapsed = time.time() - started
+        messages = receiver.wait_for(started, 1, timeout=30)
+        time.sleep(max(0.0, 30 - (time.time() - started)))  # anything else within 30 s?
+        within_30 = receiver.since(started)
+        assert len(within_30) == 1, [_text(m) for m in within_30]
+        text = _text(messages[0])
+        assert "upload given up for my_model in round 1002" in text and "HTTP 503" in text
+        assert elapsed < 30
+        # The round then closes with no accepted upload: one missed-round message, no more.
+        missed = receiver.wait_for(started, 2, timeout=60)
+        assert len(missed) == 2 and "missed round (round 1002, model my_model)" in _text(missed[1])
+    finally:
+        fake.faults.statuses.clear()
+        fake.round_number = 1001
+
+
+def test_auth_error_alerts_once_saying_the_credentials_are_invalid(env: dict) -> None:
+    started = time.time()
+    swapped = ["--set", "training.numerai.credentials_block=numerai-swapped"]
+    done = env["prefect"].cli(
+        ["numerflow", "submit", "--config-dir", str(env["config_dir"]), *swapped], check=False
+    )
+    assert done.returncode == 1
+    messages = env["receiver"].wait_for(started, 1, timeout=30)
+    time.sleep(5)
+    messages = env["receiver"].since(started)
+    assert len(messages) == 1
+    text = _text(messages[0])
+    assert "Failed" in text and "rejected the credentials" in text and "swapped" in text
+    assert "/runs/flow-run/" in text
+
+
+def test_the_flow_itself_alerts_when_the_server_would_not(env: dict) -> None:
+    with get_client(sync_client=True) as client:
+        [automation] = client.read_automations_by_name(RUN_FAILED)
+        client.pause_automation(automation.id)
+    try:
+        started = time.time()
+        swapped = ["--set", "training.numerai.credentials_block=numerai-swapped"]
+        env["prefect"].cli(
+            ["numerflow", "submit", "--config-dir", str(env["config_dir"]), *swapped], check=False
+        )
+        env["receiver"].wait_for(started, 1, timeout=30)
+        time.sleep(5)
+        messages = env["receiver"].since(started)
+        assert len(messages) == 1 and "rejected the credentials" in _text(messages[0])
+    finally:
+        with get_client(sync_client=True) as client:
+            client.resume_automation(automation.id)
+
+
+def test_a_killed_run_gives_a_crash_alert(env: dict) -> None:
+    started = time.time()
+    done = env["prefect"].cli(["prefect", "deployment", "run", "numerflow-weekly/weekly",
+                               "--param", "n_estimators=3000", "--param", "dry_run=true"])  # fmt: skip
+    run_id = done.stdout.split("UUID:")[1].split()[0].strip()
+    cache = env["project"] / "runs" / "fold-cache"
+    before = set(cache.glob("*/result.json"))
+    deadline = time.monotonic() + 120
+    pid = None
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            run = client.read_flow_run(run_id)
+            if run.infrastructure_pid and (
+                set(cache.glob("*/result.json")) - before or time.monotonic() > deadline - 60
+            ):
+                pid = int(run.infrastructure_pid)
+                break
+            time.sleep(0.5)
+    assert pid is not None, "the run did not start training in time"
+    os.kill(pid, signal.SIGKILL)
+    messages = env["receiver"].wait_for(started, 1, timeout=30)
+    time.sleep(5)
+    messages = env["receiver"].since(started)
+    assert len(messages) == 1, [_text(m) for m in messages]
+    assert "Crashed" in _text(messages[0]) and "weekly-" in _text(messages[0])
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(run_id).state.is_crashed()
+
+
+def test_successful_runs_sent_nothing_and_no_message_holds_a_secret(env: dict) -> None:
+    texts = [_text(body) for _, body in env["receiver"].messages]
+    assert not [t for t in texts if "1001" in t]  # the weekly run submitted round 1001 fine
+    assert all(SECRET not in t and PUBLIC not in t for t in texts)
+    assert len(texts) == 5  # given up + missed round, auth, auth (hook), crash
