@@ -155,7 +155,8 @@ def _ensure_deployment(
 
 
 def _job_variables(config: NumerflowConfig) -> dict[str, Any]:
-    env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    # Heartbeats every minute let the zombie automation (alerts.yaml) spot a dead worker.
+    env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "60"}
     if config.deployments.cuda_visible_devices is not None:
         env["CUDA_VISIBLE_DEVICES"] = config.deployments.cuda_visible_devices
     return {"env": env}

@@ -70,15 +70,21 @@ def prefect_server() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def real_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """`prefect server start` and a process worker on 127.0.0.1, shared by the deployment and
-    alert tests; the client settings of this process point at it while a test uses it."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
+    alert tests (they talk to it through subprocesses and `on_real_prefect`)."""
     from tests.prefect_stack import PrefectStack
 
     stack = PrefectStack(tmp_path_factory.mktemp("prefect-stack"), REPO_ROOT)
     try:
-        stack.start()
-        with temporary_settings(updates={PREFECT_API_URL: stack.url}):
-            yield stack
+        yield stack.start()
     finally:
         stack.stop()
+
+
+@pytest.fixture
+def on_real_prefect(real_prefect: object) -> Iterator[None]:
+    """Point this process's Prefect client at the real server for one test; set per test
+    because the session's test harness may have pointed it elsewhere meanwhile."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: real_prefect.url}):
+        yield

@@ -22,7 +22,7 @@ from tests.conftest import REPO_ROOT
 from tests.fake_numerai import FakeNumerai
 from tests.prefect_stack import POOL, PrefectStack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("on_real_prefect")]
 SECRET = "S3CRET-alerts-5e1f"
 PUBLIC = "PUB-alerts-77c0"
 

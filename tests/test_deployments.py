@@ -27,7 +27,7 @@ from numerflow.runs import read_manifest
 from tests.conftest import REPO_ROOT
 from tests.prefect_stack import POOL, PrefectStack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("on_real_prefect")]
 
 
 @pytest.fixture(scope="module")
