@@ -83,3 +83,24 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def project_config(project: Path, edits: dict[str, dict[str, object]]) -> Path:
+    """A copy of the shipped config/ under `project`, with {file: {dotted.key: value}} applied."""
+    import shutil
+
+    import yaml
+
+    config_dir = project / "config"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "config", config_dir)
+    for name, changes in edits.items():
+        path = config_dir / f"{name}.yaml"
+        data = yaml.safe_load(path.read_text())
+        for dotted, value in changes.items():
+            node = data
+            *parents, last = dotted.split(".")
+            for part in parents:
+                node = node[part]
+            node[last] = value
+        path.write_text(yaml.safe_dump(data))
+    return config_dir

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import threading
 import time
@@ -14,13 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import yaml
 from prefect.client.orchestration import get_client
 
 from numerflow.alerts import RUN_FAILED
-from tests.conftest import REPO_ROOT
 from tests.fake_numerai import FakeNumerai
-from tests.prefect_stack import POOL, PrefectStack
+from tests.prefect_stack import POOL, PrefectStack, project_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("on_real_prefect")]
 SECRET = "S3CRET-alerts-5e1f"
@@ -95,8 +92,6 @@ def env(
 
 
 def _config(project: Path, fake: FakeNumerai) -> Path:
-    config_dir = project / "config"
-    shutil.copytree(REPO_ROOT / "config", config_dir)
     edits = {
         "training": {
             "data.dir": str(project / "data"), "data.era_stride": 1, "targets": ["target"],
@@ -110,17 +105,7 @@ def _config(project: Path, fake: FakeNumerai) -> Path:
         "alerts": {"block": "custom-webhook/numerflow-test-alerts", "missed_round_after_minutes": 0.75},
         "deployments": {"work_pool": POOL},
     }  # fmt: skip
-    for name, changes in edits.items():
-        path = config_dir / f"{name}.yaml"
-        data = yaml.safe_load(path.read_text())
-        for dotted, value in changes.items():
-            node = data
-            *parents, last = dotted.split(".")
-            for part in parents:
-                node = node[part]
-            node[last] = value
-        path.write_text(yaml.safe_dump(data))
-    return config_dir
+    return project_config(project, edits)
 
 
 def _text(message: dict) -> str:

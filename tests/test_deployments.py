@@ -4,7 +4,6 @@ process worker, runs with overrides, a bad override, schedules, and resume after
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 from datetime import datetime
@@ -12,7 +11,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -24,8 +22,7 @@ from prefect.client.schemas.filters import (
 )
 
 from numerflow.runs import read_manifest
-from tests.conftest import REPO_ROOT
-from tests.prefect_stack import POOL, PrefectStack
+from tests.prefect_stack import POOL, PrefectStack, project_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("on_real_prefect")]
 
@@ -39,28 +36,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory, synth_root: Path, real_prefe
 
 
 def _project_config(project: Path, synth_root: Path) -> Path:
-    config_dir = project / "config"
-    shutil.copytree(REPO_ROOT / "config", config_dir)
-
-    def edit(name: str, changes: dict) -> None:
-        path = config_dir / f"{name}.yaml"
-        data = yaml.safe_load(path.read_text())
-        for dotted, value in changes.items():
-            node = data
-            *parents, last = dotted.split(".")
-            for part in parents:
-                node = node[part]
-            node[last] = value
-        path.write_text(yaml.safe_dump(data))
-
-    edit("training", {
-        "data.dir": str(synth_root), "data.version": "v5.2", "data.era_stride": 1,
-        "targets": ["target"], "folds.n_folds": 4, "folds.embargo_eras": 4,
-        "work_dir": str(project / "runs"), "submission.path": str(project / "submission.csv"),
+    return project_config(project, {
+        "training": {
+            "data.dir": str(synth_root), "data.version": "v5.2", "data.era_stride": 1,
+            "targets": ["target"], "folds.n_folds": 4, "folds.embargo_eras": 4,
+            "work_dir": str(project / "runs"), "submission.path": str(project / "submission.csv"),
+        },
+        "program_input_params": {"params.n_estimators": 60, "params.learning_rate": 0.1},
+        "deployments": {"work_pool": POOL, "weekly.timezone": "America/New_York"},
     })  # fmt: skip
-    edit("program_input_params", {"params.n_estimators": 60, "params.learning_rate": 0.1})
-    edit("deployments", {"work_pool": POOL, "weekly.timezone": "America/New_York"})
-    return config_dir
 
 
 def _run_deployment(stack: dict, *params: str) -> str:
