@@ -25,14 +25,6 @@ class Fold(BaseModel):
     embargoed_eras: tuple[int, ...]
 
 
-def era_number(era: str | int) -> int:
-    """`"0042"` -> 42; raises a clear error for anything that is not an era number."""
-    try:
-        return int(era)
-    except (TypeError, ValueError):
-        raise ValueError(f"era {era!r} is not a number (Numerai eras look like '0042')") from None
-
-
 def make_folds(eras: Sequence[int], n_folds: int, embargo: int) -> list[Fold]:
     """Split the distinct `eras` into `n_folds` time-ordered blocks with an embargo."""
     unique = np.unique(np.asarray(eras, dtype=np.int64))
