@@ -66,8 +66,11 @@ def submission_flow(
     config = config.model_copy(deep=True)
     config.training.data.version = run.data_version  # predict live data of the version it trained on
 
-    client = connect(config) if uploading or settings.download else None
-    model_ids = _model_ids(config, client, uploading)
+    client, known_ids = connect(config) if uploading or settings.download else (None, {})
+    models = config.training.models
+    model_ids = (
+        resolve_model_ids(models, known_ids, client) if uploading and client else dict.fromkeys(models, "")
+    )
     if client is not None and round_number is None:
         info = _wait_for_open_round(client, wait_for_round_minutes, poll_seconds)
         if info is None or not info.is_open():
@@ -150,21 +153,14 @@ def _name_runs(round_number: int | None, models: list[str], uploading: bool) -> 
             client.update_flow_run(parent, name=name)
 
 
-def connect(config: NumerflowConfig) -> NumeraiClient:
-    """A client built from the credentials block named in the config.
+def connect(config: NumerflowConfig) -> tuple[NumeraiClient, dict[str, str]]:
+    """A client built from the credentials block named in the config, and the block's model ids.
 
     The block is loaded in the flow's own process and its secrets go straight into the
     client: they are never a parameter, a task result or a log line.
     """
     credentials = NumeraiCredentials.load(config.training.numerai.credentials_block)
-    return make_client(
+    client = make_client(
         config, credentials.public_id.get_secret_value(), credentials.secret_key.get_secret_value()
     )
-
-
-def _model_ids(config: NumerflowConfig, client: NumeraiClient | None, uploading: bool) -> dict[str, str]:
-    models = config.training.models
-    if not uploading or client is None:
-        return {m: "" for m in models}
-    known = NumeraiCredentials.load(config.training.numerai.credentials_block).model_ids
-    return resolve_model_ids(models, known, client)
+    return client, credentials.model_ids

@@ -106,7 +106,7 @@ def weekly_flow(
     config = load_config(config_dir, overrides)
     created_at = utc_now()
 
-    client = connect(config) if config.training.numerai.download else None
+    client = connect(config)[0] if config.training.numerai.download else None
     config = resolve_version(config, client)
     if client is not None:
         download_training_data(config, client)

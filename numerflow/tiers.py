@@ -231,6 +231,12 @@ def check_capability(
     return Capability(ok=ok, reason=reason)
 
 
+def capability_for(program: ProgramInputParams, probe: GpuProbe) -> Capability | None:
+    """The capability check for the GPU a run would choose; None when no GPU is visible."""
+    device = choose_device(probe, program.gpu.device_index)
+    return check_capability(program.gpu.learner, device, probe) if device is not None else None
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("NUMERFLOW_CACHE_DIR") or Path.home() / ".cache" / "numerflow")
 
@@ -281,8 +287,7 @@ def gpu_report(config: NumerflowConfig, assume_free_bytes: int | None = None) ->
         capability: Capability | None = Capability(ok=True, reason="assumed with --assume-free-vram")
     else:
         probe = probe_gpus()
-        device = choose_device(probe, program.gpu.device_index)
-        capability = check_capability(program.gpu.learner, device, probe) if device is not None else None
+        capability = capability_for(program, probe)
     report: dict[str, object] = {
         "probe": probe.model_dump(mode="json"),
         "capability": capability.model_dump() if capability else None,

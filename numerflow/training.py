@@ -109,6 +109,12 @@ def _fingerprint(frame: NumeraiFrame, targets: list[str]) -> str:
     return digest.hexdigest()
 
 
+def fold_paths(models_dir: Path, target: str, fold: Fold) -> tuple[Path, Path]:
+    """Where a fold's model and out-of-fold predictions live in a run."""
+    folder = models_dir / target
+    return folder / f"fold_{fold.index}.txt", folder / f"fold_{fold.index}_oof.parquet"
+
+
 def train_fold(
     prepared: PreparedData,
     fold: Fold,
@@ -127,7 +133,7 @@ def train_fold(
     validation_rows = np.flatnonzero(np.isin(eras, fold.validation_eras))
 
     booster = _train(prepared, train_rows, label[train_rows], params, seed)
-    model_path = models_dir / target / f"fold_{fold.index}.txt"
+    model_path, oof_path = fold_paths(models_dir, target, fold)
     model_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(model_path) as tmp:
         booster.save_model(str(tmp))
@@ -141,7 +147,6 @@ def train_fold(
             "prediction": booster.predict(features[validation_rows]),
         }
     )
-    oof_path = models_dir / target / f"fold_{fold.index}_oof.parquet"
     with atomic_path(oof_path) as tmp:
         oof.to_parquet(tmp, index=False)
     return FoldResult(
@@ -175,12 +180,10 @@ def train_fold_on_ladder(
         for key in keys:
             record = cache.lookup(key)
             if record is not None:
-                result = FoldResult.model_validate(record)
-                result = result.model_copy(update={
-                    "model_path": models_dir / target / f"fold_{fold.index}.txt",
-                    "oof_path": models_dir / target / f"fold_{fold.index}_oof.parquet",
-                    "reused": True,
-                })  # fmt: skip
+                model_path, oof_path = fold_paths(models_dir, target, fold)
+                result = FoldResult.model_validate(record).model_copy(
+                    update={"model_path": model_path, "oof_path": oof_path, "reused": True}
+                )  # fmt: skip
                 cache.restore(key, result.model_path, result.oof_path)
                 return result
     downgrades: list[dict[str, str]] = []

@@ -8,8 +8,7 @@ from numerflow.config.models import NumerflowConfig
 from numerflow.gpu import GpuProbe, probe_gpus
 from numerflow.tiers import (
     TierDecision,
-    check_capability,
-    choose_device,
+    capability_for,
     decide,
     gpu_required,
     manual_decision,
@@ -31,8 +30,7 @@ def choose_tier(config: NumerflowConfig, probe: GpuProbe) -> TierDecision:
         decision = manual_decision(config.effective_params(), probe)
     else:
         program = config.program_input_params
-        device = choose_device(probe, program.gpu.device_index)
-        capability = check_capability(program.gpu.learner, device, probe) if device is not None else None
+        capability = capability_for(program, probe)
         decision = decide(program, probe, capability, gpu_required(program))
     log = logger.warning if decision.tier == "cpu" and probe.has_gpu else logger.info
     log("tier %s: %s", decision.tier, decision.reason)

@@ -90,6 +90,7 @@ def test_gpu_error_in_one_fold_falls_back_and_the_run_completes(
     error in fold 1 only. The other folds train on the medium tier; fold 1 steps down to CPU."""
     import lightgbm
 
+    import numerflow.tiers as tiers
     import numerflow.training as training
     import tasks.gpu
     from numerflow.gpu import probe_gpus
@@ -99,9 +100,7 @@ def test_gpu_error_in_one_fold_falls_back_and_the_run_completes(
     monkeypatch.setattr(
         tasks.gpu, "probe_gpus", lambda: probe_gpus(FakeNvml([("RTX 4060", 8, 6)]), visible=None)
     )
-    monkeypatch.setattr(
-        tasks.gpu, "check_capability", lambda *args, **kwargs: Capability(ok=True, reason="sim")
-    )
+    monkeypatch.setattr(tiers, "check_capability", lambda *args, **kwargs: Capability(ok=True, reason="sim"))
     real_train_fold = training.train_fold
 
     def gpu_that_fails_on_fold_1(prepared, fold, target, params, seed, models_dir):
