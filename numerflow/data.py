@@ -32,7 +32,7 @@ class NumeraiFrame:
 
     ids: np.ndarray
     eras: np.ndarray
-    features: np.ndarray  # int8, rows x features, C order
+    features: np.ndarray  # int8, rows x features (column-major: filled one column at a time)
     feature_names: list[str]
     targets: pd.DataFrame  # float32, one column per target, NaN where unknown
 
@@ -80,11 +80,16 @@ def read_training(
     row_limit: int | None = None,
 ) -> NumeraiFrame:
     """Training rows: every `era_stride`-th era, the newest eras up to `row_limit` rows."""
+    return _read(path, features, targets, era_filter=training_eras(path, era_stride, row_limit))
+
+
+def training_eras(path: Path, era_stride: int = 1, row_limit: int | None = None) -> np.ndarray:
+    """Era numbers to train on: every `era_stride`-th era, the newest first, up to `row_limit` rows."""
     eras = _era_column(path)
     kept = _subsample(np.unique(eras), era_stride)
     if row_limit is not None:
         kept = _newest_eras_within(eras, kept, row_limit)
-    return _read(path, features, targets, era_filter=kept)
+    return kept
 
 
 def read_validation(
@@ -96,13 +101,19 @@ def read_validation(
     era_stride: int = 1,
 ) -> NumeraiFrame:
     """Validation rows that have targets, past the embargo after the last training era."""
-    table = pq.read_table(path, columns=["era", "data_type"])
-    labelled = pc.equal(table["data_type"], "validation").to_numpy(zero_copy_only=False)
-    eras = _to_era_numbers(path, table["era"].to_numpy(zero_copy_only=False))
-    candidates = np.unique(eras[labelled & embargo_after(eras, last_train_era, embargo)])
-    frame = _read(path, features, targets, era_filter=_subsample(candidates, era_stride))
+    eras = validation_eras(path, last_train_era, embargo, era_stride)
+    frame = _read(path, features, targets, era_filter=eras)
     has_target = frame.targets[targets[0]].notna().to_numpy()
     return _take(frame, has_target)
+
+
+def validation_eras(path: Path, last_train_era: int, embargo: int, era_stride: int = 1) -> np.ndarray:
+    """Labelled validation eras past the embargo after the last training era, every Nth."""
+    parquet_schema(path)
+    table = pq.read_table(path, columns=["era", "data_type"])
+    labelled = pc.equal(table["data_type"], "validation").to_numpy(zero_copy_only=False)
+    eras = to_era_numbers(path, table["era"].to_numpy(zero_copy_only=False))
+    return _subsample(np.unique(eras[labelled & embargo_after(eras, last_train_era, embargo)]), era_stride)
 
 
 def read_live(path: Path, features: list[str]) -> NumeraiFrame:
@@ -116,7 +127,7 @@ def _read(
     era_filter: np.ndarray | None,
     eras_are_numbers: bool = True,
 ) -> NumeraiFrame:
-    schema = _schema(path)
+    schema = parquet_schema(path)
     id_column = "id"
     wanted = [id_column, "era", *features, *targets]
     missing = [name for name in wanted if name not in schema.names]
@@ -127,11 +138,11 @@ def _read(
         filters = [("era", "in", [f"{e:04d}" for e in era_filter.tolist()])]
     table = pq.read_table(path, columns=wanted, filters=filters)
     eras_raw = table["era"].to_numpy(zero_copy_only=False)
-    eras = _to_era_numbers(path, eras_raw) if eras_are_numbers else np.zeros(len(eras_raw), np.int64)
+    eras = to_era_numbers(path, eras_raw) if eras_are_numbers else np.zeros(len(eras_raw), np.int64)
     return NumeraiFrame(
         ids=table[id_column].to_numpy(zero_copy_only=False).astype(str),
         eras=eras,
-        features=_int8_matrix(path, table, features),
+        features=int8_matrix(path, table, features),
         feature_names=list(features),
         targets=pd.DataFrame(
             {name: table[name].to_numpy(zero_copy_only=False).astype(np.float32) for name in targets}
@@ -139,7 +150,7 @@ def _read(
     )
 
 
-def _schema(path: Path) -> pa.Schema:
+def parquet_schema(path: Path) -> pa.Schema:
     if not path.is_file():
         raise DataError(f"{path}: not found")
     try:
@@ -148,8 +159,9 @@ def _schema(path: Path) -> pa.Schema:
         raise DataError(f"{path}: not a readable parquet file ({exc})") from None
 
 
-def _int8_matrix(path: Path, table: pa.Table, features: list[str]) -> np.ndarray:
-    matrix = np.empty((table.num_rows, len(features)), dtype=np.int8)
+def int8_matrix(path: Path, table: pa.Table, features: list[str]) -> np.ndarray:
+    """Features as an int8 matrix, missing values set to 2; values outside 0..4 are an error."""
+    matrix = np.empty((table.num_rows, len(features)), dtype=np.int8, order="F")
     for j, name in enumerate(features):
         column = table[name]
         if column.null_count:
@@ -164,12 +176,12 @@ def _int8_matrix(path: Path, table: pa.Table, features: list[str]) -> np.ndarray
 
 
 def _era_column(path: Path) -> np.ndarray:
-    _schema(path)
+    parquet_schema(path)
     raw = pq.read_table(path, columns=["era"])["era"].to_numpy(zero_copy_only=False)
-    return _to_era_numbers(path, raw)
+    return to_era_numbers(path, raw)
 
 
-def _to_era_numbers(path: Path, raw: np.ndarray) -> np.ndarray:
+def to_era_numbers(path: Path, raw: np.ndarray) -> np.ndarray:
     try:
         return pd.to_numeric(pd.Series(raw), errors="raise").to_numpy(np.int64)
     except ValueError:

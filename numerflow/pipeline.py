@@ -9,25 +9,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from numerflow.config.models import LightGBMParams, NumerflowConfig
-from numerflow.data import (
-    read_features_json,
-    read_training,
-    read_validation,
-    select_features,
-)
+from numerflow.data import read_features_json, select_features, to_era_numbers, training_eras, validation_eras
 from numerflow.foldcache import CACHE_DIR_NAME, FoldCache
 from numerflow.folds import Fold, make_folds
 from numerflow.gpu import GpuProbe
 from numerflow.io import atomic_path, write_yaml_atomic
 from numerflow.metrics import per_era_corr, summarize, summarize_all
+from numerflow.rows import FeatureRows, SelectedRows
 from numerflow.runs import Manifest, code_version, mark_latest, new_run_id, utc_now, write_manifest
 from numerflow.stacking import Stacker, cross_fitted, era_rank, fit_stacker
 from numerflow.tiers import TierDecision
-from numerflow.training import FoldResult, PreparedData, load_oof, predict, prepare_training_data
+from numerflow.training import (
+    FoldResult,
+    PreparedData,
+    load_models,
+    load_oof,
+    predict_rows,
+    prepare_training_data,
+)
 
 STACK = "stack"
 
@@ -98,16 +102,19 @@ def prepare_data(config: NumerflowConfig, params: LightGBMParams, paths: RunPath
     data = config.training.data
     version_dir = data.version_dir()
     features = select_features(read_features_json(version_dir), config.features)
-    frame = read_training(
-        version_dir / "train.parquet",
+    train_path = version_dir / "train.parquet"
+    n_folds = config.training.folds.n_folds
+    return prepare_training_data(
+        train_path,
         features,
         config.training.targets,
-        era_stride=data.era_stride,
-        row_limit=data.row_limit,
+        params,
+        paths.prepared_dir,
+        bins_dir=config.training.bins_root(),
+        eras=training_eras(train_path, data.era_stride, data.row_limit).tolist(),
+        loader=data.loader,
+        train_fraction=(n_folds - 1) / n_folds,
     )
-    if len(frame) == 0:
-        raise ValueError(f"{version_dir / 'train.parquet'}: no training rows left after subsampling")
-    return prepare_training_data(frame, config.training.targets, params, paths.prepared_dir)
 
 
 def plan_folds(config: NumerflowConfig, prepared: PreparedData) -> list[Fold]:
@@ -154,31 +161,44 @@ def evaluate(
         oof.to_parquet(tmp)
     oof_scores = per_era_corr(oof[[*targets, STACK]], oof_target, oof["era"].to_numpy())
 
-    validation = read_validation(
-        config.training.data.version_dir() / "validation.parquet",
-        prepared.feature_names,
-        [main],
-        last_train_era=max(prepared.eras),
-        embargo=config.training.folds.embargo_eras,
-        era_stride=config.training.data.era_stride,
-    )
-    if len(validation) == 0:
-        raise ValueError("no validation eras left after the embargo; lower embargo_eras or add data")
-    val_predictions = predict(model_paths(results, targets), validation.features)
-    val_predictions.index = pd.Index(validation.ids, name="id")
-    val_predictions[STACK] = stacker.combine(era_rank(val_predictions[targets], validation.eras))
-    val_target = pd.Series(validation.targets[main].to_numpy(), index=val_predictions.index)
+    val_predictions, val_target, val_eras = _predict_validation(config, prepared, results)
+    val_predictions[STACK] = stacker.combine(era_rank(val_predictions[targets], val_eras))
     with atomic_path(paths.run_dir / "validation.parquet") as tmp:
-        val_predictions.assign(era=validation.eras, target=val_target).to_parquet(tmp)
-    val_scores = per_era_corr(val_predictions, val_target, validation.eras)
+        val_predictions.assign(era=val_eras, target=val_target).to_parquet(tmp)
+    val_scores = per_era_corr(val_predictions, val_target, val_eras)
 
     return Evaluation(
         stacker=stacker,
         summary={"oof": summarize_all(oof_scores), "validation": summarize_all(val_scores)},
         per_era={"oof": _era_rows(oof_scores), "validation": _era_rows(val_scores)},
         per_fold=_fold_rows(oof, oof_scores, results),
-        validation_eras=sorted({int(e) for e in validation.eras}),
+        validation_eras=sorted({int(e) for e in val_eras}),
     )
+
+
+def _predict_validation(
+    config: NumerflowConfig, prepared: PreparedData, results: list[FoldResult]
+) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
+    """Base-model predictions on the labelled validation eras past the embargo, read in batches."""
+    main = prepared.targets[0]
+    path = config.training.data.version_dir() / "validation.parquet"
+    eras = validation_eras(
+        path,
+        last_train_era=max(prepared.eras),
+        embargo=config.training.folds.embargo_eras,
+        era_stride=config.training.data.era_stride,
+    )
+    rows = SelectedRows(path, eras.tolist())
+    if len(rows) == 0:
+        raise ValueError("no validation eras left after the embargo; lower embargo_eras or add data")
+    meta = rows.table(["id", "era", main])
+    models = load_models(model_paths(results, prepared.targets))
+    predictions = predict_rows(models, FeatureRows(rows, prepared.feature_names))
+    predictions.index = pd.Index(meta["id"].to_numpy(zero_copy_only=False).astype(str), name="id")
+    target = pd.Series(meta[main].to_numpy(zero_copy_only=False).astype(np.float32), index=predictions.index)
+    era_numbers = to_era_numbers(path, meta["era"].to_numpy(zero_copy_only=False))
+    labelled = target.notna().to_numpy()
+    return predictions[labelled], target[labelled], era_numbers[labelled]
 
 
 def _era_rows(scores: pd.DataFrame) -> list[dict[str, Any]]:
@@ -237,6 +257,7 @@ def write_run_manifest(
             "era_stride": data.era_stride,
             "row_limit": data.row_limit,
             "training_rows": prepared.rows,
+            "bins": prepared.bins.model_dump(mode="json"),
             "training_eras": [prepared.eras[0], prepared.eras[-1], len(prepared.eras)],
             "validation_eras": evaluation.validation_eras,
         },

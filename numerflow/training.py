@@ -1,17 +1,16 @@
-"""LightGBM fold training on a Dataset binned once per run.
+"""LightGBM fold training on a Dataset binned once and shared by every fold and target.
 
-`prepare_training_data` writes the training rows into the run directory once: the int8
-feature matrix (memory-mappable `.npy`), a small table of ids, eras and targets, and the
-LightGBM Dataset binned from them (`save_binary`). Every fold x target then loads the binned
-Dataset, takes the subset of its training rows, sets that target as label and trains, so the
-bins are built once however many folds and targets there are. Steps exchange paths, never
-large objects.
+`prepare_training_data` fixes the training rows (the chosen eras of the parquet file, in file
+order), writes their ids, eras and targets to a small table, and gets the binned Dataset from
+the bins cache, building it by the lean loader the memory guard picks when it is missing. Every
+fold x target then loads that Dataset, takes the subset of its training rows, sets the target
+as label and trains; its out-of-fold rows are read back from parquet one row group at a time.
+Steps exchange paths, never large objects.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from pathlib import Path
 
@@ -20,11 +19,14 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from numerflow.binned import Bins, BinsCache, bins_key, build_dataset, save_dataset
 from numerflow.config.models import LightGBMParams
-from numerflow.data import NumeraiFrame
+from numerflow.data import DataError, to_era_numbers
 from numerflow.foldcache import FoldCache, fold_key
 from numerflow.folds import Fold
 from numerflow.io import atomic_path
+from numerflow.memory import DataShape, Loader, MemoryPlan, plan_memory
+from numerflow.rows import FeatureRows, SelectedRows
 from numerflow.tiers import TierStep, is_gpu_error
 
 
@@ -33,14 +35,15 @@ class PreparedData(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    features_path: Path
-    meta_path: Path
-    dataset_path: Path
+    data_path: Path  # the parquet file the rows come from
+    meta_path: Path  # id, era and targets of every training row, in Dataset order
+    dataset_path: Path  # the binned Dataset (in the bins cache)
     feature_names: list[str]
     targets: list[str]
     rows: int
     eras: list[int]
-    fingerprint: str  # content hash of the rows, features and targets
+    fingerprint: str  # the bins' key plus the content of ids, eras and targets
+    bins: Bins
 
 
 class FoldResult(BaseModel):
@@ -60,52 +63,76 @@ class FoldResult(BaseModel):
 
 
 def prepare_training_data(
-    frame: NumeraiFrame, targets: list[str], params: LightGBMParams, directory: Path
+    path: Path,
+    features: list[str],
+    targets: list[str],
+    params: LightGBMParams,
+    directory: Path,
+    bins_dir: Path,
+    eras: list[int] | None = None,
+    loader: Loader = "auto",
+    train_fraction: float = 1.0,
+    available: tuple[int, str] | None = None,
 ) -> PreparedData:
+    """Fix the training rows of `path` (all eras, or `eras`) and get their bins built once."""
+    rows = SelectedRows(path, eras)
+    if len(rows) == 0:
+        raise DataError(f"{path}: no training rows in the selected eras")
+    meta = _meta(rows, targets)
     directory.mkdir(parents=True, exist_ok=True)
-    features_path = directory / "features.npy"
-    with atomic_path(features_path) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, np.ascontiguousarray(frame.features, dtype=np.int8))
-    meta = frame.targets[targets].copy()
-    meta.insert(0, "era", frame.eras)
-    meta.insert(0, "id", frame.ids)
     meta_path = directory / "meta.parquet"
     with atomic_path(meta_path) as tmp:
         meta.to_parquet(tmp, index=False)
 
-    dataset_path = directory / "train.bin"
-    main_label = np.nan_to_num(frame.targets[targets[0]].to_numpy(np.float32), nan=0.5)
-    dataset = lgb.Dataset(
-        frame.features,
-        label=main_label,
-        feature_name=frame.feature_names,
-        params=params.dataset_params(),
-        free_raw_data=True,
-    ).construct()
-    with atomic_path(dataset_path) as tmp:
-        tmp.unlink()  # LightGBM refuses to overwrite an existing file
-        dataset.save_binary(str(tmp))
+    shape = DataShape(
+        rows=len(rows),
+        features=len(features),
+        sample_rows=min(params.bin_construct_sample_cnt, len(rows)),
+        group_rows=rows.largest_group_rows,
+        batch_rows=FeatureRows(rows, features).batch_size,
+        train_fraction=train_fraction,
+    )
+    era_list = sorted({int(e) for e in meta["era"]})
+    cache = BinsCache(bins_dir)
+    key = bins_key(path, features, era_list, params.dataset_params())
+    plans: list[MemoryPlan] = []
+
+    def build(out: Path) -> tuple[int, int, str]:
+        plans.append(plan_memory(shape, loader, available))
+        label = np.nan_to_num(meta[targets[0]].to_numpy(np.float32), nan=0.5)  # replaced per fold
+        save_dataset(build_dataset(rows, features, label, params.dataset_params(), plans[0].loader), out)
+        return len(rows), len(features), plans[0].loader
+
+    record, built = cache.get_or_build(key, build)
+    if not built:  # the bins exist; fold training still has to fit
+        plans.append(plan_memory(shape, loader, available, build=False))
     return PreparedData(
-        features_path=features_path,
+        data_path=path,
         meta_path=meta_path,
-        dataset_path=dataset_path,
-        feature_names=frame.feature_names,
-        targets=targets,
-        rows=len(frame),
-        eras=sorted({int(e) for e in frame.eras}),
-        fingerprint=_fingerprint(frame, targets),
+        dataset_path=cache.path(key),
+        feature_names=list(features),
+        targets=list(targets),
+        rows=len(rows),
+        eras=era_list,
+        fingerprint=_fingerprint(key, meta),
+        bins=Bins(path=cache.path(key), record=record, built=built, plan=plans[0]),
     )
 
 
-def _fingerprint(frame: NumeraiFrame, targets: list[str]) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(json.dumps(frame.feature_names).encode())
-    digest.update(np.ascontiguousarray(frame.features).data)
-    digest.update("\n".join(frame.ids.tolist()).encode())
-    digest.update(np.asarray(frame.eras, dtype=np.int64).tobytes())
-    for target in targets:
-        digest.update(target.encode())
-        digest.update(frame.targets[target].to_numpy(np.float32).tobytes())
+def _meta(rows: SelectedRows, targets: list[str]) -> pd.DataFrame:
+    table = rows.table(["id", "era", *targets])
+    return pd.DataFrame(
+        {
+            "id": table["id"].to_numpy(zero_copy_only=False).astype(str),
+            "era": to_era_numbers(rows.path, table["era"].to_numpy(zero_copy_only=False)),
+            **{t: table[t].to_numpy(zero_copy_only=False).astype(np.float32) for t in targets},
+        }
+    )
+
+
+def _fingerprint(bins: str, meta: pd.DataFrame) -> str:
+    digest = hashlib.blake2b(bins.encode(), digest_size=16)
+    digest.update(pd.util.hash_pandas_object(meta, index=False).to_numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -132,19 +159,21 @@ def train_fold(
     train_rows = np.flatnonzero(np.isin(eras, fold.train_eras) & known)
     validation_rows = np.flatnonzero(np.isin(eras, fold.validation_eras))
 
-    booster = _train(prepared, train_rows, label[train_rows], params, seed)
+    booster = train_booster(prepared, train_rows, label[train_rows], params, seed)
     model_path, oof_path = fold_paths(models_dir, target, fold)
     model_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(model_path) as tmp:
         booster.save_model(str(tmp))
 
-    features = np.load(prepared.features_path, mmap_mode="r")
+    held_out = FeatureRows(SelectedRows(prepared.data_path, fold.validation_eras), prepared.feature_names)
+    if len(held_out) != len(validation_rows):
+        raise DataError(f"{prepared.data_path}: changed since its rows were binned; run again to rebin")
     oof = pd.DataFrame(
         {
             "id": meta["id"].to_numpy()[validation_rows],
             "era": eras[validation_rows],
             "fold": fold.index,
-            "prediction": booster.predict(features[validation_rows]),
+            "prediction": predict_rows({target: [booster]}, held_out)[target].to_numpy(),
         }
     )
     with atomic_path(oof_path) as tmp:
@@ -209,13 +238,23 @@ def train_fold_on_ladder(
     raise ValueError("an empty tier ladder has nothing to train with")
 
 
-def _train(
+def train_booster(
     prepared: PreparedData, rows: np.ndarray, label: np.ndarray, params: LightGBMParams, seed: int
 ) -> lgb.Booster:
+    """Train on `rows` (positions in the prepared rows) of the binned Dataset with `label`."""
     binned = lgb.Dataset(str(prepared.dataset_path), params=params.dataset_params()).construct()
-    subset = binned.subset(rows).construct()
-    subset.set_label(label)  # only takes effect on a constructed subset
-    return lgb.train(params.to_lightgbm(seed), subset, num_boost_round=params.n_estimators)
+    if (binned.num_data(), binned.num_feature()) != (prepared.rows, len(prepared.feature_names)):
+        raise DataError(
+            f"{prepared.dataset_path}: holds {binned.num_data()} rows x {binned.num_feature()} features, "
+            f"expected {prepared.rows} x {len(prepared.feature_names)}"
+        )
+    if len(rows) == prepared.rows:
+        train_set = binned
+    else:
+        train_set = binned.subset(rows).construct()
+        binned._free_handle()  # the subset holds its own copy of the bins; free the full set now
+    train_set.set_label(label)  # only takes effect on a constructed Dataset
+    return lgb.train(params.to_lightgbm(seed), train_set, num_boost_round=params.n_estimators)
 
 
 def load_oof(results: list[FoldResult], targets: list[str]) -> pd.DataFrame:
@@ -228,10 +267,30 @@ def load_oof(results: list[FoldResult], targets: list[str]) -> pd.DataFrame:
     return pd.concat(frames, axis=1, join="inner").sort_values(["era", "fold"], kind="stable")
 
 
-def predict(model_paths: dict[str, list[Path]], features: np.ndarray) -> pd.DataFrame:
+Models = dict[str, list[lgb.Booster]]  # fold models per target
+
+
+def load_models(model_paths: dict[str, list[Path]]) -> Models:
+    return {target: [lgb.Booster(model_file=str(p)) for p in paths] for target, paths in model_paths.items()}
+
+
+def predict_matrix(models: Models, features: np.ndarray) -> pd.DataFrame:
     """Each base model's prediction: the mean of its fold models, one column per target."""
-    columns = {}
-    for target, paths in model_paths.items():
-        fold_predictions = [lgb.Booster(model_file=str(p)).predict(features) for p in paths]
-        columns[target] = np.mean(fold_predictions, axis=0)
-    return pd.DataFrame(columns)
+    return pd.DataFrame(
+        {
+            target: np.mean([b.predict(features) for b in boosters], axis=0)
+            for target, boosters in models.items()
+        }
+    )
+
+
+def predict(model_paths: dict[str, list[Path]], features: np.ndarray) -> pd.DataFrame:
+    return predict_matrix(load_models(model_paths), features)
+
+
+def predict_rows(models: Models, rows: FeatureRows) -> pd.DataFrame:
+    """Predictions for rows read batch by batch, so the features are never all in memory."""
+    parts = [predict_matrix(models, block) for block in rows.blocks()]
+    if not parts:
+        return pd.DataFrame({target: np.empty(0) for target in models})
+    return pd.concat(parts, ignore_index=True)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 # Before Prefect is imported anywhere: no telemetry, and a private PREFECT_HOME.
@@ -16,6 +19,7 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="numerflow-prefect
 os.environ.pop("PREFECT_API_URL", None)
 
 from numerflow.synth import SynthSpec, generate
+from numerflow.training import prepare_training_data
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SMALL_SPEC = SynthSpec(eras=120, rows_per_era=150, features=30, seed=7)
@@ -88,3 +92,21 @@ def on_real_prefect(real_prefect: object) -> Iterator[None]:
 
     with temporary_settings(updates={PREFECT_API_URL: real_prefect.url}):
         yield
+
+
+def rewrite_parquet(source: Path, target: Path, change: Callable[[pd.DataFrame], pd.DataFrame]) -> Path:
+    """A copy of a Numerai parquet file with `change` applied, keeping its row groups."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    parquet = pq.ParquetFile(source)
+    frame = change(parquet.read().to_pandas())
+    table = pa.Table.from_pandas(frame, preserve_index=True)
+    pq.write_table(table, target, row_group_size=parquet.metadata.row_group(0).num_rows)
+    return target
+
+
+def prepare(version_dir: Path, features: list[str], targets: list[str], params, directory: Path, **options):
+    """Prepared rows of the synthetic train.parquet (or `path=`), bins cached in `directory`."""
+    path = options.pop("path", version_dir / "train.parquet")
+    return prepare_training_data(
+        path, features, targets, params, directory / "prepared", bins_dir=directory / "bins", **options
+    )

@@ -16,7 +16,7 @@ def small_features(version_dir: Path) -> list[str]:
 
 def test_reads_only_what_is_asked_as_int8(version_dir: Path, small_features: list[str]) -> None:
     frame = read_training(version_dir / "train.parquet", small_features, ["target"])
-    assert frame.features.dtype == np.int8 and frame.features.flags.c_contiguous
+    assert frame.features.dtype == np.int8 and frame.features.flags.f_contiguous
     assert frame.features.shape == (len(frame), len(small_features))
     assert list(frame.targets.columns) == ["target"]
     reference = pd.read_parquet(version_dir / "train.parquet", columns=small_features)

@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 
 from numerflow.config.models import LightGBMParams
-from numerflow.data import read_training
 from numerflow.foldcache import MARKER, FoldCache
 from numerflow.folds import make_folds
 from numerflow.tiers import TierStep
-from numerflow.training import prepare_training_data, train_fold_on_ladder
+from numerflow.training import train_fold_on_ladder
+from tests.conftest import prepare, rewrite_parquet
 
 PARAMS = LightGBMParams(n_estimators=15, learning_rate=0.1)
 
@@ -17,9 +17,14 @@ PARAMS = LightGBMParams(n_estimators=15, learning_rate=0.1)
 @pytest.fixture
 def setup(version_dir: Path, tmp_path: Path) -> dict:
     features = [f"feature_{i:04d}" for i in range(8)]
-    frame = read_training(version_dir / "train.parquet", features, ["target"])
-    prepared = prepare_training_data(frame, ["target"], PARAMS, tmp_path / "prepared")
-    return {"frame": frame, "prepared": prepared, "folds": make_folds(prepared.eras, 3, 4), "tmp": tmp_path}
+    prepared = prepare(version_dir, features, ["target"], PARAMS, tmp_path)
+    return {
+        "version_dir": version_dir,
+        "features": features,
+        "prepared": prepared,
+        "folds": make_folds(prepared.eras, 3, 4),
+        "tmp": tmp_path,
+    }
 
 
 def _run(setup: dict, name: str, params: LightGBMParams = PARAMS, fold_index: int = 0, prepared=None):
@@ -48,9 +53,14 @@ def test_anything_different_is_trained_afresh(setup: dict) -> None:
     _run(setup, "run1")
     assert not _run(setup, "params", params=PARAMS.model_copy(update={"n_estimators": 16})).reused
     assert not _run(setup, "fold", fold_index=1).reused
-    frame = setup["frame"]
-    frame.targets["target"] = frame.targets["target"].iloc[::-1].to_numpy()  # other data
-    other = prepare_training_data(frame, ["target"], PARAMS, setup["tmp"] / "prepared2")
+    other_data = rewrite_parquet(  # same features, other targets
+        setup["version_dir"] / "train.parquet",
+        setup["tmp"] / "other" / "train.parquet",
+        lambda frame: frame.assign(target=frame["target"].to_numpy()[::-1]),
+    )
+    other = prepare(
+        setup["version_dir"], setup["features"], ["target"], PARAMS, setup["tmp"] / "o", path=other_data
+    )
     assert other.fingerprint != setup["prepared"].fingerprint
     assert not _run(setup, "data", prepared=other).reused
 

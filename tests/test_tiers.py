@@ -20,7 +20,8 @@ from numerflow.tiers import (
     is_gpu_error,
     parse_size,
 )
-from numerflow.training import prepare_training_data, train_fold_on_ladder
+from numerflow.training import train_fold_on_ladder
+from tests.conftest import prepare
 from tests.fake_nvml import FakeNvml
 
 OK = Capability(ok=True, reason="test training succeeded")
@@ -141,7 +142,7 @@ def test_a_gpu_error_in_one_fold_steps_down_and_is_recorded(version_dir: Path, t
 
     frame = read_training(version_dir / "train.parquet", [f"feature_{i:04d}" for i in range(10)], ["target"])
     base = LightGBMParams(n_estimators=10, learning_rate=0.1)
-    prepared = prepare_training_data(frame, ["target"], base, tmp_path / "prepared")
+    prepared = prepare(version_dir, frame.feature_names, ["target"], base, tmp_path)
     fold = make_folds(prepared.eras, 3, 4)[1]
     ladder = [
         TierStep(tier="full", params=base.model_copy(update={"device_type": "cuda"})),

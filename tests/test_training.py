@@ -11,7 +11,8 @@ from numerflow.config.models import LightGBMParams
 from numerflow.data import read_training, read_validation
 from numerflow.folds import make_folds
 from numerflow.metrics import per_era_corr, summarize
-from numerflow.training import load_oof, predict, prepare_training_data, train_fold
+from numerflow.training import load_oof, predict, train_fold
+from tests.conftest import prepare, rewrite_parquet
 
 PARAMS = LightGBMParams(n_estimators=80, learning_rate=0.1, colsample_bytree=0.5, num_threads=2)
 TARGETS = ["target", "target_shuffled_20"]
@@ -21,15 +22,16 @@ TARGETS = ["target", "target_shuffled_20"]
 def trained(version_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     run_dir = tmp_path_factory.mktemp("run")
     features = json.loads((version_dir / "features.json").read_text())["feature_sets"]["small"]
-    frame = read_training(version_dir / "train.parquet", features, ["target", "target_cyrusd_20"])
     # The shuffled target keeps each era's values but breaks their link to the features.
     rng = np.random.default_rng(0)
-    shuffled = frame.targets["target"].to_numpy().copy()
-    for era in np.unique(frame.eras):
-        rows = np.flatnonzero(frame.eras == era)
-        shuffled[rows] = rng.permutation(shuffled[rows])
-    frame.targets["target_shuffled_20"] = shuffled
-    prepared = prepare_training_data(frame, TARGETS, PARAMS, run_dir / "prepared")
+
+    def add_shuffled(frame: pd.DataFrame) -> pd.DataFrame:
+        shuffled = frame.groupby("era")["target"].transform(lambda values: rng.permutation(values.to_numpy()))
+        return frame.assign(target_shuffled_20=shuffled.astype(np.float32))
+
+    path = rewrite_parquet(version_dir / "train.parquet", run_dir / "data" / "train.parquet", add_shuffled)
+    frame = read_training(path, features, [*TARGETS, "target_cyrusd_20"])
+    prepared = prepare(version_dir, features, TARGETS, PARAMS, run_dir, path=path)
     folds = make_folds(prepared.eras, n_folds=3, embargo=4)
     results = [
         train_fold(prepared, fold, target, PARAMS, seed=1, models_dir=run_dir / "models")
@@ -60,7 +62,14 @@ def test_out_of_fold_rows_are_each_fold_block(trained: dict) -> None:
 
 def test_rows_without_a_target_are_not_trained_on(trained: dict, tmp_path: Path) -> None:
     frame, fold = trained["frame"], trained["folds"][0]
-    prepared = prepare_training_data(frame, ["target", "target_cyrusd_20"], PARAMS, tmp_path)
+    prepared = prepare(
+        Path(),
+        frame.feature_names,
+        ["target", "target_cyrusd_20"],
+        PARAMS,
+        tmp_path,
+        path=trained["prepared"].data_path,
+    )
     result = train_fold(prepared, fold, "target_cyrusd_20", PARAMS, seed=1, models_dir=tmp_path)
     in_train = np.isin(frame.eras, fold.train_eras)
     labelled = frame.targets["target_cyrusd_20"].notna().to_numpy()

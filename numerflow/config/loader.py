@@ -127,6 +127,8 @@ def _resolve_paths(config: NumerflowConfig, root: Path) -> NumerflowConfig:
     training = config.training
     training.data.dir = _absolute(training.data.dir, root)
     training.work_dir = _absolute(training.work_dir, root)
+    if training.data.bins_dir is not None:
+        training.data.bins_dir = _absolute(training.data.bins_dir, root)
     training.submission.path = _absolute(training.submission.path, root)
     return config
 

@@ -29,6 +29,10 @@ class DataConfig(StrictModel):
     dir: Path = Path("data")
     era_stride: int = Field(4, ge=1, le=52, description="use every Nth era (1 = all eras)")
     row_limit: int | None = Field(None, ge=100, description="cap on training rows (last resort)")
+    loader: Literal["auto", "arrow", "stream"] = Field(
+        "auto", description="how parquet becomes binned LightGBM data: auto picks by size and free memory"
+    )
+    bins_dir: Path | None = Field(None, description="cache of binned Datasets; default <work_dir>/bins")
 
     def version_dir(self) -> Path:
         return self.dir / self.version
@@ -73,6 +77,9 @@ class TrainingConfig(StrictModel):
     numerai: NumeraiConfig = NumeraiConfig()
     models: list[str] = Field(default_factory=list, description="Numerai model names to submit as")
     seed: int = Field(42, ge=0)
+
+    def bins_root(self) -> Path:
+        return self.data.bins_dir or self.work_dir / "bins"
 
     @field_validator("targets")
     @classmethod
@@ -123,8 +130,11 @@ class LightGBMParams(StrictModel):
     subsample: float = Field(1.0, gt=0, le=1)
     min_data_in_leaf: int = Field(20, ge=1)
     max_bin: int = Field(255, ge=5, le=1023)
-    bin_construct_sample_cnt: int = Field(200_000, ge=1000)
+    bin_construct_sample_cnt: int = Field(20_000, ge=1000)
     num_threads: int = Field(0, ge=0, description="0 = LightGBM's default (all cores)")
+    force_col_wise: bool = Field(
+        True, description="column-wise histograms: about 1 byte a cell less than row-wise, 10-20% slower"
+    )
     device_type: Literal["cpu", "gpu", "cuda"] = "cpu"
     gpu_device_id: int | None = Field(None, ge=0, description="OpenCL/CUDA device; set by the GPU tier")
     gpu_use_dp: bool = Field(False, description="double precision on the GPU (slower, more memory)")

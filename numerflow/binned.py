@@ -1,0 +1,230 @@
+"""Bins built once: a LightGBM Dataset binned from parquet without a float copy, and its cache.
+
+Two loaders build the Dataset, and neither ever holds a float copy of the whole matrix (which
+is what pandas or numpy input costs: 4 bytes a cell inside LightGBM):
+
+* `arrow`: the selected rows as an int8 Arrow table, which LightGBM reads natively and bins
+  column-parallel. Fastest; holds the int8 matrix (1 byte a cell) until the bins are built.
+* `stream`: a `lightgbm.Sequence` over the parquet row groups; one row group and one float32
+  batch are in memory at a time. Lowest peak; for data that the Arrow path would not fit.
+
+The binned Dataset is saved once under a key of everything that shapes it (the source file's
+identity, the features, the selected eras, the dataset parameters, LightGBM's version) and
+reused by every fold and target of the run and by later runs. An entry is written to a private
+folder and renamed into place when complete, under a file lock, so concurrent runs (or Dask
+workers on a shared disk) never see or build a half-written one; an entry whose file does not
+match its recorded size and digest is rebuilt, never used.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
+
+from numerflow.io import write_json_atomic
+from numerflow.memory import MemoryPlan
+from numerflow.rows import FeatureRows, SelectedRows
+
+BINS_FILE = "train.bin"
+RECORD_FILE = "bins.json"
+KEEP_DAYS = 21
+STAGING_KEEP_DAYS = 1  # a build killed mid-way leaves its private folder; nothing reads it
+
+BuildFn = Callable[[Path], tuple[int, int, str]]  # writes the .bin; returns rows, features, loader
+
+
+class BinsRecord(BaseModel):
+    """A complete cache entry: what was binned, how, and the digest of the saved file."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    rows: int
+    features: int
+    loader: str
+    construct_seconds: float
+    bytes: int
+    digest: str
+
+
+class Bins(BaseModel):
+    """Where a run's binned Dataset is, and whether this run had to build it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: Path
+    record: BinsRecord
+    built: bool  # False: reused from the cache
+    plan: MemoryPlan  # the memory guard's figures for this run
+
+
+def source_identity(path: Path) -> dict[str, object]:
+    """Cheap identity of a data file: size, modification time and a digest of its footer."""
+    stat = path.stat()
+    footer = pq.ParquetFile(path).metadata.to_dict()
+    digest = hashlib.blake2b(json.dumps(footer, sort_keys=True, default=str).encode(), digest_size=16)
+    return {
+        "path": str(path.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "footer": digest.hexdigest(),
+    }
+
+
+def bins_key(path: Path, features: list[str], eras: list[int], dataset_params: dict[str, object]) -> str:
+    payload = {
+        "source": source_identity(path),
+        "features": features,
+        "eras": eras,
+        "dataset_params": dataset_params,
+        "lightgbm": lgb.__version__,
+    }
+    return hashlib.blake2b(json.dumps(payload, sort_keys=True).encode(), digest_size=16).hexdigest()
+
+
+def build_dataset(
+    rows: SelectedRows, features: list[str], label: np.ndarray, dataset_params: dict[str, object], loader: str
+) -> lgb.Dataset:
+    """Bin the selected rows by `loader` ("arrow" or "stream"); returns a constructed Dataset."""
+    data: pa.Table | FeatureRows = (
+        arrow_features(rows, features) if loader == "arrow" else FeatureRows(rows, features)
+    )
+    dataset = lgb.Dataset(
+        data, label=label, feature_name=features, params=dataset_params, free_raw_data=True
+    ).construct()
+    del data
+    pa.default_memory_pool().release_unused()
+    return dataset
+
+
+def arrow_features(rows: SelectedRows, features: list[str]) -> pa.Table:
+    """The selected rows' features as an int8 Arrow table, one chunk per row group."""
+    reader = FeatureRows(rows, features)
+    batches = []
+    for group in rows.groups():
+        matrix = reader.matrix(group)  # column-major, so each column is contiguous: no copy
+        batches.append(
+            pa.record_batch([pa.array(matrix[:, j]) for j in range(len(features))], names=features)
+        )
+    schema = pa.schema([(name, pa.int8()) for name in features])
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+class BinsCache:
+    """Saved binned Datasets under `root/<key>/`, shared by runs (and by workers on one disk)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def lookup(self, key: str) -> BinsRecord | None:
+        """The complete, intact entry for `key`; a damaged one is removed and None returned."""
+        entry = self.root / key
+        if not entry.exists():
+            return None
+        record = _read_record(entry)
+        if record is None or record.key != key or not _intact(entry / BINS_FILE, record):
+            shutil.rmtree(entry, ignore_errors=True)
+            return None
+        (entry / RECORD_FILE).touch()  # keep entries that are in use
+        return record
+
+    def path(self, key: str) -> Path:
+        return self.root / key / BINS_FILE
+
+    def get_or_build(self, key: str, build: BuildFn) -> tuple[BinsRecord, bool]:
+        """The entry for `key`, built by `build(path) -> (rows, features, loader)` if missing.
+
+        Returns the record and whether this call built it.
+        """
+        record = self.lookup(key)
+        if record is not None:
+            return record, False
+        self.root.mkdir(parents=True, exist_ok=True)
+        with _locked(self.root / f".{key}.lock"):
+            record = self.lookup(key)  # built by another process while this one waited
+            if record is not None:
+                return record, False
+            staging = self.root / f".{key}.{uuid.uuid4().hex}.tmp"
+            staging.mkdir()
+            try:
+                started = time.perf_counter()
+                rows, features, loader = build(staging / BINS_FILE)
+                record = BinsRecord(
+                    key=key,
+                    rows=rows,
+                    features=features,
+                    loader=loader,
+                    construct_seconds=round(time.perf_counter() - started, 3),
+                    bytes=(staging / BINS_FILE).stat().st_size,
+                    digest=_file_digest(staging / BINS_FILE),
+                )
+                write_json_atomic(staging / RECORD_FILE, record.model_dump())
+                os.rename(staging, self.root / key)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            return record, True
+
+    def prune(self, keep_days: float = KEEP_DAYS) -> int:
+        """Remove entries unused for `keep_days` and staging folders of dead builds."""
+        if not self.root.is_dir():
+            return 0
+        removed = 0
+        for entry in self.root.iterdir():
+            if not entry.is_dir():
+                continue
+            staging = entry.name.startswith(".")
+            cutoff = time.time() - (STAGING_KEEP_DAYS if staging else keep_days) * 86_400
+            marker = entry / RECORD_FILE
+            stamp = marker.stat().st_mtime if marker.is_file() else entry.stat().st_mtime
+            if stamp < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+        return removed
+
+
+def save_dataset(dataset: lgb.Dataset, path: Path) -> None:
+    path.unlink(missing_ok=True)  # LightGBM refuses to overwrite a file
+    dataset.save_binary(str(path))
+
+
+def _read_record(entry: Path) -> BinsRecord | None:
+    try:
+        return BinsRecord.model_validate_json((entry / RECORD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _intact(path: Path, record: BinsRecord) -> bool:
+    try:
+        return path.stat().st_size == record.bytes and _file_digest(path) == record.digest
+    except OSError:
+        return False
+
+
+def _file_digest(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
