@@ -27,6 +27,7 @@ FLOAT32_BYTES_PER_CELL = 4.0  # one batch pushed by the stream path
 TRAIN_BYTES_PER_CELL = 0.1  # column-wise training on top of the Dataset (histograms, gradients)
 RUNTIME_BYTES = 400 * 2**20  # Python, numpy, pyarrow, LightGBM and Prefect loaded
 USABLE_FRACTION = 0.85  # leave room for the page cache and whatever else runs
+ARROW_FRACTION = 0.5  # the faster Arrow loader only while it leaves half the free memory alone
 
 
 class MemoryBudgetError(ValueError):
@@ -89,16 +90,19 @@ def plan_memory(
     available: tuple[int, str] | None = None,
     build: bool = True,
 ) -> MemoryPlan:
-    """Pick the loader: Arrow (fastest) when it fits, else streaming; fail early when neither does.
+    """Pick the loader: Arrow (fastest) when it fits easily, else streaming; fail early when neither fits.
 
-    An explicit `loader` is honoured but still checked, so a run never starts what cannot finish.
-    With `build=False` (bins already cached) only fold training has to fit.
+    `auto` takes Arrow only while its peak stays under half the free memory, so a full-size run
+    takes the lowest-peak path; an explicit `loader` may use up to 85 % of it. Either way the
+    choice is checked, so a run never starts what cannot finish. With `build=False` (bins
+    already cached) only fold training has to fit.
     """
     estimates = estimate_peaks(shape)
     free, source = available or available_memory()
     budget = free * USABLE_FRACTION
+    budgets = {"arrow": free * ARROW_FRACTION if loader == "auto" else budget, "stream": budget}
     candidates = (["arrow", "stream"] if loader == "auto" else [loader]) if build else []
-    fitting = [name for name in candidates if estimates[name] <= budget]
+    fitting = [name for name in candidates if estimates[name] <= budgets[name]]
     if (build and not fitting) or estimates["train_fold"] > budget:
         raise MemoryBudgetError(_advice(shape, estimates, candidates, free, source))
     chosen = fitting[0] if build else "cached"

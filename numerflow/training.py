@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -43,6 +44,7 @@ class PreparedData(BaseModel):
     rows: int
     eras: list[int]
     fingerprint: str  # the bins' key plus the content of ids, eras and targets
+    dataset_params: dict[str, Any]  # what the bins were built with; every fold loads them with these
     bins: Bins
 
 
@@ -115,6 +117,7 @@ def prepare_training_data(
         rows=len(rows),
         eras=era_list,
         fingerprint=_fingerprint(key, meta),
+        dataset_params=params.dataset_params(),
         bins=Bins(path=cache.path(key), record=record, built=built, plan=plans[0]),
     )
 
@@ -242,7 +245,9 @@ def train_booster(
     prepared: PreparedData, rows: np.ndarray, label: np.ndarray, params: LightGBMParams, seed: int
 ) -> lgb.Booster:
     """Train on `rows` (positions in the prepared rows) of the binned Dataset with `label`."""
-    binned = lgb.Dataset(str(prepared.dataset_path), params=params.dataset_params()).construct()
+    # Bins are fixed once built: a tier step with other dataset parameters (max_bin) trains on
+    # them as they are (5-valued features give the same 5 bins for any max_bin >= 5).
+    binned = lgb.Dataset(str(prepared.dataset_path), params=prepared.dataset_params).construct()
     if (binned.num_data(), binned.num_feature()) != (prepared.rows, len(prepared.feature_names)):
         raise DataError(
             f"{prepared.dataset_path}: holds {binned.num_data()} rows x {binned.num_feature()} features, "
@@ -254,7 +259,8 @@ def train_booster(
         train_set = binned.subset(rows).construct()
         binned._free_handle()  # the subset holds its own copy of the bins; free the full set now
     train_set.set_label(label)  # only takes effect on a constructed Dataset
-    return lgb.train(params.to_lightgbm(seed), train_set, num_boost_round=params.n_estimators)
+    training_params = {**params.to_lightgbm(seed), **prepared.dataset_params}
+    return lgb.train(training_params, train_set, num_boost_round=params.n_estimators)
 
 
 def load_oof(results: list[FoldResult], targets: list[str]) -> pd.DataFrame:

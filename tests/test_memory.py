@@ -26,9 +26,11 @@ def test_the_fastest_loader_that_fits_is_chosen() -> None:
     peaks = estimate_peaks(FULL_NUMERAI)
     roomy = plan_memory(FULL_NUMERAI, available=(64 * GIB, "test"))
     assert roomy.loader == "arrow" and roomy.estimates_bytes == peaks
-    # Arrow over the budget; streaming and fold training under it.
-    between = int((peaks["arrow"] + max(peaks["stream"], peaks["train_fold"])) / 2 / 0.85)
+    # Arrow fits in 85 % of this but would take more than half of it: auto streams.
+    between = int(peaks["arrow"] / 0.7)
+    assert peaks["stream"] < between * 0.85 and peaks["train_fold"] < between * 0.85
     assert plan_memory(FULL_NUMERAI, available=(between, "test")).loader == "stream"
+    assert plan_memory(FULL_NUMERAI, "arrow", available=(between, "test")).loader == "arrow"
     assert plan_memory(FULL_NUMERAI, "stream", available=(64 * GIB, "test")).loader == "stream"
 
 
@@ -42,9 +44,9 @@ def test_data_that_fits_no_loader_fails_with_the_figures_and_the_options() -> No
         assert option in message
 
     peaks = estimate_peaks(FULL_NUMERAI)
-    between = int((peaks["arrow"] + max(peaks["stream"], peaks["train_fold"])) / 2 / 0.85)
+    tight = int((peaks["arrow"] + max(peaks["stream"], peaks["train_fold"])) / 2 / 0.85)
     with pytest.raises(MemoryBudgetError, match=r"data\.loader: auto"):  # an explicit loader is checked too
-        plan_memory(FULL_NUMERAI, "arrow", available=(between, "test"))
+        plan_memory(FULL_NUMERAI, "arrow", available=(tight, "test"))
 
 
 def test_cached_bins_only_need_training_to_fit() -> None:
