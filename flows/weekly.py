@@ -5,8 +5,8 @@
     -> submission subflow (live data, predictions, validated file, uploads) -> artifacts
 
 Configuration is read and validated first, so a bad file or override fails before any work.
-Fold tasks are submitted to the flow's task runner: one at a time locally (LightGBM already
-uses every core), or fanned out on a distributed runner via `weekly_flow.with_options`.
+Fold tasks run in a subflow on the task runner the config picks: one at a time locally (LightGBM
+already uses every core), or fanned out to an existing Dask cluster (`flows/folds.py`).
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
+from flows.folds import train_folds
 from flows.hooks import alert_owner
 from flows.submission import SubmissionOutcome, connect, submission_flow, upload_failure_state
 from numerflow.config import load_config
 from numerflow.config.parameters import (
+    DaskAddress,
     DataVersion,
     EmbargoEras,
     EraStride,
@@ -44,7 +45,6 @@ from tasks.data import prepare_training_data
 from tasks.evaluation import publish_metrics, stack_and_score
 from tasks.gpu import choose_tier, probe_gpu
 from tasks.numerai import download_training_data
-from tasks.training import train_fold
 
 
 class WeeklyResult(BaseModel):
@@ -64,7 +64,6 @@ def _run_name() -> str:
 @flow(
     name="numerflow-weekly",
     flow_run_name=_run_name,
-    task_runner=ThreadPoolTaskRunner(max_workers=1),
     on_failure=[alert_owner],
     on_crashed=[alert_owner],
 )
@@ -79,6 +78,7 @@ def weekly_flow(
     n_estimators: NEstimators = None,
     learning_rate: LearningRate = None,
     models: Models = None,
+    dask_address: DaskAddress = None,
     dry_run: bool = False,
     overrides: dict[str, Any] | None = None,
     config_dir: str | None = None,
@@ -96,6 +96,7 @@ def weekly_flow(
         n_estimators: LightGBM trees per model
         learning_rate: LightGBM learning rate
         models: Numerai model names to submit as
+        dask_address: train the folds on this Dask cluster (tcp://host:8786) instead of here
         dry_run: write and validate the submission but do not upload
         overrides: any other config key, as {"FILE.KEY": value}
         config_dir: folder with the YAML config files (default: ./config)
@@ -119,15 +120,7 @@ def weekly_flow(
     paths = start_run(config, params, decision)
     prepared = prepare_training_data(config, params, paths)
     folds = plan_folds(config, prepared)
-    seed = config.training.seed
-    futures = [
-        train_fold.submit(
-            prepared, fold, target, decision.ladder, seed, paths.models_dir, paths.fold_cache_dir
-        )
-        for target in config.training.targets
-        for fold in folds
-    ]
-    results = [future.result() for future in futures]
+    results = train_folds(config, prepared, folds, decision.ladder, paths.models_dir, paths.fold_cache_dir)
 
     evaluation = stack_and_score(config, prepared, results, paths)
     device = device_record(decision, probe, results)

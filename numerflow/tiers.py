@@ -183,6 +183,14 @@ def manual_decision(params: LightGBMParams, probe: GpuProbe) -> TierDecision:
     )
 
 
+def decision_for(config: NumerflowConfig, probe: GpuProbe) -> TierDecision:
+    """The tier for this machine: manual parameters as written, or the VRAM-sized program tiers."""
+    if config.training.params_source == "manual":
+        return manual_decision(config.effective_params(), probe)
+    program = config.program_input_params
+    return decide(program, probe, capability_for(program, probe), gpu_required(program))
+
+
 def apply_data_limits(config: NumerflowConfig, decision: TierDecision) -> NumerflowConfig:
     """A tier's row_limit/max_features tighten the user's own, never loosen them."""
     if decision.row_limit is None and decision.max_features is None:

@@ -11,6 +11,8 @@ Steps exchange paths, never large objects.
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from numerflow.binned import Bins, BinsCache, bins_key, build_dataset, save_dataset
+from numerflow.binned import Bins, BinsCache, BinsRecord, bins_key, build_dataset, save_dataset
 from numerflow.config.models import LightGBMParams
 from numerflow.data import DataError, to_era_numbers
 from numerflow.foldcache import FoldCache, fold_key
@@ -38,7 +40,6 @@ class PreparedData(BaseModel):
 
     data_path: Path  # the parquet file the rows come from
     meta_path: Path  # id, era and targets of every training row, in Dataset order
-    dataset_path: Path  # the binned Dataset (in the bins cache)
     feature_names: list[str]
     targets: list[str]
     rows: int
@@ -46,6 +47,11 @@ class PreparedData(BaseModel):
     fingerprint: str  # the bins' key plus the content of ids, eras and targets
     dataset_params: dict[str, Any]  # what the bins were built with; every fold loads them with these
     bins: Bins
+
+    @property
+    def dataset_path(self) -> Path:
+        """The binned Dataset, in the bins cache."""
+        return self.bins.path
 
 
 class FoldResult(BaseModel):
@@ -62,6 +68,8 @@ class FoldResult(BaseModel):
     tier: str = ""
     downgrades: list[dict[str, str]] = []
     reused: bool = False  # restored from the fold cache instead of trained
+    host: str = ""  # where it was trained (a Dask worker's host when scaled out)
+    pid: int = 0
 
 
 def prepare_training_data(
@@ -86,40 +94,91 @@ def prepare_training_data(
     with atomic_path(meta_path) as tmp:
         meta.to_parquet(tmp, index=False)
 
-    shape = DataShape(
-        rows=len(rows),
-        features=len(features),
-        sample_rows=min(params.bin_construct_sample_cnt, len(rows)),
-        group_rows=rows.largest_group_rows,
-        batch_rows=FeatureRows(rows, features).batch_size,
-        train_fraction=train_fraction,
-    )
+    shape = _data_shape(rows, features, params.bin_construct_sample_cnt, train_fraction)
     era_list = sorted({int(e) for e in meta["era"]})
     cache = BinsCache(bins_dir)
     key = bins_key(path, features, era_list, params.dataset_params())
-    plans: list[MemoryPlan] = []
-
-    def build(out: Path) -> tuple[int, int, str]:
-        plans.append(plan_memory(shape, loader, available))
-        label = np.nan_to_num(meta[targets[0]].to_numpy(np.float32), nan=0.5)  # replaced per fold
-        save_dataset(build_dataset(rows, features, label, params.dataset_params(), plans[0].loader), out)
-        return len(rows), len(features), plans[0].loader
-
-    record, built = cache.get_or_build(key, build)
-    if not built:  # the bins exist; fold training still has to fit
-        plans.append(plan_memory(shape, loader, available, build=False))
+    label = _main_label(meta, targets)
+    record, built, plan = _get_bins(
+        cache, key, rows, features, label, params.dataset_params(), shape, loader, available
+    )
     return PreparedData(
         data_path=path,
         meta_path=meta_path,
-        dataset_path=cache.path(key),
         feature_names=list(features),
         targets=list(targets),
         rows=len(rows),
         eras=era_list,
         fingerprint=_fingerprint(key, meta),
         dataset_params=params.dataset_params(),
-        bins=Bins(path=cache.path(key), record=record, built=built, plan=plans[0]),
+        bins=Bins(path=cache.path(key), record=record, built=built, plan=plan),
     )
+
+
+def ensure_bins(prepared: PreparedData) -> bool:
+    """Make sure this machine sees the run's bins; rebuild them under their key if it does not.
+
+    A Dask worker whose disk lacks the bins (or holds a damaged copy) builds them itself; the
+    cache's lock and atomic rename keep concurrent builders from ever exposing a partial entry.
+    Returns whether this call built them.
+    """
+    record = prepared.bins.record
+    if prepared.dataset_path.is_file() and prepared.dataset_path.stat().st_size == record.bytes:
+        return False
+    rows = SelectedRows(prepared.data_path, prepared.eras)
+    meta = pd.read_parquet(prepared.meta_path)
+    shape = _data_shape(
+        rows, prepared.feature_names, int(prepared.dataset_params["bin_construct_sample_cnt"])
+    )
+    cache = BinsCache(prepared.dataset_path.parent.parent)
+    label = _main_label(meta, prepared.targets)
+    _, built, _ = _get_bins(
+        cache, record.key, rows, prepared.feature_names, label, prepared.dataset_params, shape, "auto", None
+    )
+    return built
+
+
+def _data_shape(
+    rows: SelectedRows, features: list[str], sample_cnt: int, train_fraction: float = 1.0
+) -> DataShape:
+    return DataShape(
+        rows=len(rows),
+        features=len(features),
+        sample_rows=min(sample_cnt, len(rows)),
+        group_rows=rows.largest_group_rows,
+        batch_rows=FeatureRows(rows, features).batch_size,
+        train_fraction=train_fraction,
+    )
+
+
+def _main_label(meta: pd.DataFrame, targets: list[str]) -> np.ndarray:
+    # The stored label is a placeholder: every fold sets its own target before training.
+    return np.nan_to_num(meta[targets[0]].to_numpy(np.float32), nan=0.5)
+
+
+def _get_bins(
+    cache: BinsCache,
+    key: str,
+    rows: SelectedRows,
+    features: list[str],
+    label: np.ndarray,
+    dataset_params: dict[str, Any],
+    shape: DataShape,
+    loader: Loader,
+    available: tuple[int, str] | None,
+) -> tuple[BinsRecord, bool, MemoryPlan]:
+    """The cached bins for `key`, built (after the memory guard picks a loader) when missing."""
+    plans: list[MemoryPlan] = []
+
+    def build(out: Path) -> tuple[int, int, str]:
+        plans.append(plan_memory(shape, loader, available))
+        save_dataset(build_dataset(rows, features, label, dataset_params, plans[0].loader), out)
+        return len(rows), len(features), plans[0].loader
+
+    record, built = cache.get_or_build(key, build)
+    if not built:  # the bins exist; fold training still has to fit
+        plans.append(plan_memory(shape, loader, available, build=False))
+    return record, built, plans[0]
 
 
 def _meta(rows: SelectedRows, targets: list[str]) -> pd.DataFrame:
@@ -190,6 +249,8 @@ def train_fold(
         validation_rows=len(validation_rows),
         seconds=round(time.perf_counter() - started, 3),
         device_type=params.device_type,
+        host=socket.gethostname(),
+        pid=os.getpid(),
     )
 
 

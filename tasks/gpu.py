@@ -6,13 +6,7 @@ from prefect import get_run_logger, task
 
 from numerflow.config.models import NumerflowConfig
 from numerflow.gpu import GpuProbe, probe_gpus
-from numerflow.tiers import (
-    TierDecision,
-    capability_for,
-    decide,
-    gpu_required,
-    manual_decision,
-)
+from numerflow.tiers import TierDecision, decision_for
 
 
 @task(name="probe-gpu", retries=2, retry_delay_seconds=2)
@@ -26,12 +20,7 @@ def probe_gpu() -> GpuProbe:
 def choose_tier(config: NumerflowConfig, probe: GpuProbe) -> TierDecision:
     """Fails here, before any training, when a GPU is required but unusable."""
     logger = get_run_logger()
-    if config.training.params_source == "manual":
-        decision = manual_decision(config.effective_params(), probe)
-    else:
-        program = config.program_input_params
-        capability = capability_for(program, probe)
-        decision = decide(program, probe, capability, gpu_required(program))
+    decision = decision_for(config, probe)
     log = logger.warning if decision.tier == "cpu" and probe.has_gpu else logger.info
     log("tier %s: %s", decision.tier, decision.reason)
     return decision

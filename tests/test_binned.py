@@ -1,5 +1,6 @@
 """The lean data path: both loaders bin the same rows identically, and bins are built once."""
 
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from numerflow.config.models import LightGBMParams
 from numerflow.data import read_training
 from numerflow.folds import make_folds
 from numerflow.rows import FeatureRows, SelectedRows
-from numerflow.training import train_fold
+from numerflow.training import ensure_bins, train_fold
 from tests.conftest import prepare, rewrite_parquet
 
 PARAMS = LightGBMParams(n_estimators=20, learning_rate=0.1, colsample_bytree=0.5, num_threads=2)
@@ -166,3 +167,17 @@ def test_a_failed_build_leaves_no_entry(tmp_path: Path) -> None:
         cache.get_or_build("k", failing_build)
     assert cache.lookup("k") is None
     assert not [p for p in (tmp_path / "bins").iterdir() if p.is_dir()]
+
+
+def test_a_machine_without_the_bins_builds_them_itself(version_dir: Path, tmp_path: Path) -> None:
+    """What a Dask worker does when its disk lacks the run's bins (or holds a damaged copy)."""
+    prepared = prepare(version_dir, FEATURES, ["target"], PARAMS, tmp_path)
+    original = prepared.dataset_path.read_bytes()
+    assert not ensure_bins(prepared)  # present: nothing to do
+
+    shutil.rmtree(prepared.dataset_path.parent)
+    assert ensure_bins(prepared) and prepared.dataset_path.read_bytes() == original
+    prepared.dataset_path.write_bytes(original[:100])  # truncated
+    assert ensure_bins(prepared) and prepared.dataset_path.read_bytes() == original
+    fold = make_folds(prepared.eras, 3, 4)[0]
+    assert train_fold(prepared, fold, "target", PARAMS, seed=1, models_dir=tmp_path / "models").train_rows > 0

@@ -61,6 +61,28 @@ class NumeraiConfig(StrictModel):
     retry_budget_s: float = Field(300, ge=0, le=3600)
 
 
+class ScaleOutConfig(StrictModel):
+    """Where fold x target tasks run: here, one at a time, or on an existing Dask cluster."""
+
+    dask_address: str | None = Field(
+        None,
+        pattern=r"^(tcp|tls|ucx|inproc|ws|wss)://\S+$",
+        description="Dask scheduler address, e.g. tcp://10.0.0.5:8786; null: train here",
+    )
+    task_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Dask worker resources each fold task holds, e.g. {GPU: 1} (workers: --resources GPU=1)",
+    )
+
+    @field_validator("task_resources")
+    @classmethod
+    def _positive(cls, resources: dict[str, float]) -> dict[str, float]:
+        bad = [name for name, amount in resources.items() if amount <= 0]
+        if bad:
+            raise ValueError(f"resource amounts must be positive: {bad}")
+        return resources
+
+
 class TrainingConfig(StrictModel):
     """`config/training.yaml`."""
 
@@ -75,6 +97,7 @@ class TrainingConfig(StrictModel):
     work_dir: Path = Path("runs")
     submission: SubmissionConfig = SubmissionConfig()
     numerai: NumeraiConfig = NumeraiConfig()
+    scale_out: ScaleOutConfig = ScaleOutConfig()
     models: list[str] = Field(default_factory=list, description="Numerai model names to submit as")
     seed: int = Field(42, ge=0)
 

@@ -18,6 +18,7 @@ from numerflow.config.models import (
     FoldsConfig,
     LightGBMParams,
     RoundScheduleConfig,
+    ScaleOutConfig,
     TrainingConfig,
 )
 
@@ -35,6 +36,7 @@ MaxFeatures = _like(FeaturesConfig, "max_features", int)
 NEstimators = _like(LightGBMParams, "n_estimators", int)
 LearningRate = _like(LightGBMParams, "learning_rate", float)
 Targets = _like(TrainingConfig, "targets", list[Annotated[str, Field(pattern=TARGET_PATTERN.pattern)]])
+DaskAddress = _like(ScaleOutConfig, "dask_address", str)
 FeatureSet = Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_]+$")]
 Models = list[Annotated[str, Field(min_length=1)]] | None
 RoundNumber = Annotated[int | None, Field(ge=1)]
@@ -52,6 +54,7 @@ PARAMETER_KEYS = {
     "n_estimators": "program_input_params.params.n_estimators",
     "learning_rate": "program_input_params.params.learning_rate",
     "models": "training.models",
+    "dask_address": "training.scale_out.dask_address",
 }
 
 

@@ -1,0 +1,95 @@
+"""Speed-up of the fold x target tasks on a Dask cluster of two workers over one.
+
+    uv run python -m benchmarks.dask_speedup --size 200000x500 --folds 4 --trees 300
+
+Prepares the rows once (bins built once), then runs numerflow's fold subflow (the same one
+the weekly flow runs) on a fresh local Dask cluster of 1 worker, then of 2 workers, each worker
+a separate process with one thread and LightGBM set to one thread, so each worker owns a core.
+A temporary Prefect server records every run; each measurement starts from an empty fold cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from distributed import LocalCluster
+from prefect.settings import PREFECT_API_URL
+from prefect.testing.utilities import prefect_test_harness
+
+from benchmarks.common import REPO, dataset
+from flows.folds import train_folds
+from numerflow.config import load_config
+from numerflow.folds import make_folds
+from numerflow.gpu import probe_gpus
+from numerflow.pipeline import prepare_data, start_run
+from numerflow.tiers import decision_for
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", default="200000x500", help="ROWSxFEATURES")
+    parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--trees", type=int, default=300)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "numerflow-bench-data")
+    args = parser.parse_args()
+
+    rows, n_features = (int(v) for v in args.size.lower().split("x"))
+    version_dir = dataset(args.data_dir, rows, n_features)
+    work = Path(tempfile.mkdtemp(prefix="numerflow-dask-bench-"))
+    overrides = {
+        "training.data.dir": str(version_dir.parent),
+        "training.data.version": version_dir.name,
+        "training.data.era_stride": 1,
+        "training.work_dir": str(work / "runs"),
+        "training.folds.n_folds": args.folds,
+        "training.folds.embargo_eras": 2,
+        "features.feature_set": "all",
+        "program_input_params.params.n_estimators": args.trees,
+        "program_input_params.params.num_threads": 1,
+    }
+    config = load_config(REPO / "config", overrides)
+    decision = decision_for(config, probe_gpus())
+    paths = start_run(config, decision.params, decision)
+    prepared = prepare_data(config, decision.params, paths)
+    folds = make_folds(prepared.eras, args.folds, config.training.folds.embargo_eras)
+    tasks = len(folds) * len(config.training.targets)
+    print(
+        f"{tasks} fold x target tasks ({len(folds)} folds x {len(config.training.targets)} targets) of "
+        f"{args.trees} trees on {prepared.rows:,} x {n_features:,}; {os.cpu_count()} CPU cores here"
+    )
+
+    with prefect_test_harness(server_startup_timeout=90):
+        os.environ["PREFECT_API_URL"] = PREFECT_API_URL.value()  # the worker processes report here
+        seconds = {}
+        for n_workers in args.workers:
+            with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True) as cluster:
+                scaled = config.model_copy(deep=True)
+                scaled.training.scale_out.dask_address = cluster.scheduler_address
+                started = time.perf_counter()
+                results = train_folds(
+                    scaled,
+                    prepared,
+                    folds,
+                    decision.ladder,
+                    work / f"w{n_workers}" / "models",
+                    work / f"w{n_workers}",
+                )
+                seconds[n_workers] = time.perf_counter() - started
+            print(
+                f"  {n_workers} worker(s): {seconds[n_workers]:.1f} s for {len(results)} tasks, trained in "
+                f"{len({r.pid for r in results})} worker process(es), {sum(r.reused for r in results)} reused"
+            )
+        base = seconds[args.workers[0]]
+        for n_workers in args.workers[1:]:
+            print(f"speed-up of {n_workers} workers over {args.workers[0]}: {base / seconds[n_workers]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Fold x target training as a subflow whose task runner is chosen per run.
+
+Locally the tasks run one at a time in this process (LightGBM already uses every core). With
+`training.scale_out.dask_address` (or the `dask_address` flow parameter) they run on that Dask
+cluster instead: each worker reads the data and the bins from the shared paths in the prepared
+record (nothing large passes through the scheduler), decides its own GPU tier, and a task lost
+with its worker is rerun elsewhere by Dask; folds that had finished are restored from the fold
+cache rather than trained again.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+
+import dask
+from prefect import flow
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect_dask import DaskTaskRunner
+
+from numerflow.config.models import NumerflowConfig, ScaleOutConfig
+from numerflow.folds import Fold
+from numerflow.tiers import TierStep
+from numerflow.training import FoldResult, PreparedData
+from tasks.training import train_fold
+
+
+def fold_task_runner(scale_out: ScaleOutConfig) -> TaskRunner:
+    if scale_out.dask_address:
+        return DaskTaskRunner(address=scale_out.dask_address)
+    return ThreadPoolTaskRunner(max_workers=1)
+
+
+@flow(name="numerflow-train-folds", task_runner=ThreadPoolTaskRunner(max_workers=1))
+def train_folds_flow(
+    config: NumerflowConfig,
+    prepared: PreparedData,
+    folds: list[Fold],
+    ladder: list[TierStep],
+    models_dir: Path,
+    cache_dir: Path,
+) -> list[FoldResult]:
+    """Submit every fold x target to this flow's task runner and wait for all of them."""
+    scale_out = config.training.scale_out
+    distributed = scale_out.dask_address is not None
+    resources = (
+        dask.annotate(resources=scale_out.task_resources) if scale_out.task_resources else nullcontext()
+    )
+    with resources:
+        futures = [
+            train_fold.submit(
+                prepared,
+                fold,
+                target,
+                None if distributed else ladder,  # a worker decides the tier for its own GPU
+                config.training.seed,
+                models_dir,
+                cache_dir,
+                config if distributed else None,
+            )
+            for target in config.training.targets
+            for fold in folds
+        ]
+    return [future.result() for future in futures]
+
+
+def train_folds(
+    config: NumerflowConfig,
+    prepared: PreparedData,
+    folds: list[Fold],
+    ladder: list[TierStep],
+    models_dir: Path,
+    cache_dir: Path,
+) -> list[FoldResult]:
+    """Run the fold subflow on the task runner the config asks for."""
+    runner = fold_task_runner(config.training.scale_out)
+    return train_folds_flow.with_options(task_runner=runner)(
+        config, prepared, folds, ladder, models_dir, cache_dir
+    )
