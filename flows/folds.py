@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dask
 from prefect import flow
+from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
@@ -31,7 +32,13 @@ def fold_task_runner(scale_out: ScaleOutConfig) -> TaskRunner:
     return ThreadPoolTaskRunner(max_workers=1)
 
 
-@flow(name="numerflow-train-folds", task_runner=ThreadPoolTaskRunner(max_workers=1))
+def _run_name() -> str:
+    parameters = flow_run.parameters
+    where = "dask" if parameters["config"].training.scale_out.dask_address else "local"
+    return f"folds-{len(parameters['folds'])}x{len(parameters['config'].training.targets)}-{where}"
+
+
+@flow(name="numerflow-train-folds", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=1))
 def train_folds_flow(
     config: NumerflowConfig,
     prepared: PreparedData,
