@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline: no telemetry
+
 from distributed import LocalCluster
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness

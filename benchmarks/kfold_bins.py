@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import numerflow.training as training
-from benchmarks.common import EXAMPLE_MODEL, dataset, feature_names, peak_rss_mib
+from benchmarks.common import EXAMPLE_MODEL, dataset, feature_names, peak_rss_mib, reset_peak_rss
 from numerflow.config.models import LightGBMParams
 from numerflow.folds import make_folds
 
-TARGETS = ["target", "target_cyrusd_20"]
+TARGETS = ["target", "target_cyrusd_20", "target_teager2b_20", "target_ender_60", "target_cyrusd_60"]
 
 
 def main() -> None:
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--size", default="500000x1000", help="ROWSxFEATURES")
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--trees", type=int, default=50)
+    parser.add_argument("--targets", type=int, default=2, choices=range(1, len(TARGETS) + 1))
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "numerflow-bench-data")
     args = parser.parse_args()
 
@@ -37,6 +38,7 @@ def main() -> None:
     version_dir = dataset(args.data_dir, rows, n_features)
     features = feature_names(version_dir, n_features)
     params = LightGBMParams(**{**EXAMPLE_MODEL, "n_estimators": args.trees})
+    targets = TARGETS[: args.targets]
 
     builds: list[float] = []
     real_build = training.build_dataset
@@ -54,24 +56,26 @@ def main() -> None:
             before = len(builds)
             started = time.perf_counter()
             prepared = training.prepare_training_data(
-                version_dir / "train.parquet", features, TARGETS, params, work / f"run{run}", work / "bins"
+                version_dir / "train.parquet", features, targets, params, work / f"run{run}", work / "bins"
             )
             prepare_s = time.perf_counter() - started
+            prepare_peak = peak_rss_mib()
+            reset_peak_rss()
             folds = make_folds(prepared.eras, args.folds, embargo=4)
             fold_seconds = []
-            for target in TARGETS:
+            for target in targets:
                 for fold in folds:
                     fold_started = time.perf_counter()
                     training.train_fold(prepared, fold, target, params, 0, work / f"run{run}" / "models")
                     fold_seconds.append(time.perf_counter() - fold_started)
             made = len(builds) - before
             print(
-                f"run {run}: {len(folds)} folds x {len(TARGETS)} targets = {len(fold_seconds)} models on "
+                f"run {run}: {len(folds)} folds x {len(targets)} targets = {len(fold_seconds)} models on "
                 f"{prepared.rows:,} x {n_features:,}; bins constructed {made} time(s)"
                 + (f" in {sum(builds[before:]):.1f} s" if made else " (reused from the cache)")
                 + f"; prepare {prepare_s:.1f} s ({prepared.bins.record.loader} loader); "
                 f"per model {min(fold_seconds):.1f}-{max(fold_seconds):.1f} s incl. loading the bins; "
-                f"peak RSS {peak_rss_mib():.0f} MiB"
+                f"peak RSS preparing {prepare_peak:.0f} MiB, training the folds {peak_rss_mib():.0f} MiB"
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)

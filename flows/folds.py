@@ -10,14 +10,12 @@ cache rather than trained again.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-import dask
 from prefect import flow
 from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
-from prefect_dask import DaskTaskRunner
 
 from numerflow.config.models import NumerflowConfig, ScaleOutConfig
 from numerflow.folds import Fold
@@ -28,8 +26,19 @@ from tasks.training import train_fold
 
 def fold_task_runner(scale_out: ScaleOutConfig) -> TaskRunner:
     if scale_out.dask_address:
+        from prefect_dask import DaskTaskRunner  # imported only when used: Dask is slow to import
+
         return DaskTaskRunner(address=scale_out.dask_address)
     return ThreadPoolTaskRunner(max_workers=1)
+
+
+def _holding(resources: dict[str, float]) -> AbstractContextManager[object]:
+    """Dask annotations that make each task submitted inside hold `resources` on its worker."""
+    if not resources:
+        return nullcontext()
+    import dask
+
+    return dask.annotate(resources=resources)
 
 
 def _run_name() -> str:
@@ -50,10 +59,7 @@ def train_folds_flow(
     """Submit every fold x target to this flow's task runner and wait for all of them."""
     scale_out = config.training.scale_out
     distributed = scale_out.dask_address is not None
-    resources = (
-        dask.annotate(resources=scale_out.task_resources) if scale_out.task_resources else nullcontext()
-    )
-    with resources:
+    with _holding(scale_out.task_resources):
         futures = [
             train_fold.submit(
                 prepared,

@@ -124,3 +124,27 @@ def test_a_worker_killed_mid_run_still_ends_in_a_complete_correct_run(
     # Work that was lost with worker-b ran again on worker-a; nothing is missing or different.
     assert cluster.pids()["worker-a"] in {r["pid"] for r in results}
     _assert_same_run(run_dir, local_run)
+
+
+@pytest.fixture
+def gpu_cluster(tmp_path: Path) -> Iterator[DaskCluster]:
+    """One worker that declares a GPU resource, one that does not."""
+    logs = tmp_path / "dask-logs"
+    logs.mkdir()
+    cluster = DaskCluster(logs, REPO_ROOT, PREFECT_API_URL.value())
+    try:
+        yield cluster.start({"gpu-worker": {"GPU": 1}, "cpu-worker": {}})
+    finally:
+        cluster.stop()
+
+
+def test_tasks_that_hold_a_gpu_resource_run_only_on_gpu_workers(
+    gpu_cluster: DaskCluster, config_dir: Path, fast_overrides: dict, tmp_path: Path
+) -> None:
+    overrides = {**fast_overrides, "training.scale_out.task_resources": {"GPU": 1}}
+    state = _run_on_dask(gpu_cluster, config_dir, overrides, tmp_path / "dask-runs")
+    assert state.is_completed(), state.message
+    results = read_manifest(state.result().run_dir).fold_results
+    assert len(results) == N_MODELS
+    # One GPU resource on one worker: every task ran there, one at a time.
+    assert {r["pid"] for r in results} == {gpu_cluster.pids()["gpu-worker"]}
