@@ -41,19 +41,27 @@ def version_dir(synth_root: Path) -> Path:
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
     """A writable copy of the shipped config/ inside a temporary project root."""
-    target = tmp_path / "project" / "config"
+    return copy_config(tmp_path)
+
+
+def copy_config(root: Path) -> Path:
+    target = root / "project" / "config"
     shutil.copytree(REPO_ROOT / "config", target)
     return target
 
 
 @pytest.fixture
 def fast_overrides(synth_root: Path, tmp_path: Path) -> dict[str, object]:
+    return overrides_for_speed(synth_root, tmp_path)
+
+
+def overrides_for_speed(synth_root: Path, root: Path) -> dict[str, object]:
     """Point the shipped config at the small dataset and train few trees, for speed."""
     return {
         "training.data.dir": str(synth_root),
         "training.data.era_stride": 1,
-        "training.work_dir": str(tmp_path / "runs"),
-        "training.submission.path": str(tmp_path / "submission.csv"),
+        "training.work_dir": str(root / "runs"),
+        "training.submission.path": str(root / "submission.csv"),
         "training.folds.n_folds": 3,
         "training.folds.embargo_eras": 4,
         "program_input_params.params.n_estimators": 60,

@@ -14,7 +14,7 @@ from prefect.settings import PREFECT_API_URL
 
 from flows.weekly import weekly_flow
 from numerflow.runs import read_manifest
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, copy_config, overrides_for_speed
 from tests.dask_cluster import DaskCluster
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -22,22 +22,28 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 N_MODELS = 2 * 3  # targets x folds in fast_overrides
 
 
-@pytest.fixture
-def overrides(fast_overrides: dict) -> dict:
+@pytest.fixture(scope="module")
+def project(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("dask-project")
     # One LightGBM thread per task: the same arithmetic here and on the workers (bit-equal
     # models), and two one-thread workers fill this 2-core machine without oversubscribing it.
-    return {
-        **fast_overrides,
+    overrides = {
+        **overrides_for_speed(synth_root, root),
         "program_input_params.params.num_threads": 1,
         "program_input_params.params.n_estimators": 400,
     }
+    return copy_config(root), overrides
 
 
-@pytest.fixture
-def local_run(config_dir: Path, overrides: dict, tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def local_run(
+    project: tuple[Path, dict], prefect_server: None, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The reference: the same training run here, without Dask (shared by the tests below)."""
+    config_dir, overrides = project
     state = weekly_flow(
         config_dir=str(config_dir),
-        overrides={**overrides, "training.work_dir": str(tmp_path / "local-runs")},
+        overrides={**overrides, "training.work_dir": str(tmp_path_factory.mktemp("local-runs"))},
         return_state=True,
     )
     assert state.is_completed(), state.message
@@ -87,9 +93,9 @@ def _assert_same_run(run_dir: Path, reference: Path) -> None:
 
 
 def test_fold_tasks_run_in_the_dask_workers_and_match_a_local_run(
-    cluster: DaskCluster, local_run: Path, config_dir: Path, overrides: dict, tmp_path: Path
+    cluster: DaskCluster, local_run: Path, project: tuple[Path, dict], tmp_path: Path
 ) -> None:
-    state = _run_on_dask(cluster, config_dir, overrides, tmp_path / "dask-runs")
+    state = _run_on_dask(cluster, *project, tmp_path / "dask-runs")
     assert state.is_completed(), state.message
     run_dir = state.result().run_dir
 
@@ -100,13 +106,11 @@ def test_fold_tasks_run_in_the_dask_workers_and_match_a_local_run(
 
 
 def test_a_worker_killed_mid_run_still_ends_in_a_complete_correct_run(
-    cluster: DaskCluster, local_run: Path, config_dir: Path, overrides: dict, tmp_path: Path
+    cluster: DaskCluster, local_run: Path, project: tuple[Path, dict], tmp_path: Path
 ) -> None:
     work_dir = tmp_path / "dask-runs"
     outcome: dict = {}
-    flow = threading.Thread(
-        target=lambda: outcome.update(state=_run_on_dask(cluster, config_dir, overrides, work_dir))
-    )
+    flow = threading.Thread(target=lambda: outcome.update(state=_run_on_dask(cluster, *project, work_dir)))
     flow.start()
     deadline = time.monotonic() + 240
     while not list(work_dir.glob("*/models/*/fold_*.txt")) and time.monotonic() < deadline:
