@@ -20,11 +20,12 @@ Loader = Literal["auto", "arrow", "stream"]
 GIB = 2**30
 
 DATASET_BYTES_PER_CELL = 1.1  # binned Dataset while being built (data + push buffer, 4-bit each)
+LOADED_BYTES_PER_CELL = 1.0  # binned Dataset loaded from its saved file, and a fold's subset of it
 SAMPLE_BYTES_PER_CELL = 11.4  # bin_construct_sample_cnt rows x features, as float64 + indices
 INT8_BYTES_PER_CELL = 1.0  # the feature matrix the Arrow path hands to LightGBM
 DECODE_BYTES_PER_CELL = 2.6  # one row group: parquet decode buffers plus its int8 copy
 FLOAT32_BYTES_PER_CELL = 4.0  # one batch pushed by the stream path
-TRAIN_BYTES_PER_CELL = 0.1  # column-wise training on top of the Dataset (histograms, gradients)
+TRAIN_BYTES_PER_CELL = 0.05  # column-wise training on top of the Dataset (histograms, gradients)
 RUNTIME_BYTES = 400 * 2**20  # Python, numpy, pyarrow, LightGBM and Prefect loaded
 USABLE_FRACTION = 0.85  # leave room for the page cache and whatever else runs
 ARROW_FRACTION = 0.5  # the faster Arrow loader only while it leaves half the free memory alone
@@ -67,7 +68,7 @@ def estimate_peaks(shape: DataShape) -> dict[str, int]:
     group = shape.group_rows * shape.features * DECODE_BYTES_PER_CELL
     batch = shape.batch_rows * shape.features * FLOAT32_BYTES_PER_CELL
     # A fold loads the saved Dataset and copies its training rows into a subset.
-    fold = shape.cells * (DATASET_BYTES_PER_CELL * (1 + shape.train_fraction) + TRAIN_BYTES_PER_CELL)
+    fold = shape.cells * (LOADED_BYTES_PER_CELL * (1 + shape.train_fraction) + TRAIN_BYTES_PER_CELL)
     return {
         "arrow": int(RUNTIME_BYTES + shape.cells * INT8_BYTES_PER_CELL + binned + sample + group),
         "stream": int(RUNTIME_BYTES + binned + sample + group + batch),
