@@ -43,7 +43,13 @@ def one_run(
     training.build_dataset = counted_build  # count every time raw rows are binned
     started = time.perf_counter()
     prepared = training.prepare_training_data(
-        version_dir / "train.parquet", features, targets, params, work / f"run{run}", work / "bins"
+        version_dir / "train.parquet",
+        features,
+        targets,
+        params,
+        work / f"run{run}",
+        work / "bins",
+        train_fraction=(folds - 1) / folds,  # as the weekly flow tells the memory guard
     )
     prepare_s = time.perf_counter() - started
     prepare_peak = peak_rss_mib()
