@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from numerflow.binned import BinsCache
 from numerflow.config.models import LightGBMParams, NumerflowConfig
 from numerflow.data import read_features_json, select_features, to_era_numbers, training_eras, validation_eras
 from numerflow.foldcache import CACHE_DIR_NAME, FoldCache
@@ -72,6 +73,7 @@ def start_run(config: NumerflowConfig, params: LightGBMParams, decision: TierDec
     run_dir.mkdir(parents=True, exist_ok=False)
     paths = RunPaths(run_id=run_id, run_dir=run_dir)
     FoldCache(paths.fold_cache_dir).prune()
+    BinsCache(config.training.bins_root()).prune()
     effective = {
         "run_id": run_id,
         "params_source": config.training.params_source,

@@ -1,5 +1,6 @@
 """The lean data path: both loaders bin the same rows identically, and bins are built once."""
 
+import os
 import shutil
 import threading
 import time
@@ -181,3 +182,15 @@ def test_a_machine_without_the_bins_builds_them_itself(version_dir: Path, tmp_pa
     assert ensure_bins(prepared) and prepared.dataset_path.read_bytes() == original
     fold = make_folds(prepared.eras, 3, 4)[0]
     assert train_fold(prepared, fold, "target", PARAMS, seed=1, models_dir=tmp_path / "models").train_rows > 0
+
+
+def test_prune_removes_unused_entries_and_dead_builds(version_dir: Path, tmp_path: Path) -> None:
+    prepared = prepare(version_dir, FEATURES, ["target"], PARAMS, tmp_path)
+    cache = BinsCache(tmp_path / "bins")
+    dead = cache.root / ".somekey.dead.tmp"  # a build killed half-way, two days ago
+    dead.mkdir()
+    two_days_ago = time.time() - 2 * 86_400
+    os.utime(dead, (two_days_ago, two_days_ago))
+    assert cache.prune() == 1 and not dead.exists() and prepared.dataset_path.is_file()
+    assert cache.prune(keep_days=-1) == 1
+    assert not [p for p in cache.root.iterdir() if p.is_dir()]
