@@ -109,3 +109,15 @@ def test_manual_path_uses_model_params(config_dir: Path) -> None:
     assert load_config(config_dir).effective_params().n_estimators == 2000
     config = load_config(config_dir, {"training.params_source": "manual"})
     assert config.effective_params().n_estimators == 123
+
+
+def test_scale_out_and_loader_settings_are_checked(config_dir: Path) -> None:
+    config = load_config(config_dir, {"training.scale_out.dask_address": "tcp://10.0.0.5:8786"})
+    assert config.training.scale_out.dask_address == "tcp://10.0.0.5:8786"
+    assert config.training.bins_root() == config.training.work_dir / "bins"
+    with pytest.raises(ConfigError, match=r"override training.scale_out.dask_address: .*pattern"):
+        load_config(config_dir, {"training.scale_out.dask_address": "10.0.0.5:8786"})
+    with pytest.raises(ConfigError, match=r"scale_out.task_resources: .*must be positive: \['GPU'\]"):
+        load_config(config_dir, {"training.scale_out.task_resources": {"GPU": 0}})
+    with pytest.raises(ConfigError, match=r"override training.data.loader: .*'auto', 'arrow' or 'stream'"):
+        load_config(config_dir, {"training.data.loader": "pandas"})
