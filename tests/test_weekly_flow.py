@@ -46,6 +46,9 @@ def test_weekly_flow_trains_scores_and_writes_a_valid_submission(
     assert manifest.params["n_estimators"] == 60 and manifest.data["version"] == "v5.2"
     assert manifest.models["target"] == [f"models/target/fold_{k}.txt" for k in range(3)]
     assert latest_run(Path(fast_overrides["training.work_dir"])) == result.run_dir
+    bins = manifest.data["bins"]  # binned once for the 6 models, by the loader the guard chose
+    assert bins["built"] and bins["record"]["rows"] == manifest.data["training_rows"]
+    assert bins["plan"]["loader"] == bins["record"]["loader"] == "arrow"
 
     assert result.submission.status == "dry-run" and result.submission.trained_run_id == result.run_id
     submission = pd.read_csv(result.submission.submission.path)
