@@ -32,6 +32,33 @@ def fold_task_runner(scale_out: ScaleOutConfig) -> TaskRunner:
     return ThreadPoolTaskRunner(max_workers=1)
 
 
+class ClusterUnreachable(RuntimeError):
+    """The configured Dask scheduler did not answer, or has no workers to train on."""
+
+
+def check_cluster(scale_out: ScaleOutConfig, timeout_s: float = 10) -> int | None:
+    """Workers of the configured Dask cluster (None when training here), checked before any work.
+
+    Failing here costs seconds; failing when the folds are submitted would come after the data
+    were read and binned.
+    """
+    if not scale_out.dask_address:
+        return None
+    from distributed import Client
+
+    where = f"training.scale_out.dask_address (or the dask_address parameter) {scale_out.dask_address}"
+    try:
+        with Client(scale_out.dask_address, timeout=timeout_s) as client:
+            workers = len(client.scheduler_info()["workers"])
+    except OSError as exc:
+        raise ClusterUnreachable(f"{where}: no Dask scheduler answered ({exc})") from None
+    if workers == 0:
+        raise ClusterUnreachable(
+            f"{where}: the scheduler has no workers; start `dask worker` on the training boxes"
+        )
+    return workers
+
+
 def _holding(resources: dict[str, float]) -> AbstractContextManager[object]:
     """Dask annotations that make each task submitted inside hold `resources` on its worker."""
     if not resources:

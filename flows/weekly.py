@@ -19,7 +19,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
-from flows.folds import train_folds
+from flows.folds import check_cluster, train_folds
 from flows.hooks import alert_owner
 from flows.submission import SubmissionOutcome, connect, submission_flow, upload_failure_state
 from numerflow.config import load_config
@@ -105,6 +105,11 @@ def weekly_flow(
     logger = get_run_logger()
     overrides = overrides_from(dict(locals()), overrides)
     config = load_config(config_dir, overrides)
+    workers = check_cluster(config.training.scale_out)
+    if workers is not None:
+        logger.info(
+            "training on the Dask cluster at %s (%d workers)", config.training.scale_out.dask_address, workers
+        )
     created_at = utc_now()
 
     client = connect(config)[0] if config.training.numerai.download else None

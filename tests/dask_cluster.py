@@ -39,7 +39,8 @@ class DaskCluster:
                 args += ["--resources", " ".join(f"{k}={v}" for k, v in resources.items())]
             self.workers[name] = self._spawn(name, args)
         with Client(self.address, timeout=60) as client:
-            client.wait_for_workers(len(workers), timeout=90)
+            if workers:
+                client.wait_for_workers(len(workers), timeout=90)
         return self
 
     def pids(self) -> dict[str, int]:

@@ -16,6 +16,7 @@ from flows.weekly import weekly_flow
 from numerflow.runs import read_manifest
 from tests.conftest import REPO_ROOT, copy_config, overrides_for_speed
 from tests.dask_cluster import DaskCluster
+from tests.prefect_stack import _free_port
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -152,3 +153,24 @@ def test_tasks_that_hold_a_gpu_resource_run_only_on_gpu_workers(
     assert len(results) == N_MODELS
     # One GPU resource on one worker: every task ran there, one at a time.
     assert {r["pid"] for r in results} == {gpu_cluster.pids()["gpu-worker"]}
+
+
+def test_a_cluster_that_cannot_train_fails_before_any_work(
+    config_dir: Path, fast_overrides: dict, tmp_path: Path
+) -> None:
+    empty = DaskCluster(tmp_path, REPO_ROOT, PREFECT_API_URL.value())
+    try:
+        empty.start({})  # a scheduler, no workers
+        for address, reason in [
+            (empty.address, "the scheduler has no workers"),
+            (f"tcp://127.0.0.1:{_free_port()}", "no Dask scheduler answered"),
+        ]:
+            state = weekly_flow(
+                config_dir=str(config_dir), overrides=fast_overrides, dask_address=address, return_state=True
+            )
+            assert state.is_failed()
+            message = str(state.result(raise_on_failure=False))
+            assert "training.scale_out.dask_address" in message and address in message and reason in message
+            assert not Path(fast_overrides["training.work_dir"]).exists()  # nothing read, nothing written
+    finally:
+        empty.stop()
