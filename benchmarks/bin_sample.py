@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -44,9 +43,9 @@ def main() -> None:
         version_dir = dataset(args.data_dir, rows, n_features)
         train, features = version_dir / "train.parquet", feature_names(version_dir, n_features)
 
-    work = Path(tempfile.mkdtemp(prefix="numerflow-bin-sample-"))
     bins, trees = {}, {}
-    try:
+    with tempfile.TemporaryDirectory(prefix="numerflow-bin-sample-") as scratch:
+        work = Path(scratch)
         for sample in (20_000, 200_000):
             params = LightGBMParams(
                 **{**EXAMPLE_MODEL, "n_estimators": 20, "bin_construct_sample_cnt": sample}
@@ -61,8 +60,6 @@ def main() -> None:
                 prepared, np.arange(prepared.rows), np.nan_to_num(target, nan=0.5), params, 0
             )
             trees[sample] = booster.model_to_string().split("parameters:")[0]
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     differing = int((bins[20_000] != bins[200_000]).sum())
     print(
         f"{len(features)} features on {train}: {differing} with a different bin count "

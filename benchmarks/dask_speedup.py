@@ -23,12 +23,14 @@ from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
 
 from benchmarks.common import REPO, dataset
-from flows.folds import train_folds
+from flows.folds import fold_flow
 from numerflow.config import load_config
+from numerflow.config.models import NumerflowConfig
 from numerflow.folds import make_folds
 from numerflow.gpu import probe_gpus
 from numerflow.pipeline import prepare_data, start_run
 from numerflow.tiers import decision_for
+from numerflow.training import PreparedData
 
 
 def main() -> None:
@@ -44,53 +46,55 @@ def main() -> None:
 
     rows, n_features = (int(v) for v in args.size.lower().split("x"))
     version_dir = dataset(args.data_dir, rows, n_features)
-    work = Path(tempfile.mkdtemp(prefix="numerflow-dask-bench-"))
-    overrides = {
-        "training.data.dir": str(version_dir.parent),
-        "training.data.version": version_dir.name,
-        "training.data.era_stride": 1,
-        "training.work_dir": str(work / "runs"),
-        "training.folds.n_folds": args.folds,
-        "training.folds.embargo_eras": 2,
-        "features.feature_set": "all",
-        "program_input_params.params.n_estimators": args.trees,
-        "program_input_params.params.num_threads": 1,
-    }
-    config = load_config(REPO / "config", overrides)
-    decision = decision_for(config, probe_gpus())
-    paths = start_run(config, decision.params, decision)
-    prepared = prepare_data(config, decision.params, paths)
-    folds = make_folds(prepared.eras, args.folds, config.training.folds.embargo_eras)
-    tasks = len(folds) * len(config.training.targets)
-    print(
-        f"{tasks} fold x target tasks ({len(folds)} folds x {len(config.training.targets)} targets) of "
-        f"{args.trees} trees on {prepared.rows:,} x {n_features:,}; {os.cpu_count()} CPU cores here"
-    )
+    with tempfile.TemporaryDirectory(prefix="numerflow-dask-bench-") as scratch:
+        work = Path(scratch)
+        overrides = {
+            "training.data.dir": str(version_dir.parent),
+            "training.data.version": version_dir.name,
+            "training.data.era_stride": 1,
+            "training.work_dir": str(work / "runs"),
+            "training.folds.n_folds": args.folds,
+            "training.folds.embargo_eras": 2,
+            "features.feature_set": "all",
+            "program_input_params.params.n_estimators": args.trees,
+            "program_input_params.params.num_threads": 1,
+        }
+        config = load_config(REPO / "config", overrides)
+        decision = decision_for(config, probe_gpus())
+        paths = start_run(config, decision.params, decision)
+        prepared = prepare_data(config, decision.params, paths)
+        folds = make_folds(prepared.eras, args.folds, config.training.folds.embargo_eras)
+        tasks = len(folds) * len(config.training.targets)
+        print(
+            f"{tasks} fold x target tasks ({len(folds)} folds x {len(config.training.targets)} targets) of "
+            f"{args.trees} trees on {prepared.rows:,} x {n_features:,}; {os.cpu_count()} CPU cores here"
+        )
 
-    with prefect_test_harness(server_startup_timeout=90):
-        os.environ["PREFECT_API_URL"] = PREFECT_API_URL.value()  # the worker processes report here
-        seconds = {}
-        for n_workers in args.workers:
-            with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True) as cluster:
-                scaled = config.model_copy(deep=True)
-                scaled.training.scale_out.dask_address = cluster.scheduler_address
-                started = time.perf_counter()
-                results = train_folds(
-                    scaled,
-                    prepared,
-                    folds,
-                    decision.ladder,
-                    work / f"w{n_workers}" / "models",
-                    work / f"w{n_workers}",
-                )
-                seconds[n_workers] = time.perf_counter() - started
-            print(
-                f"  {n_workers} worker(s): {seconds[n_workers]:.1f} s for {len(results)} tasks, trained in "
-                f"{len({r.pid for r in results})} worker process(es), {sum(r.reused for r in results)} reused"
-            )
+        with prefect_test_harness(server_startup_timeout=90):
+            os.environ["PREFECT_API_URL"] = PREFECT_API_URL.value()  # the worker processes report here
+            seconds = {n: on_cluster(n, config, prepared, folds, decision.ladder, work) for n in args.workers}
         base = seconds[args.workers[0]]
         for n_workers in args.workers[1:]:
             print(f"speed-up of {n_workers} workers over {args.workers[0]}: {base / seconds[n_workers]:.2f}x")
+
+
+def on_cluster(
+    n_workers: int, config: NumerflowConfig, prepared: PreparedData, folds: list, ladder: list, work: Path
+) -> float:
+    """Seconds the fold subflow takes on a fresh local cluster of `n_workers` one-thread processes."""
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True) as cluster:
+        scaled = config.model_copy(deep=True)
+        scaled.training.scale_out.dask_address = cluster.scheduler_address
+        started = time.perf_counter()
+        results = fold_flow(scaled.training.scale_out)(
+            scaled, prepared, folds, ladder, work / f"w{n_workers}" / "models", work / f"w{n_workers}"
+        )
+        seconds = time.perf_counter() - started
+    print(
+        f"  {n_workers} worker(s): {seconds:.1f} s for {len(results)} tasks, trained in "
+        f"{len({r.pid for r in results})} worker process(es), {sum(r.reused for r in results)} reused"
+    )
+    return seconds
 
 
 if __name__ == "__main__":

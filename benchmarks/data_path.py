@@ -20,7 +20,6 @@ peak there is extrapolated from the sizes measured in the same invocation.
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -110,13 +109,11 @@ def ours_child(version_dir: Path, n_features: int, trees: int, loader: str, work
 
 
 def measure(version_dir: Path, n_features: int, trees: int, pipeline: str, loader: str) -> dict:
-    work = Path(tempfile.mkdtemp(prefix="numerflow-bench-"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="numerflow-bench-") as scratch:
+        work = Path(scratch)
         args = ["--child", pipeline, "--data", str(version_dir), "--features", str(n_features)]
         args += ["--trees", str(trees), "--loader", loader, "--work", str(work)]
         return run_child("benchmarks.data_path", args)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def extrapolate_example(points: list[tuple[int, int, float]], rows: int, features: int) -> tuple[float, str]:

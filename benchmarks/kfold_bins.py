@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -94,8 +93,8 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    work = Path(tempfile.mkdtemp(prefix="numerflow-kfold-"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="numerflow-kfold-") as scratch:
+        work = Path(scratch)
         for run in (1, 2):
             passed = ["--size", args.size, "--folds", str(args.folds), "--trees", str(args.trees)]
             passed += ["--targets", str(args.targets), "--data-dir", str(args.data_dir)]
@@ -110,8 +109,6 @@ def main() -> None:
                 f"{r['prepare_peak_mib']:.0f} MiB, training the folds {r['folds_peak_mib']:.0f} MiB "
                 f"(guard estimated {r['estimated_fold_mib']:.0f})"
             )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ the trees and the live rows, not on how many rows the models were trained on.
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -47,8 +46,8 @@ def main() -> None:
     features = feature_names(version_dir, args.features)
     targets = TARGET_NAMES[: args.targets]
     params = LightGBMParams(**{**EXAMPLE_MODEL, "n_estimators": args.trees})
-    work = Path(tempfile.mkdtemp(prefix="numerflow-live-"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="numerflow-live-") as scratch:
+        work = Path(scratch)
         prepared = prepare_training_data(
             version_dir / "train.parquet", features, targets, params, work / "prepared", work / "bins"
         )
@@ -88,8 +87,6 @@ def main() -> None:
             f"predict_live {predict_s:.2f} s, make_submission {submit_s:.2f} s, "
             f"total {predict_s + submit_s:.2f} s"
         )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,9 @@ from __future__ import annotations
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-from prefect import flow
+from prefect import Flow, flow
 from prefect.runtime import flow_run
-from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from numerflow.config.models import NumerflowConfig, ScaleOutConfig
 from numerflow.folds import Fold
@@ -24,12 +24,13 @@ from numerflow.training import FoldResult, PreparedData
 from tasks.training import train_fold
 
 
-def fold_task_runner(scale_out: ScaleOutConfig) -> TaskRunner:
-    if scale_out.dask_address:
-        from prefect_dask import DaskTaskRunner  # imported only when used: Dask is slow to import
+def fold_flow(scale_out: ScaleOutConfig) -> Flow:
+    """The fold subflow on the task runner `scale_out` asks for: here, or the Dask cluster."""
+    if not scale_out.dask_address:
+        return train_folds_flow
+    from prefect_dask import DaskTaskRunner  # imported only when used: Dask is slow to import
 
-        return DaskTaskRunner(address=scale_out.dask_address)
-    return ThreadPoolTaskRunner(max_workers=1)
+    return train_folds_flow.with_options(task_runner=DaskTaskRunner(address=scale_out.dask_address))
 
 
 class ClusterUnreachable(RuntimeError):
@@ -102,18 +103,3 @@ def train_folds_flow(
             for fold in folds
         ]
     return [future.result() for future in futures]
-
-
-def train_folds(
-    config: NumerflowConfig,
-    prepared: PreparedData,
-    folds: list[Fold],
-    ladder: list[TierStep],
-    models_dir: Path,
-    cache_dir: Path,
-) -> list[FoldResult]:
-    """Run the fold subflow on the task runner the config asks for."""
-    runner = fold_task_runner(config.training.scale_out)
-    return train_folds_flow.with_options(task_runner=runner)(
-        config, prepared, folds, ladder, models_dir, cache_dir
-    )

@@ -19,7 +19,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
-from flows.folds import check_cluster, train_folds
+from flows.folds import check_cluster, fold_flow
 from flows.hooks import alert_owner
 from flows.submission import SubmissionOutcome, connect, submission_flow, upload_failure_state
 from numerflow.config import load_config
@@ -125,6 +125,7 @@ def weekly_flow(
     paths = start_run(config, params, decision)
     prepared = prepare_training_data(config, params, paths)
     folds = plan_folds(config, prepared)
+    train_folds = fold_flow(config.training.scale_out)
     results = train_folds(config, prepared, folds, decision.ladder, paths.models_dir, paths.fold_cache_dir)
 
     evaluation = stack_and_score(config, prepared, results, paths)

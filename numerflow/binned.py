@@ -32,9 +32,9 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
+from numerflow.cachedirs import prune_entries
 from numerflow.io import write_json_atomic
 from numerflow.memory import MemoryPlan
 from numerflow.rows import FeatureRows, SelectedRows
@@ -73,16 +73,18 @@ class Bins(BaseModel):
 
 
 def source_identity(path: Path) -> dict[str, object]:
-    """Cheap identity of a data file: size, modification time and a digest of its footer."""
+    """Cheap identity of a parquet file: size, modification time and a digest of its footer.
+
+    The footer holds every row group's sizes and column statistics, so any rewrite changes it;
+    hashing its raw bytes costs one small read.
+    """
     stat = path.stat()
-    footer = pq.ParquetFile(path).metadata.to_dict()
-    digest = hashlib.blake2b(json.dumps(footer, sort_keys=True, default=str).encode(), digest_size=16)
-    return {
-        "path": str(path.resolve()),
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
-        "footer": digest.hexdigest(),
-    }
+    with open(path, "rb") as handle:
+        handle.seek(-8, os.SEEK_END)
+        length = int.from_bytes(handle.read(4), "little")  # then the magic bytes PAR1
+        handle.seek(-8 - length, os.SEEK_END)
+        footer = hashlib.blake2b(handle.read(length), digest_size=16).hexdigest()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "footer": footer}
 
 
 def bins_key(path: Path, features: list[str], eras: list[int], dataset_params: dict[str, object]) -> str:
@@ -180,20 +182,7 @@ class BinsCache:
 
     def prune(self, keep_days: float = KEEP_DAYS) -> int:
         """Remove entries unused for `keep_days` and staging folders of dead builds."""
-        if not self.root.is_dir():
-            return 0
-        removed = 0
-        for entry in self.root.iterdir():
-            if not entry.is_dir():
-                continue
-            staging = entry.name.startswith(".")
-            cutoff = time.time() - (STAGING_KEEP_DAYS if staging else keep_days) * 86_400
-            marker = entry / RECORD_FILE
-            stamp = marker.stat().st_mtime if marker.is_file() else entry.stat().st_mtime
-            if stamp < cutoff:
-                shutil.rmtree(entry, ignore_errors=True)
-                removed += 1
-        return removed
+        return prune_entries(self.root, RECORD_FILE, keep_days, STAGING_KEEP_DAYS)
 
 
 def save_dataset(dataset: lgb.Dataset, path: Path) -> None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import time
 from functools import cache
 from pathlib import Path
 
+from numerflow.cachedirs import prune_entries
 from numerflow.config.models import LightGBMParams
 from numerflow.folds import Fold
 from numerflow.io import write_json_atomic
@@ -80,14 +80,4 @@ class FoldCache:
 
     def prune(self, keep_days: float = KEEP_DAYS) -> int:
         """Remove entries unused for `keep_days`; returns how many were removed."""
-        if not self.root.is_dir():
-            return 0
-        cutoff = time.time() - keep_days * 86_400
-        removed = 0
-        for entry in self.root.iterdir():
-            marker = entry / MARKER
-            stamp = marker.stat().st_mtime if marker.is_file() else entry.stat().st_mtime
-            if stamp < cutoff:
-                shutil.rmtree(entry, ignore_errors=True)
-                removed += 1
-        return removed
+        return prune_entries(self.root, MARKER, keep_days)

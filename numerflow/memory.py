@@ -16,7 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Loader = Literal["auto", "arrow", "stream"]
+from numerflow.config.models import Loader
+
 GIB = 2**30
 
 DATASET_BYTES_PER_CELL = 1.1  # binned Dataset while being built (data + push buffer, 4-bit each)

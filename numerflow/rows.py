@@ -71,6 +71,12 @@ class SelectedRows:
         return pa.concat_tables(parts)
 
 
+def batch_rows(rows: SelectedRows, n_features: int) -> int:
+    """Rows per float32 batch: at most BATCH_BYTES, and never more than a row group."""
+    widest = max(1, BATCH_BYTES // (4 * max(1, n_features)))
+    return max(1, min(widest, rows.largest_group_rows or 1))
+
+
 class FeatureRows(lgb.Sequence):
     """Selected rows' int8 features, one row group decoded at a time."""
 
@@ -78,8 +84,7 @@ class FeatureRows(lgb.Sequence):
         rows.require(features)
         self.rows = rows
         self.features = list(features)
-        widest = max(1, BATCH_BYTES // (4 * max(1, len(features))))
-        self.batch_size = max(1, min(widest, rows.largest_group_rows or 1))  # read by LightGBM
+        self.batch_size = batch_rows(rows, len(features))  # read by LightGBM
         self._cached: tuple[int, np.ndarray] | None = None
 
     def __len__(self) -> int:

@@ -23,13 +23,13 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from numerflow.binned import Bins, BinsCache, BinsRecord, bins_key, build_dataset, save_dataset
-from numerflow.config.models import LightGBMParams
+from numerflow.config.models import LightGBMParams, Loader
 from numerflow.data import DataError, to_era_numbers
 from numerflow.foldcache import FoldCache, fold_key
 from numerflow.folds import Fold
 from numerflow.io import atomic_path
-from numerflow.memory import DataShape, Loader, MemoryPlan, plan_memory
-from numerflow.rows import FeatureRows, SelectedRows
+from numerflow.memory import DataShape, MemoryPlan, plan_memory
+from numerflow.rows import FeatureRows, SelectedRows, batch_rows
 from numerflow.tiers import TierStep, is_gpu_error
 
 
@@ -146,7 +146,7 @@ def _data_shape(
         features=len(features),
         sample_rows=min(sample_cnt, len(rows)),
         group_rows=rows.largest_group_rows,
-        batch_rows=FeatureRows(rows, features).batch_size,
+        batch_rows=batch_rows(rows, len(features)),
         train_fraction=train_fraction,
     )
 

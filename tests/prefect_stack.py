@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
-BIN = Path(sys.executable).parent
+from tests.processes import BIN, ProcessGroup, free_port
+
 POOL = "numerflow-test"
 
 
 class PrefectStack:
     def __init__(self, home: Path, cwd: Path) -> None:
         self.home, self.cwd = home, cwd
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
         self.env = {
             **os.environ,
@@ -29,16 +27,16 @@ class PrefectStack:
             "PREFECT_WORKER_QUERY_SECONDS": "2",
         }
         self.env.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
-        self._processes: list[tuple[subprocess.Popen, object]] = []
+        self._group = ProcessGroup(home, cwd, self.env)
 
     def start(self) -> PrefectStack:
-        self._spawn(
+        server = self._group.spawn(
             "server",
             ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui"],
         )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            assert self._processes[0][0].poll() is None, "prefect server exited"
+            assert server.poll() is None, "prefect server exited"
             try:
                 if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
                     break
@@ -47,29 +45,13 @@ class PrefectStack:
             time.sleep(0.5)
         else:
             raise TimeoutError("prefect server did not become healthy in 90 s")
-        self._spawn(
+        self._group.spawn(
             "worker", ["prefect", "worker", "start", "--pool", POOL, "--limit", "1", "--name", "test-worker"]
         )
         return self
 
-    def _spawn(self, name: str, args: list[str]) -> None:
-        log = open(self.home / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
-        process = subprocess.Popen([BIN / args[0], *args[1:]], env=self.env, cwd=self.cwd,
-                                   stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-        self._processes.append((process, log))
-
     def stop(self) -> None:
-        """Worker first: a worker whose server is already gone can hang on shutdown."""
-        for process, log in reversed(self._processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(10)
-            log.close()
-        self._processes.clear()
+        self._group.stop()
 
     def cli(self, args: list[str], check: bool = True, env: dict | None = None, timeout: float = 240):
         done = subprocess.run([BIN / args[0], *args[1:]], env={**self.env, **(env or {})},
@@ -77,12 +59,6 @@ class PrefectStack:
         if check:
             assert done.returncode == 0, done.stdout + done.stderr
         return done
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def project_config(project: Path, edits: dict[str, dict[str, object]]) -> Path:

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from flows.weekly import weekly_flow
 from numerflow.runs import read_manifest
 from tests.conftest import REPO_ROOT, copy_config, overrides_for_speed
 from tests.dask_cluster import DaskCluster
-from tests.prefect_stack import _free_port
+from tests.processes import free_port
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -51,15 +52,22 @@ def local_run(
     return state.result().run_dir
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[DaskCluster]:
+@contextmanager
+def _cluster(tmp_path: Path, workers: dict[str, dict[str, float]]) -> Iterator[DaskCluster]:
+    """A scheduler and the named workers (with their Dask resources), stopped afterwards."""
     logs = tmp_path / "dask-logs"
     logs.mkdir()
     cluster = DaskCluster(logs, REPO_ROOT, PREFECT_API_URL.value())
     try:
-        yield cluster.start({"worker-a": {}, "worker-b": {}})
+        yield cluster.start(workers)
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[DaskCluster]:
+    with _cluster(tmp_path, {"worker-a": {}, "worker-b": {}}) as started:
+        yield started
 
 
 def _run_on_dask(cluster: DaskCluster, config_dir: Path, overrides: dict, work_dir: Path):
@@ -134,13 +142,8 @@ def test_a_worker_killed_mid_run_still_ends_in_a_complete_correct_run(
 @pytest.fixture
 def gpu_cluster(tmp_path: Path) -> Iterator[DaskCluster]:
     """One worker that declares a GPU resource, one that does not."""
-    logs = tmp_path / "dask-logs"
-    logs.mkdir()
-    cluster = DaskCluster(logs, REPO_ROOT, PREFECT_API_URL.value())
-    try:
-        yield cluster.start({"gpu-worker": {"GPU": 1}, "cpu-worker": {}})
-    finally:
-        cluster.stop()
+    with _cluster(tmp_path, {"gpu-worker": {"GPU": 1}, "cpu-worker": {}}) as started:
+        yield started
 
 
 def test_tasks_that_hold_a_gpu_resource_run_only_on_gpu_workers(
@@ -158,12 +161,10 @@ def test_tasks_that_hold_a_gpu_resource_run_only_on_gpu_workers(
 def test_a_cluster_that_cannot_train_fails_before_any_work(
     config_dir: Path, fast_overrides: dict, tmp_path: Path
 ) -> None:
-    empty = DaskCluster(tmp_path, REPO_ROOT, PREFECT_API_URL.value())
-    try:
-        empty.start({})  # a scheduler, no workers
+    with _cluster(tmp_path, {}) as empty:  # a scheduler, no workers
         for address, reason in [
             (empty.address, "the scheduler has no workers"),
-            (f"tcp://127.0.0.1:{_free_port()}", "no Dask scheduler answered"),
+            (f"tcp://127.0.0.1:{free_port()}", "no Dask scheduler answered"),
         ]:
             state = weekly_flow(
                 config_dir=str(config_dir), overrides=fast_overrides, dask_address=address, return_state=True
@@ -172,5 +173,3 @@ def test_a_cluster_that_cannot_train_fails_before_any_work(
             message = str(state.result(raise_on_failure=False))
             assert "training.scale_out.dask_address" in message and address in message and reason in message
             assert not Path(fast_overrides["training.work_dir"]).exists()  # nothing read, nothing written
-    finally:
-        empty.stop()

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DATA_VERSION_PATTERN = r"^(v\d+\.\d+|latest)$"
+Loader = Literal["auto", "arrow", "stream"]  # how parquet becomes binned LightGBM data
 TARGET_PATTERN = re.compile(r"^target(_[a-z0-9]+_(20|60))?$")
 
 
@@ -29,7 +30,7 @@ class DataConfig(StrictModel):
     dir: Path = Path("data")
     era_stride: int = Field(4, ge=1, le=52, description="use every Nth era (1 = all eras)")
     row_limit: int | None = Field(None, ge=100, description="cap on training rows (last resort)")
-    loader: Literal["auto", "arrow", "stream"] = Field(
+    loader: Loader = Field(
         "auto", description="how parquet becomes binned LightGBM data: auto picks by size and free memory"
     )
     bins_dir: Path | None = Field(None, description="cache of binned Datasets; default <work_dir>/bins")
