@@ -21,7 +21,8 @@ import pandas as pd
 
 from benchmarks.common import EXAMPLE_MODEL, dataset, feature_names
 from numerflow.config.models import LightGBMParams
-from numerflow.training import prepare_training_data, train_booster
+from numerflow.train.fit import train_booster
+from numerflow.train.prepare import bin_training_rows
 
 
 def main() -> None:
@@ -50,7 +51,7 @@ def main() -> None:
             params = LightGBMParams(
                 **{**EXAMPLE_MODEL, "n_estimators": 20, "bin_construct_sample_cnt": sample}
             )
-            prepared = prepare_training_data(
+            prepared = bin_training_rows(
                 train, features, ["target"], params, work / str(sample), work / "bins"
             )
             loaded = lgb.Dataset(str(prepared.dataset_path), params=prepared.dataset_params).construct()

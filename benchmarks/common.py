@@ -12,7 +12,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from numerflow.synth import SynthSpec, generate
+from numerflow.data.synth import SynthSpec, generate
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS_PER_ERA = 5000  # Numerai's train eras hold about 4-5k rows

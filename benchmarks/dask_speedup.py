@@ -26,11 +26,11 @@ from benchmarks.common import REPO, dataset
 from flows.folds import fold_flow
 from numerflow.config import load_config
 from numerflow.config.models import NumerflowConfig
-from numerflow.folds import make_folds
-from numerflow.gpu import probe_gpus
-from numerflow.pipeline import prepare_data, start_run
-from numerflow.tiers import decision_for
-from numerflow.training import PreparedData
+from numerflow.gpu.probe import probe_gpus
+from numerflow.gpu.tiers import decision_for
+from numerflow.runs.steps import prepare_data, start_run
+from numerflow.train.folds import make_folds
+from numerflow.train.prepare import PreparedData
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ reused), and each pipeline runs in a fresh child process with the same model par
 (Numerai's example model) and tree count:
 
 * example: `pd.read_parquet` of the needed columns -> `LGBMRegressor(...).fit(df[features], y)`;
-* ours: `prepare_training_data` (rows fixed from the era column, bins built by the loader the
+* ours: `bin_training_rows` (rows fixed from the era column, bins built by the loader the
   memory guard picks, saved to the bins cache) -> `train_booster` on every row.
 
 It prints peak RSS, wall time, construction time, training throughput (rows x features x trees
@@ -71,13 +71,14 @@ def ours_child(version_dir: Path, n_features: int, trees: int, loader: str, work
     import pandas as pd
 
     from numerflow.config.models import LightGBMParams
-    from numerflow.training import prepare_training_data, train_booster
+    from numerflow.train.fit import train_booster
+    from numerflow.train.prepare import bin_training_rows
 
     baseline = peak_rss_mib()
     features = feature_names(version_dir, n_features)
     params = LightGBMParams(**{**EXAMPLE_MODEL, "n_estimators": trees})
     started = time.perf_counter()
-    prepared = prepare_training_data(
+    prepared = bin_training_rows(
         version_dir / "train.parquet",
         features,
         ["target"],

@@ -2,7 +2,7 @@
 
     uv run python -m benchmarks.kfold_bins --size 500000x1000 --folds 4 --trees 50
 
-Runs numerflow's training steps (prepare the rows, then one `train_fold` per fold x target)
+Runs numerflow's training steps (prepare the rows, then one `fit_fold` per fold x target)
 twice on the same data and bins cache, each run in its own process as a weekly run would be:
 the first builds the bins once, the second finds them in the cache and builds nothing. Each
 model's time includes loading the saved bins and taking its subset.
@@ -16,10 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numerflow.training as training
+import numerflow.train.fit as fit
+import numerflow.train.prepare as prepare
 from benchmarks.common import EXAMPLE_MODEL, dataset, feature_names, peak_rss_mib, reset_peak_rss, run_child
 from numerflow.config.models import LightGBMParams
-from numerflow.folds import make_folds
+from numerflow.train.folds import make_folds
 
 TARGETS = ["target", "target_cyrusd_20", "target_teager2b_20", "target_ender_60", "target_cyrusd_60"]
 
@@ -31,7 +32,7 @@ def one_run(
     params = LightGBMParams(**{**EXAMPLE_MODEL, "n_estimators": trees})
     targets = TARGETS[:n_targets]
     builds: list[float] = []
-    real_build = training.build_dataset
+    real_build = prepare.build_dataset
 
     def counted_build(*build_args, **build_kwargs):
         started = time.perf_counter()
@@ -39,9 +40,9 @@ def one_run(
         builds.append(time.perf_counter() - started)
         return built
 
-    training.build_dataset = counted_build  # count every time raw rows are binned
+    prepare.build_dataset = counted_build  # count every time raw rows are binned
     started = time.perf_counter()
-    prepared = training.prepare_training_data(
+    prepared = prepare.bin_training_rows(
         version_dir / "train.parquet",
         features,
         targets,
@@ -57,7 +58,7 @@ def one_run(
     for target in targets:
         for fold in make_folds(prepared.eras, folds, embargo=4):
             fold_started = time.perf_counter()
-            training.train_fold(prepared, fold, target, params, 0, work / f"run{run}" / "models")
+            fit.fit_fold(prepared, fold, target, params, 0, work / f"run{run}" / "models")
             fold_seconds.append(time.perf_counter() - fold_started)
     return {
         "rows": prepared.rows,

@@ -21,10 +21,11 @@ import pandas as pd
 
 from benchmarks.common import EXAMPLE_MODEL, dataset, feature_names
 from numerflow.config.models import LightGBMParams
-from numerflow.runs import TrainedRun
-from numerflow.stacking import Stacker
-from numerflow.submitting import make_submission, predict_live
-from numerflow.training import prepare_training_data, train_booster
+from numerflow.runs.manifest import TrainedRun
+from numerflow.score.stacking import Stacker
+from numerflow.submit.steps import make_submission, predict_live
+from numerflow.train.fit import train_booster
+from numerflow.train.prepare import bin_training_rows
 
 TARGET_NAMES = ["target", "target_cyrusd_20", "target_teager2b_20", "target_ender_60", "target_cyrusd_60"]
 
@@ -48,7 +49,7 @@ def main() -> None:
     params = LightGBMParams(**{**EXAMPLE_MODEL, "n_estimators": args.trees})
     with tempfile.TemporaryDirectory(prefix="numerflow-live-") as scratch:
         work = Path(scratch)
-        prepared = prepare_training_data(
+        prepared = bin_training_rows(
             version_dir / "train.parquet", features, targets, params, work / "prepared", work / "bins"
         )
         meta = pd.read_parquet(prepared.meta_path)

@@ -18,9 +18,10 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from numerflow.config.models import NumerflowConfig, ScaleOutConfig
-from numerflow.folds import Fold
-from numerflow.tiers import TierStep
-from numerflow.training import FoldResult, PreparedData
+from numerflow.gpu.tiers import TierStep
+from numerflow.train.fit import FoldResult
+from numerflow.train.folds import Fold
+from numerflow.train.prepare import PreparedData
 from tasks.training import train_fold
 
 

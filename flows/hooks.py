@@ -11,7 +11,9 @@ import logging
 from prefect import Flow
 from prefect.client.schemas.objects import FlowRun, State
 
-from numerflow.alerts import (
+from numerflow.config import load_config
+from numerflow.config.parameters import overrides_from
+from numerflow.ops.alerts import (
     RUN_FAILED,
     UPLOAD_GIVEN_UP,
     UPLOAD_GIVEN_UP_STATE,
@@ -19,8 +21,6 @@ from numerflow.alerts import (
     notify_directly,
     server_delivers,
 )
-from numerflow.config import load_config
-from numerflow.config.parameters import overrides_from
 
 logger = logging.getLogger("numerflow.alerts")
 

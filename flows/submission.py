@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Literal
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 from prefect.states import Failed
-from pydantic import BaseModel
 
-from numerflow.alerts import UPLOAD_GIVEN_UP_STATE, emit_round_started, emit_upload_given_up
 from numerflow.config.models import NumerflowConfig
 from numerflow.numerai.blocks import NumeraiCredentials
 from numerflow.numerai.client import NumeraiClient, RoundInfo
 from numerflow.numerai.errors import NumeraiError
-from numerflow.runs import latest_run, load_trained_run
-from numerflow.submitting import SubmissionRecord, UploadOutcome, live_path, make_client, resolve_model_ids
+from numerflow.ops.alerts import UPLOAD_GIVEN_UP_STATE, emit_round_started, emit_upload_given_up
+from numerflow.runs.manifest import latest_run, load_trained_run
+from numerflow.submit.steps import (
+    SubmissionOutcome,
+    live_path,
+    make_client,
+    resolve_model_ids,
+)
 from tasks.numerai import (
     current_round,
     download_live_data,
@@ -35,15 +38,6 @@ from tasks.numerai import (
 )
 
 ROUND_RUN_PLACEHOLDER = "round-submission"  # the per-round flow's name until the round is known
-
-
-class SubmissionOutcome(BaseModel):
-    status: Literal["submitted", "dry-run", "no-open-round", "upload-failed"]
-    round: int | None = None
-    trained_run_id: str | None = None
-    submission: SubmissionRecord | None = None
-    uploads: list[UploadOutcome] = []
-    message: str = ""
 
 
 @flow(name="numerflow-submission")

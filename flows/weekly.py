@@ -37,10 +37,11 @@ from numerflow.config.parameters import (
     Targets,
     overrides_from,
 )
-from numerflow.pipeline import STACK, device_record, plan_folds, start_run, write_run_manifest
-from numerflow.runs import utc_now
-from numerflow.submitting import resolve_version
-from numerflow.tiers import apply_data_limits
+from numerflow.gpu.tiers import apply_data_limits
+from numerflow.runs.manifest import utc_now
+from numerflow.runs.steps import device_record, plan_folds, start_run, write_run_manifest
+from numerflow.score.evaluate import STACK
+from numerflow.submit.steps import resolve_version
 from tasks.data import prepare_training_data
 from tasks.evaluation import publish_metrics, stack_and_score
 from tasks.gpu import choose_tier, probe_gpu

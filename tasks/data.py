@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from numerflow.config.models import LightGBMParams, NumerflowConfig
-from numerflow.memory import GIB
-from numerflow.pipeline import RunPaths, prepare_data
-from numerflow.training import PreparedData
+from numerflow.data.memory import GIB
+from numerflow.runs.steps import RunPaths, prepare_data
+from numerflow.train.prepare import PreparedData
 
 
 @task(name="prepare-training-data")

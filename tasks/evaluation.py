@@ -8,16 +8,18 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from numerflow.config.models import NumerflowConfig
-from numerflow.pipeline import Evaluation, RunPaths, evaluate
-from numerflow.report import markdown_summary, summary_rows
-from numerflow.training import FoldResult, PreparedData
+from numerflow.runs.steps import RunPaths
+from numerflow.score.evaluate import Evaluation, evaluate
+from numerflow.score.report import markdown_summary, summary_rows
+from numerflow.train.fit import FoldResult
+from numerflow.train.prepare import PreparedData
 
 
 @task(name="stack-and-score")
 def stack_and_score(
     config: NumerflowConfig, prepared: PreparedData, results: list[FoldResult], paths: RunPaths
 ) -> Evaluation:
-    return evaluate(config, prepared, results, paths)
+    return evaluate(config, prepared, results, paths.run_dir)
 
 
 @task(name="publish-metrics")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from numerflow.config.models import NumerflowConfig
-from numerflow.gpu import GpuProbe, probe_gpus
-from numerflow.tiers import TierDecision, decision_for
+from numerflow.gpu.probe import GpuProbe, probe_gpus
+from numerflow.gpu.tiers import TierDecision, decision_for
 
 
 @task(name="probe-gpu", retries=2, retry_delay_seconds=2)

@@ -9,11 +9,11 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from numerflow.alerts import emit_upload_accepted
 from numerflow.config.models import NumerflowConfig
 from numerflow.numerai.client import NumeraiClient, RoundInfo
-from numerflow.runs import TrainedRun
-from numerflow.submitting import (
+from numerflow.ops.alerts import emit_upload_accepted
+from numerflow.runs.manifest import TrainedRun
+from numerflow.submit.steps import (
     LivePredictions,
     SubmissionRecord,
     UploadOutcome,

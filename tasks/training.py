@@ -10,11 +10,12 @@ from pathlib import Path
 from prefect import get_run_logger, task
 
 from numerflow.config.models import NumerflowConfig
-from numerflow.foldcache import FoldCache
-from numerflow.folds import Fold
-from numerflow.gpu import probe_gpus
-from numerflow.tiers import TierStep, decision_for
-from numerflow.training import FoldResult, PreparedData, ensure_bins, train_fold_on_ladder
+from numerflow.gpu.probe import probe_gpus
+from numerflow.gpu.tiers import TierStep, decision_for
+from numerflow.train.fit import FoldResult, fit_fold_on_ladder
+from numerflow.train.foldcache import FoldCache
+from numerflow.train.folds import Fold
+from numerflow.train.prepare import PreparedData, ensure_bins
 
 
 @task(
@@ -45,7 +46,7 @@ def train_fold(
         ladder = decision.ladder
         logger.info("%s: tier %s (%s)", where, decision.tier, decision.reason)
     cache = FoldCache(cache_dir) if cache_dir is not None else None
-    result = train_fold_on_ladder(prepared, fold, target, ladder, seed, models_dir, cache)
+    result = fit_fold_on_ladder(prepared, fold, target, ladder, seed, models_dir, cache)
     if result.reused:
         logger.info("%s fold %d: finished before with the same inputs; reused", target, fold.index)
         return result

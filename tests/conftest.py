@@ -18,8 +18,8 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="numerflow-prefect-home-"))
 os.environ.pop("PREFECT_API_URL", None)
 
-from numerflow.synth import SynthSpec, generate
-from numerflow.training import prepare_training_data
+from numerflow.data.synth import SynthSpec, generate
+from numerflow.train.prepare import bin_training_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SMALL_SPEC = SynthSpec(eras=120, rows_per_era=150, features=30, seed=7)
@@ -115,6 +115,6 @@ def rewrite_parquet(source: Path, target: Path, change: Callable[[pd.DataFrame],
 def prepare(version_dir: Path, features: list[str], targets: list[str], params, directory: Path, **options):
     """Prepared rows of the synthetic train.parquet (or `path=`), bins cached in `directory`."""
     path = options.pop("path", version_dir / "train.parquet")
-    return prepare_training_data(
+    return bin_training_rows(
         path, features, targets, params, directory / "prepared", bins_dir=directory / "bins", **options
     )

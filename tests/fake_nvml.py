@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from numerflow.gpu import GIB
+from numerflow.gpu.probe import GIB
 
 
 class FakeNvml:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prefect.client.orchestration import get_client
 
-from numerflow.alerts import RUN_FAILED
+from numerflow.ops.alerts import RUN_FAILED
 from tests.fake_numerai import FakeNumerai
 from tests.prefect_stack import POOL, PrefectStack, project_config
 

@@ -10,13 +10,14 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-import numerflow.training
-from numerflow.binned import BINS_FILE, BinsCache
+import numerflow.train.prepare
 from numerflow.config.models import LightGBMParams
-from numerflow.data import read_training
-from numerflow.folds import make_folds
-from numerflow.rows import FeatureRows, SelectedRows
-from numerflow.training import ensure_bins, train_fold
+from numerflow.data.binned import BINS_FILE, BinsCache
+from numerflow.data.files import read_training
+from numerflow.data.rows import FeatureRows, SelectedRows
+from numerflow.train.fit import fit_fold
+from numerflow.train.folds import make_folds
+from numerflow.train.prepare import ensure_bins
 from tests.conftest import prepare, rewrite_parquet
 
 PARAMS = LightGBMParams(n_estimators=20, learning_rate=0.1, colsample_bytree=0.5, num_threads=2)
@@ -61,7 +62,7 @@ def test_both_loaders_bin_identically_and_train_the_same_model(with_gaps: Path, 
         )
         assert prepared.bins.built and prepared.bins.record.loader == loader
         fold = make_folds(prepared.eras, 3, 4)[1]
-        result = train_fold(prepared, fold, "target", PARAMS, seed=3, models_dir=tmp_path / loader / "models")
+        result = fit_fold(prepared, fold, "target", PARAMS, seed=3, models_dir=tmp_path / loader / "models")
         models[loader] = (prepared.bins.record.digest, result.model_path.read_text().split("parameters:")[0])
     assert models["arrow"] == models["stream"]
 
@@ -76,17 +77,17 @@ def test_a_k_fold_run_bins_once_and_a_later_run_not_at_all(
     version_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     builds = []
-    real_build = numerflow.training.build_dataset
+    real_build = numerflow.train.prepare.build_dataset
 
     def counting_build(*args, **kwargs):
         builds.append(kwargs.get("loader", args[-1]))
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(numerflow.training, "build_dataset", counting_build)
+    monkeypatch.setattr(numerflow.train.prepare, "build_dataset", counting_build)
     prepared = prepare(version_dir, FEATURES, ["target", "target_cyrusd_20"], PARAMS, tmp_path / "one")
     for target in prepared.targets:
         for fold in make_folds(prepared.eras, 4, 2):
-            train_fold(prepared, fold, target, PARAMS, seed=1, models_dir=tmp_path / "one" / "models")
+            fit_fold(prepared, fold, target, PARAMS, seed=1, models_dir=tmp_path / "one" / "models")
     assert len(builds) == 1 and prepared.bins.built
 
     again = prepare(version_dir, FEATURES, ["target", "target_cyrusd_20"], PARAMS, tmp_path / "one")
@@ -181,7 +182,7 @@ def test_a_machine_without_the_bins_builds_them_itself(version_dir: Path, tmp_pa
     prepared.dataset_path.write_bytes(original[:100])  # truncated
     assert ensure_bins(prepared) and prepared.dataset_path.read_bytes() == original
     fold = make_folds(prepared.eras, 3, 4)[0]
-    assert train_fold(prepared, fold, "target", PARAMS, seed=1, models_dir=tmp_path / "models").train_rows > 0
+    assert fit_fold(prepared, fold, "target", PARAMS, seed=1, models_dir=tmp_path / "models").train_rows > 0
 
 
 def test_prune_removes_unused_entries_and_dead_builds(version_dir: Path, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from numerflow.cli import app
+from cli.main import app
 
 runner = CliRunner()
 

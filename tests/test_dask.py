@@ -14,7 +14,7 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 
 from flows.weekly import weekly_flow
-from numerflow.runs import read_manifest
+from numerflow.runs.manifest import read_manifest
 from tests.conftest import REPO_ROOT, copy_config, overrides_for_speed
 from tests.dask_cluster import DaskCluster
 from tests.processes import free_port

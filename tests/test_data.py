@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from numerflow.config.models import FeaturesConfig
-from numerflow.data import DataError, read_live, read_training, read_validation, select_features
+from numerflow.data.files import DataError, read_live, read_training, read_validation, select_features
 
 
 @pytest.fixture(scope="module")

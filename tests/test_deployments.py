@@ -21,7 +21,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterParentFlowRunId,
 )
 
-from numerflow.runs import read_manifest
+from numerflow.runs.manifest import read_manifest
 from tests.prefect_stack import POOL, PrefectStack, project_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("on_real_prefect")]

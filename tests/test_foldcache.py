@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 
 from numerflow.config.models import LightGBMParams
-from numerflow.foldcache import MARKER, FoldCache
-from numerflow.folds import make_folds
-from numerflow.tiers import TierStep
-from numerflow.training import train_fold_on_ladder
+from numerflow.gpu.tiers import TierStep
+from numerflow.train.fit import fit_fold_on_ladder
+from numerflow.train.foldcache import MARKER, FoldCache
+from numerflow.train.folds import make_folds
 from tests.conftest import prepare, rewrite_parquet
 
 PARAMS = LightGBMParams(n_estimators=15, learning_rate=0.1)
@@ -28,7 +28,7 @@ def setup(version_dir: Path, tmp_path: Path) -> dict:
 
 
 def _run(setup: dict, name: str, params: LightGBMParams = PARAMS, fold_index: int = 0, prepared=None):
-    return train_fold_on_ladder(
+    return fit_fold_on_ladder(
         prepared or setup["prepared"],
         setup["folds"][fold_index],
         "target",

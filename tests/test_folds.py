@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from numerflow.folds import embargo_after, make_folds
+from numerflow.train.folds import embargo_after, make_folds
 
 
 def test_fold_boundaries_and_embargo_exact() -> None:

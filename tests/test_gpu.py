@@ -1,4 +1,4 @@
-from numerflow.gpu import GIB, probe_gpus
+from numerflow.gpu.probe import GIB, probe_gpus
 from tests.fake_nvml import FakeNvml
 
 

@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 
 from numerflow.config.models import LightGBMParams
-from numerflow.memory import GIB, DataShape, MemoryBudgetError, available_memory, estimate_peaks, plan_memory
+from numerflow.data.memory import (
+    GIB,
+    DataShape,
+    MemoryBudgetError,
+    available_memory,
+    estimate_peaks,
+    plan_memory,
+)
 from tests.conftest import prepare
 
 FULL_NUMERAI = DataShape(

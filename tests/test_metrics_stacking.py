@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 from numerai_tools.scoring import numerai_corr
 
-from numerflow.metrics import per_era_corr, summarize
-from numerflow.stacking import cross_fitted, era_rank, fit_stacker
+from numerflow.score.metrics import per_era_corr, summarize
+from numerflow.score.stacking import cross_fitted, era_rank, fit_stacker
 
 
 def test_summary_figures_by_hand() -> None:

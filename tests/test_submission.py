@@ -5,12 +5,7 @@ import pandas as pd
 import pytest
 from numerai_tools.submissions import validate_submission_numerai
 
-from numerflow.submission import (
-    SubmissionError,
-    build_submission,
-    validate_submission,
-    write_submission,
-)
+from numerflow.submit.file import SubmissionError, build_submission, validate_submission, write_submission
 
 IDS = np.array([f"n{i:015x}" for i in range(50)])
 

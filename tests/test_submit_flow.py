@@ -169,7 +169,7 @@ def test_the_secret_is_nowhere_in_what_runs_produced(project: dict, caplog: pyte
 def test_submit_command(project: dict, fake: FakeNumerai) -> None:
     from typer.testing import CliRunner
 
-    from numerflow.cli import app
+    from cli.main import app
 
     args = ["submit", "--dry-run"]
     for key, value in project["overrides"].items():

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from numerflow.synth import SynthSpec, generate
+from numerflow.data.synth import SynthSpec, generate
 
 
 def test_v5_schema(version_dir: Path) -> None:

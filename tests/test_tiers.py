@@ -7,20 +7,13 @@ import numpy as np
 import pytest
 
 from numerflow.config.models import LightGBMParams, ProgramInputParams
-from numerflow.folds import make_folds
-from numerflow.gpu import probe_gpus
-from numerflow.tiers import (
-    Capability,
-    GpuRequiredError,
-    TierStep,
-    apply_data_limits,
-    check_capability,
-    decide,
-    gpu_required,
-    is_gpu_error,
-    parse_size,
-)
-from numerflow.training import train_fold_on_ladder
+from numerflow.gpu.capability import Capability, check_capability
+from numerflow.gpu.errors import is_gpu_error
+from numerflow.gpu.probe import probe_gpus
+from numerflow.gpu.report import parse_size
+from numerflow.gpu.tiers import GpuRequiredError, TierStep, apply_data_limits, decide, gpu_required
+from numerflow.train.fit import fit_fold_on_ladder
+from numerflow.train.folds import make_folds
 from tests.conftest import prepare
 from tests.fake_nvml import FakeNvml
 
@@ -138,7 +131,7 @@ def test_size_parsing() -> None:
 
 def test_a_gpu_error_in_one_fold_steps_down_and_is_recorded(version_dir: Path, tmp_path: Path) -> None:
     """The real GPU learner fails here (no OpenCL device): the fold ends up on the CPU."""
-    from numerflow.data import read_training
+    from numerflow.data.files import read_training
 
     frame = read_training(version_dir / "train.parquet", [f"feature_{i:04d}" for i in range(10)], ["target"])
     base = LightGBMParams(n_estimators=10, learning_rate=0.1)
@@ -149,11 +142,11 @@ def test_a_gpu_error_in_one_fold_steps_down_and_is_recorded(version_dir: Path, t
         # A lower tier with other dataset parameters trains on the bins as built.
         TierStep(tier="cpu", params=base.model_copy(update={"max_bin": 15})),
     ]
-    result = train_fold_on_ladder(prepared, fold, "target", ladder, seed=1, models_dir=tmp_path / "models")
+    result = fit_fold_on_ladder(prepared, fold, "target", ladder, seed=1, models_dir=tmp_path / "models")
     assert result.tier == "cpu" and result.device_type == "cpu"
     [step] = result.downgrades
     assert (step["from"], step["to"]) == ("full", "cpu") and "CUDA" in step["error"]
     assert np.isfinite(lightgbm.Booster(model_file=str(result.model_path)).predict(frame.features[:5])).all()
 
     with pytest.raises(lightgbm.basic.LightGBMError):  # the last rung's error is not swallowed
-        train_fold_on_ladder(prepared, fold, "target", ladder[:1], seed=1, models_dir=tmp_path / "m2")
+        fit_fold_on_ladder(prepared, fold, "target", ladder[:1], seed=1, models_dir=tmp_path / "m2")

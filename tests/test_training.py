@@ -8,10 +8,12 @@ import pandas as pd
 import pytest
 
 from numerflow.config.models import LightGBMParams
-from numerflow.data import read_training, read_validation
-from numerflow.folds import make_folds
-from numerflow.metrics import per_era_corr, summarize
-from numerflow.training import load_oof, predict, train_fold
+from numerflow.data.files import read_training, read_validation
+from numerflow.score.evaluate import load_oof
+from numerflow.score.metrics import per_era_corr, summarize
+from numerflow.train.fit import fit_fold
+from numerflow.train.folds import make_folds
+from numerflow.train.predict import predict
 from tests.conftest import prepare, rewrite_parquet
 
 PARAMS = LightGBMParams(n_estimators=80, learning_rate=0.1, colsample_bytree=0.5, num_threads=2)
@@ -34,7 +36,7 @@ def trained(version_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     prepared = prepare(version_dir, features, TARGETS, PARAMS, run_dir, path=path)
     folds = make_folds(prepared.eras, n_folds=3, embargo=4)
     results = [
-        train_fold(prepared, fold, target, PARAMS, seed=1, models_dir=run_dir / "models")
+        fit_fold(prepared, fold, target, PARAMS, seed=1, models_dir=run_dir / "models")
         for target in TARGETS
         for fold in folds
     ]
@@ -70,7 +72,7 @@ def test_rows_without_a_target_are_not_trained_on(trained: dict, tmp_path: Path)
         tmp_path,
         path=trained["prepared"].data_path,
     )
-    result = train_fold(prepared, fold, "target_cyrusd_20", PARAMS, seed=1, models_dir=tmp_path)
+    result = fit_fold(prepared, fold, "target_cyrusd_20", PARAMS, seed=1, models_dir=tmp_path)
     in_train = np.isin(frame.eras, fold.train_eras)
     labelled = frame.targets["target_cyrusd_20"].notna().to_numpy()
     assert (in_train & ~labelled).any()  # the auxiliary target has NaNs in training eras

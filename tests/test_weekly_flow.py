@@ -15,7 +15,7 @@ from prefect.client.schemas.filters import (
 
 from flows.weekly import weekly_flow
 from numerflow.config import ConfigError
-from numerflow.runs import latest_run, read_manifest
+from numerflow.runs.manifest import latest_run, read_manifest
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -93,29 +93,31 @@ def test_gpu_error_in_one_fold_falls_back_and_the_run_completes(
     error in fold 1 only. The other folds train on the medium tier; fold 1 steps down to CPU."""
     import lightgbm
 
-    import numerflow.tiers as tiers
-    import numerflow.training as training
+    import numerflow.gpu.tiers as gpu_tiers
+    import numerflow.train.fit as fit
     import tasks.gpu
-    from numerflow.gpu import probe_gpus
-    from numerflow.tiers import Capability
+    from numerflow.gpu.capability import Capability
+    from numerflow.gpu.probe import probe_gpus
     from tests.fake_nvml import FakeNvml
 
     monkeypatch.setattr(
         tasks.gpu, "probe_gpus", lambda: probe_gpus(FakeNvml([("RTX 4060", 8, 6)]), visible=None)
     )
-    monkeypatch.setattr(tiers, "check_capability", lambda *args, **kwargs: Capability(ok=True, reason="sim"))
-    real_train_fold = training.train_fold
+    monkeypatch.setattr(
+        gpu_tiers, "check_capability", lambda *args, **kwargs: Capability(ok=True, reason="sim")
+    )
+    real_fit_fold = fit.fit_fold
 
     def gpu_that_fails_on_fold_1(prepared, fold, target, params, seed, models_dir):
         if params.device_type == "cpu":
-            return real_train_fold(prepared, fold, target, params, seed, models_dir)
+            return real_fit_fold(prepared, fold, target, params, seed, models_dir)
         if fold.index == 1:
             raise lightgbm.basic.LightGBMError("GPU out of memory (simulated)")
         on_cpu = params.model_copy(update={"device_type": "cpu", "gpu_device_id": None})
-        result = real_train_fold(prepared, fold, target, on_cpu, seed, models_dir)
+        result = real_fit_fold(prepared, fold, target, on_cpu, seed, models_dir)
         return result.model_copy(update={"device_type": params.device_type})
 
-    monkeypatch.setattr(training, "train_fold", gpu_that_fails_on_fold_1)
+    monkeypatch.setattr(fit, "fit_fold", gpu_that_fails_on_fold_1)
     overrides = fast_overrides | {"training.targets": ["target"]}
     state = weekly_flow(config_dir=str(config_dir), overrides=overrides, return_state=True)
     assert state.is_completed(), state.message

@@ -14,16 +14,16 @@ import pandas as pd
 from pydantic import BaseModel
 
 from numerflow.config.models import NumerflowConfig
-from numerflow.data import DataError, read_live
+from numerflow.data.files import DataError, read_live
 from numerflow.io import atomic_path
 from numerflow.numerai import ledger
 from numerflow.numerai.client import NumeraiClient, Timeouts, newest_data_version
 from numerflow.numerai.download import DownloadResult, expectation_for, fetch
 from numerflow.numerai.errors import NumeraiError
-from numerflow.runs import TrainedRun
-from numerflow.stacking import Stacker, era_rank
-from numerflow.submission import build_submission, file_sha256, write_submission
-from numerflow.training import predict
+from numerflow.runs.manifest import TrainedRun
+from numerflow.score.stacking import Stacker, era_rank
+from numerflow.submit.file import build_submission, file_sha256, write_submission
+from numerflow.train.predict import predict
 
 logger = logging.getLogger("numerflow.submit")
 TRAINING_FILES = ("features.json", "train.parquet", "validation.parquet")
@@ -46,6 +46,15 @@ class UploadOutcome(BaseModel):
     status: Literal["uploaded", "skipped", "dry-run", "failed"]
     submission_id: str | None = None
     detail: str = ""
+
+
+class SubmissionOutcome(BaseModel):
+    status: Literal["submitted", "dry-run", "no-open-round", "upload-failed"]
+    round: int | None = None
+    trained_run_id: str | None = None
+    submission: SubmissionRecord | None = None
+    uploads: list[UploadOutcome] = []
+    message: str = ""
 
 
 def make_client(config: NumerflowConfig, public_id: str | None, secret_key: str | None) -> NumeraiClient:

@@ -35,9 +35,9 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from numerflow.cachedirs import prune_entries
+from numerflow.data.memory import MemoryPlan
+from numerflow.data.rows import FeatureRows, SelectedRows
 from numerflow.io import write_json_atomic
-from numerflow.memory import MemoryPlan
-from numerflow.rows import FeatureRows, SelectedRows
 
 BINS_FILE = "train.bin"
 RECORD_FILE = "bins.json"

@@ -1,59 +1,23 @@
-"""GPU tiers: pick LightGBM parameters by the free VRAM, check LightGBM can use the GPU at all,
-and fall back tier by tier, down to the CPU, when a fold hits a GPU error.
+"""GPU tiers: pick LightGBM parameters by the free VRAM and build the fallback ladder down
+to the CPU.
 
-The decision needs three answers: what NVML sees (`numerflow.gpu`), whether the installed
-LightGBM trains on the GPU (a tiny training in a subprocess, cached per environment), and
-whether the owner requires a GPU (`gpu.required` or `GPU_REQUIRED=1`).
-"""
+The decision needs three answers: what NVML sees (`numerflow.gpu.probe`), whether the
+installed LightGBM trains on the GPU (`numerflow.gpu.capability`), and whether the owner
+requires a GPU (`gpu.required` or `GPU_REQUIRED=1`)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import re
-import subprocess
-import sys
-from pathlib import Path
 
-import lightgbm
 from pydantic import BaseModel
 
 from numerflow.config.models import DATASET_FIELDS, LightGBMParams, NumerflowConfig, ProgramInputParams
-from numerflow.gpu import GIB, GpuDevice, GpuProbe, probe_gpus
-from numerflow.io import write_json_atomic
-
-GPU_ERROR_MARKERS = (
-    "opencl",
-    "cuda",
-    "gpu",
-    "out of memory",
-    "cl_mem_object_allocation_failure",
-    "cl_out_of_resources",
-    "bad_alloc",
-    "memory allocation",
-)
-CAPABILITY_SCRIPT = """
-import sys
-import numpy as np
-import lightgbm as lgb
-X = np.random.default_rng(0).random((1000, 5))
-params = {"objective": "regression", "device_type": sys.argv[1], "verbosity": -1, "num_leaves": 7}
-if len(sys.argv) > 2:
-    params["gpu_device_id"] = int(sys.argv[2])
-lgb.train(params, lgb.Dataset(X, label=X[:, 0]), num_boost_round=2)
-print("ok")
-"""
+from numerflow.gpu.capability import Capability, check_capability
+from numerflow.gpu.probe import GIB, GpuDevice, GpuProbe
 
 
 class GpuRequiredError(RuntimeError):
     """A GPU is required but cannot be used; raised before any training starts."""
-
-
-class Capability(BaseModel):
-    ok: bool
-    reason: str
-    cached: bool = False
 
 
 class TierStep(BaseModel):
@@ -205,114 +169,7 @@ def _tighter(user: int | None, tier: int | None) -> int | None:
     return tier if user is None else user if tier is None else min(user, tier)
 
 
-def is_gpu_error(exc: BaseException) -> bool:
-    """LightGBM errors from the GPU learner: no device, driver failures, out of memory."""
-    if isinstance(exc, MemoryError):
-        return True
-    if not isinstance(exc, lightgbm.basic.LightGBMError):
-        return False
-    message = str(exc).lower()
-    return any(marker in message for marker in GPU_ERROR_MARKERS)
-
-
-def check_capability(
-    learner: str, device: GpuDevice | None, probe: GpuProbe, cache_dir: Path | None = None
-) -> Capability:
-    """Can the installed LightGBM train with `device_type=learner`? A tiny training in a
-    subprocess (a broken driver cannot take the flow down), cached per environment."""
-    cache = (cache_dir or default_cache_dir()) / "gpu-capability.json"
-    key = _environment_key(learner, device, probe)
-    known = _read_cache(cache)
-    if key in known:
-        return Capability(ok=known[key]["ok"], reason=known[key]["reason"], cached=True)
-    command = [sys.executable, "-c", CAPABILITY_SCRIPT, learner]
-    if device is not None:
-        command.append(str(device.index))
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=180)
-        ok = done.returncode == 0 and done.stdout.strip().endswith("ok")
-        reason = "a test training on the GPU succeeded" if ok else _last_error(done.stderr)
-    except subprocess.TimeoutExpired:
-        ok, reason = False, "a test training on the GPU did not finish within 180 s"
-    known[key] = {"ok": ok, "reason": reason}
-    write_json_atomic(cache, known)
-    return Capability(ok=ok, reason=reason)
-
-
 def capability_for(program: ProgramInputParams, probe: GpuProbe) -> Capability | None:
     """The capability check for the GPU a run would choose; None when no GPU is visible."""
     device = choose_device(probe, program.gpu.device_index)
     return check_capability(program.gpu.learner, device, probe) if device is not None else None
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("NUMERFLOW_CACHE_DIR") or Path.home() / ".cache" / "numerflow")
-
-
-def _environment_key(learner: str, device: GpuDevice | None, probe: GpuProbe) -> str:
-    library = Path(lightgbm.__file__).parent / "lib" / "lib_lightgbm.so"
-    stamp = f"{library.stat().st_size}:{library.stat().st_mtime_ns}" if library.exists() else "?"
-    parts = [sys.executable, lightgbm.__version__, stamp, learner, str(probe.driver_version),
-             device.uuid if device else "-"]  # fmt: skip
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-
-
-def _read_cache(path: Path) -> dict[str, dict]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _last_error(stderr: str) -> str:
-    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "the test training failed"
-
-
-def parse_size(text: str) -> int:
-    """'6GiB', '7.5 GB', '512MiB' -> bytes (GB and GiB both count as 2**30, as NVML reports)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([GgMm])i?[Bb]?\s*", text)
-    if not match:
-        raise ValueError(f"{text!r} is not a size like 6GiB or 512MiB")
-    value, unit = float(match.group(1)), match.group(2).upper()
-    return int(value * (GIB if unit == "G" else 1024**2))
-
-
-def assumed_probe(free_bytes: int) -> GpuProbe:
-    """A probe of one imaginary card with `free_bytes` free, to preview the tier decision."""
-    total = max(free_bytes, 8 * GIB)
-    card = GpuDevice(
-        index=0, name="assumed GPU", uuid="GPU-assumed", total_bytes=total, free_bytes=free_bytes
-    )
-    return GpuProbe(devices=[card], reason="assumed with --assume-free-vram")
-
-
-def gpu_report(config: NumerflowConfig, assume_free_bytes: int | None = None) -> dict[str, object]:
-    """The probe, the capability check and the tier decision, as `numerflow gpu` prints them."""
-    program = config.program_input_params
-    if assume_free_bytes is not None:
-        probe = assumed_probe(assume_free_bytes)
-        capability: Capability | None = Capability(ok=True, reason="assumed with --assume-free-vram")
-    else:
-        probe = probe_gpus()
-        capability = capability_for(program, probe)
-    report: dict[str, object] = {
-        "probe": probe.model_dump(mode="json"),
-        "capability": capability.model_dump() if capability else None,
-        "required": gpu_required(program),
-    }
-    try:
-        decision = decide(program, probe, capability, gpu_required(program))
-    except GpuRequiredError as exc:
-        report["decision"] = {"tier": None, "error": str(exc)}
-        return report
-    report["decision"] = {
-        "tier": decision.tier,
-        "reason": decision.reason,
-        "device_type": decision.params.device_type,
-        "fallbacks": [step.tier for step in decision.ladder[1:]],
-        "params": decision.params.model_dump(mode="json"),
-        "row_limit": decision.row_limit,
-        "max_features": decision.max_features,
-    }
-    return report

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from numerflow.pipeline import STACK, Evaluation
-
-if TYPE_CHECKING:
-    from flows.submission import SubmissionOutcome
+from numerflow.score.evaluate import STACK, Evaluation
+from numerflow.submit.steps import SubmissionOutcome
 
 
 def summary_rows(evaluation: Evaluation) -> list[dict[str, Any]]:

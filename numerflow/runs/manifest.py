@@ -60,7 +60,7 @@ def code_version() -> str:
         base = version("numerflow")
     except PackageNotFoundError:
         base = "unknown"
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from numerflow.data import DataError, int8_matrix, parquet_schema, to_era_numbers
+from numerflow.data.files import DataError, int8_matrix, parquet_schema, to_era_numbers
 
 BATCH_BYTES = 64 * 2**20  # float32 bytes per batch handed to LightGBM or to prediction
 

@@ -37,7 +37,7 @@ def synth(
     version: Annotated[str, typer.Option(help="Data version folder name")] = "v5.2",
 ) -> None:
     """Write Numerai-format synthetic data with a planted signal."""
-    from numerflow.synth import generate
+    from numerflow.data.synth import generate
 
     spec = _spec_or_exit(eras=eras, rows_per_era=rows_per_era, features=features, seed=seed, version=version)
     directory = generate(out, spec)
@@ -64,7 +64,7 @@ def demo(
     set_: SetOption = None,
 ) -> None:
     """Generate synthetic data and run the weekly flow on it: no credentials, no network."""
-    from numerflow.synth import generate
+    from numerflow.data.synth import generate
 
     config = _config_or_exit(config_dir, {})
     work_dir = work_dir.resolve()
@@ -136,7 +136,7 @@ def gpu(
     """Show the GPU probe, whether LightGBM can use the GPU, and the tier a run would pick."""
     import json
 
-    from numerflow.tiers import gpu_report, parse_size
+    from numerflow.gpu.report import gpu_report, parse_size
 
     config = _config_or_exit(config_dir, {})
     try:
@@ -177,7 +177,7 @@ def setup_all(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
     """Register block types, create the work pool and deploy both flows (idempotent)."""
     if ctx.invoked_subcommand is not None:
         return
-    from numerflow.deploy import setup
+    from numerflow.ops.deploy import setup
 
     directory = (config_dir or default_config_dir()).resolve()
     config = _config_or_exit(directory, {})
@@ -205,8 +205,8 @@ def setup_alerts_command(
 
     Without --url the existing block is kept. Re-running changes only what differs.
     """
-    from numerflow.alerts import setup_alerts
-    from numerflow.notify_blocks import ensure_block
+    from numerflow.ops.alerts import setup_alerts
+    from numerflow.ops.notify_blocks import ensure_block
 
     config = _config_or_exit(config_dir, {})
     if config.alerts.block is None:
@@ -285,7 +285,7 @@ def _config_or_exit(config_dir: Path | None, overrides: dict[str, object]):
 
 
 def _spec_or_exit(**kwargs: object):
-    from numerflow.synth import SynthSpec
+    from numerflow.data.synth import SynthSpec
 
     try:
         return SynthSpec(**kwargs)  # type: ignore[arg-type]

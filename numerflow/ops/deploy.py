@@ -25,7 +25,7 @@ from prefect.utilities.callables import parameter_schema
 from numerflow.config.models import NumerflowConfig, ScheduleConfig
 from numerflow.numerai.blocks import NumeraiCredentials
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)

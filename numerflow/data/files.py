@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from numerflow.config.models import FeaturesConfig
-from numerflow.folds import embargo_after
+from numerflow.train.folds import embargo_after
 
 MISSING_FEATURE_VALUE = 2  # Numerai sets a feature to 2 when its data is missing for an era
 

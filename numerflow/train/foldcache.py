@@ -17,8 +17,8 @@ from pathlib import Path
 
 from numerflow.cachedirs import prune_entries
 from numerflow.config.models import LightGBMParams
-from numerflow.folds import Fold
 from numerflow.io import write_json_atomic
+from numerflow.train.folds import Fold
 
 CACHE_DIR_NAME = "fold-cache"
 MARKER = "result.json"
@@ -28,7 +28,7 @@ KEEP_DAYS = 21
 @cache
 def code_fingerprint() -> str:
     """Hash of numerflow's Python sources: a code change invalidates every cached fold."""
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]  # the whole numerflow package
     digest = hashlib.blake2b(digest_size=16)
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode())

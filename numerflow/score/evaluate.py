@@ -1,0 +1,142 @@
+"""Stack the base models and score everything per era, out of fold and on validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from numerflow.config.models import NumerflowConfig
+from numerflow.data.files import (
+    to_era_numbers,
+    validation_eras,
+)
+from numerflow.data.rows import FeatureRows, SelectedRows
+from numerflow.io import atomic_path
+from numerflow.score.metrics import per_era_corr, summarize, summarize_all
+from numerflow.score.stacking import Stacker, cross_fitted, era_rank, fit_stacker
+from numerflow.train.fit import FoldResult
+from numerflow.train.predict import load_models, predict_rows
+from numerflow.train.prepare import PreparedData
+
+STACK = "stack"
+
+
+class Evaluation(BaseModel):
+    """Scores of every base model and the stack, out of fold and on validation."""
+
+    stacker: Stacker
+    summary: dict[str, dict[str, dict[str, float | int]]]  # {"oof"|"validation": {model: figures}}
+    per_era: dict[str, list[dict[str, Any]]]  # {"oof"|"validation": rows of era -> CORR}
+    per_fold: list[dict[str, Any]]
+    validation_eras: list[int]
+
+
+def model_paths(results: list[FoldResult], targets: list[str]) -> dict[str, list[Path]]:
+    return {
+        target: [r.model_path for r in sorted(results, key=lambda r: r.fold) if r.target == target]
+        for target in targets
+    }
+
+
+def load_oof(results: list[FoldResult], targets: list[str]) -> pd.DataFrame:
+    """Out-of-fold predictions indexed by id: `era`, `fold`, and one column per target."""
+    frames = []
+    for target in targets:
+        parts = [pd.read_parquet(r.oof_path) for r in results if r.target == target]
+        frame = pd.concat(parts).set_index("id").rename(columns={"prediction": target})
+        frames.append(frame if not frames else frame[[target]])
+    return pd.concat(frames, axis=1, join="inner").sort_values(["era", "fold"], kind="stable")
+
+
+def evaluate(
+    config: NumerflowConfig, prepared: PreparedData, results: list[FoldResult], run_dir: Path
+) -> Evaluation:
+    """Stack the base models and score everything per era, out of fold and on validation."""
+    targets = config.training.targets
+    main = targets[0]
+    kind = config.training.stacking
+
+    oof = load_oof(results, targets)
+    meta = pd.read_parquet(prepared.meta_path, columns=["id", main]).set_index("id")
+    oof_target = meta[main].reindex(oof.index)
+    ranked = era_rank(oof[targets], oof["era"].to_numpy())
+    stacker = fit_stacker(kind, ranked, oof_target)
+    oof[STACK] = cross_fitted(kind, ranked, oof_target, oof["fold"].to_numpy())
+    with atomic_path(run_dir / "oof.parquet") as tmp:
+        oof.to_parquet(tmp)
+    oof_scores = per_era_corr(oof[[*targets, STACK]], oof_target, oof["era"].to_numpy())
+
+    val_predictions, val_target, val_eras = _predict_validation(config, prepared, results)
+    val_predictions[STACK] = stacker.combine(era_rank(val_predictions[targets], val_eras))
+    with atomic_path(run_dir / "validation.parquet") as tmp:
+        val_predictions.assign(era=val_eras, target=val_target).to_parquet(tmp)
+    val_scores = per_era_corr(val_predictions, val_target, val_eras)
+
+    return Evaluation(
+        stacker=stacker,
+        summary={"oof": summarize_all(oof_scores), "validation": summarize_all(val_scores)},
+        per_era={"oof": _era_rows(oof_scores), "validation": _era_rows(val_scores)},
+        per_fold=_fold_rows(oof, oof_scores, results),
+        validation_eras=sorted({int(e) for e in val_eras}),
+    )
+
+
+def _predict_validation(
+    config: NumerflowConfig, prepared: PreparedData, results: list[FoldResult]
+) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
+    """Base-model predictions on the labelled validation eras past the embargo, read in batches."""
+    main = prepared.targets[0]
+    path = config.training.data.version_dir() / "validation.parquet"
+    eras = validation_eras(
+        path,
+        last_train_era=max(prepared.eras),
+        embargo=config.training.folds.embargo_eras,
+        era_stride=config.training.data.era_stride,
+    )
+    rows = SelectedRows(path, eras.tolist())
+    if len(rows) == 0:
+        raise ValueError("no validation eras left after the embargo; lower embargo_eras or add data")
+    meta = rows.table(["id", "era", main])
+    models = load_models(model_paths(results, prepared.targets))
+    predictions = predict_rows(models, FeatureRows(rows, prepared.feature_names))
+    predictions.index = pd.Index(meta["id"].to_numpy(zero_copy_only=False).astype(str), name="id")
+    target = pd.Series(meta[main].to_numpy(zero_copy_only=False).astype(np.float32), index=predictions.index)
+    era_numbers = to_era_numbers(path, meta["era"].to_numpy(zero_copy_only=False))
+    labelled = target.notna().to_numpy()
+    return predictions[labelled], target[labelled], era_numbers[labelled]
+
+
+def _era_rows(scores: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {"era": f"{int(era):04d}", **{k: round(float(v), 6) for k, v in row.items()}}
+        for era, row in scores.iterrows()
+    ]
+
+
+def _fold_rows(oof: pd.DataFrame, scores: pd.DataFrame, results: list[FoldResult]) -> list[dict[str, Any]]:
+    """Mean out-of-fold CORR of each base model within each fold's validation eras."""
+    era_to_fold = oof.groupby("era")["fold"].first()
+    rows = []
+    for result in sorted(results, key=lambda r: (r.target, r.fold)):
+        eras = era_to_fold.index[era_to_fold == result.fold]
+        figures = summarize(scores.loc[scores.index.isin(eras), result.target])
+        rows.append(
+            {
+                "target": result.target,
+                "fold": result.fold,
+                "train_rows": result.train_rows,
+                "validation_rows": result.validation_rows,
+                "corr_mean": round(figures["mean"], 6),
+                "corr_sharpe": round(figures["sharpe"], 4),
+                "seconds": result.seconds,
+                "device": result.device_type,
+                "tier": result.tier,
+                "downgrades": len(result.downgrades),
+                "reused": result.reused,
+            }
+        )
+    return rows
