@@ -6,7 +6,7 @@ from prefect import get_run_logger, task
 
 from numerflow.config.models import NumerflowConfig
 from numerflow.gpu.probe import GpuProbe, probe_gpus
-from numerflow.gpu.tiers import TierDecision, decision_for
+from numerflow.gpu.tiers import DevicePolicy, TierDecision, decision_for
 
 
 @task(name="probe-gpu", retries=2, retry_delay_seconds=2)
@@ -20,7 +20,7 @@ def probe_gpu() -> GpuProbe:
 def choose_tier(config: NumerflowConfig, probe: GpuProbe) -> TierDecision:
     """Fails here, before any training, when a GPU is required but unusable."""
     logger = get_run_logger()
-    decision = decision_for(config, probe)
+    decision = decision_for(DevicePolicy.of(config), probe)
     log = logger.warning if decision.tier == "cpu" and probe.has_gpu else logger.info
     log("tier %s: %s", decision.tier, decision.reason)
     return decision

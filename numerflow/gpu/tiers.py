@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from numerflow.config.models import DATASET_FIELDS, LightGBMParams, NumerflowConfig, ProgramInputParams
 from numerflow.gpu.capability import Capability, check_capability
@@ -147,26 +147,31 @@ def manual_decision(params: LightGBMParams, probe: GpuProbe) -> TierDecision:
     )
 
 
-def decision_for(config: NumerflowConfig, probe: GpuProbe) -> TierDecision:
+class DevicePolicy(BaseModel):
+    """What the device decision depends on in the configuration; a Dask worker decides from it
+    for its own GPU."""
+
+    model_config = ConfigDict(frozen=True)
+
+    params_source: str
+    program: ProgramInputParams
+    base: LightGBMParams  # the active parameter file's params, before any slot changes
+
+    @classmethod
+    def of(cls, config: NumerflowConfig) -> DevicePolicy:
+        return cls(
+            params_source=config.training.params_source,
+            program=config.program_input_params,
+            base=config.effective_params(),
+        )
+
+
+def decision_for(policy: DevicePolicy, probe: GpuProbe) -> TierDecision:
     """The tier for this machine: manual parameters as written, or the VRAM-sized program tiers."""
-    if config.training.params_source == "manual":
-        return manual_decision(config.effective_params(), probe)
-    program = config.program_input_params
+    if policy.params_source == "manual":
+        return manual_decision(policy.base, probe)
+    program = policy.program
     return decide(program, probe, capability_for(program, probe), gpu_required(program))
-
-
-def apply_data_limits(config: NumerflowConfig, decision: TierDecision) -> NumerflowConfig:
-    """A tier's row_limit/max_features tighten the user's own, never loosen them."""
-    if decision.row_limit is None and decision.max_features is None:
-        return config
-    updated = config.model_copy(deep=True)
-    updated.training.data.row_limit = _tighter(config.training.data.row_limit, decision.row_limit)
-    updated.features.max_features = _tighter(config.features.max_features, decision.max_features)
-    return updated
-
-
-def _tighter(user: int | None, tier: int | None) -> int | None:
-    return tier if user is None else user if tier is None else min(user, tier)
 
 
 def capability_for(program: ProgramInputParams, probe: GpuProbe) -> Capability | None:
