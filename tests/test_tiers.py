@@ -11,7 +11,7 @@ from numerflow.gpu.capability import Capability, check_capability
 from numerflow.gpu.errors import is_gpu_error
 from numerflow.gpu.probe import probe_gpus
 from numerflow.gpu.report import parse_size
-from numerflow.gpu.tiers import GpuRequiredError, TierStep, apply_data_limits, decide, gpu_required
+from numerflow.gpu.tiers import GpuRequiredError, TierStep, decide, gpu_required
 from numerflow.train.fit import fit_fold_on_ladder
 from numerflow.train.folds import make_folds
 from tests.conftest import prepare
@@ -93,17 +93,6 @@ def test_gpu_required_from_config_or_environment(monkeypatch: pytest.MonkeyPatch
     assert gpu_required(PROGRAM.model_copy(update={"gpu": PROGRAM.gpu.model_copy(update={"required": True})}))
     monkeypatch.setenv("GPU_REQUIRED", "1")
     assert gpu_required(PROGRAM)
-
-
-def test_tier_data_limits_only_tighten(config_dir: Path) -> None:
-    from numerflow.config import load_config
-
-    config = load_config(config_dir, {"training.data.row_limit": 1_000_000})
-    decision = _tier(FakeNvml([("RTX 4060", 8, 2)]))
-    limited = apply_data_limits(config, decision)
-    assert limited.training.data.row_limit == 1_000_000  # the user's tighter limit stays
-    assert limited.features.max_features == 1000
-    assert config.features.max_features is None  # the original is untouched
 
 
 def test_gpu_errors_are_recognised() -> None:

@@ -129,6 +129,9 @@ def _apply_override(raw: dict[str, Any], key: str, value: Any) -> None:
 def _describe(exc: ValidationError, directory: Path, overrides: Mapping[str, Any]) -> str:
     lines = []
     for error in exc.errors():
+        if not error["loc"]:  # a check across files; its message starts with the file it names
+            lines.append(f"{directory}/{error['msg'].removeprefix('Value error, ')}")
+            continue
         file_name, *path = (str(p) for p in error["loc"])
         key = ".".join(path) or "(top level)"
         reason = error["msg"]

@@ -399,7 +399,7 @@ class NumerflowConfig(StrictModel):
         for slot in self.training.models:
             if slot.param_set is not None and slot.param_set not in known:
                 raise ValueError(
-                    f"training.yaml models: {slot.name}: param_set {slot.param_set!r} is not under "
+                    f"training.yaml: models: {slot.name}: param_set {slot.param_set!r} is not under "
                     f"param_sets: in {self.training.params_source}'s parameter file "
                     f"(known: {sorted(known) or 'none'})"
                 )
