@@ -1,4 +1,4 @@
-"""GPU probing and the tier decision as tasks. NVML can be briefly busy, so a probe is retried."""
+"""GPU probing and the GPU decision as tasks. NVML can be briefly busy, so a probe is retried."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ def probe_gpu() -> GpuProbe:
 
 @task(name="choose-tier")
 def choose_tier(config: NumerflowConfig, probe: GpuProbe) -> TierDecision:
-    """Fails here, before any training, when a GPU is required but unusable."""
+    """CPU or GPU, which device and how much data, sized from the training shape (read from the
+    era column, before any feature is loaded). Fails here, before any training, when a GPU is
+    required but unusable."""
     logger = get_run_logger()
     decision = decision_for(config, probe)
     log = logger.warning if decision.tier == "cpu" and probe.has_gpu else logger.info

@@ -11,6 +11,7 @@ from prefect import get_run_logger, task
 
 from numerflow.config.models import NumerflowConfig
 from numerflow.gpu.probe import probe_gpus
+from numerflow.gpu.shape import shape_for
 from numerflow.gpu.tiers import TierStep, decision_for
 from numerflow.train.fit import FoldResult, fit_fold_on_ladder
 from numerflow.train.foldcache import FoldCache
@@ -42,7 +43,9 @@ def train_fold(
     if ladder is None:
         if config is None:
             raise ValueError("train_fold needs a tier ladder or the config to decide one")
-        decision = decision_for(config, probe_gpus())
+        # The bins are built: this worker's GPU takes them as they are, or the CPU does.
+        binned = shape_for(config, prepared.rows, len(prepared.feature_names))
+        decision = decision_for(config, probe_gpus(), shape=binned, can_reduce=False)
         ladder = decision.ladder
         logger.info("%s: tier %s (%s)", where, decision.tier, decision.reason)
     cache = FoldCache(cache_dir) if cache_dir is not None else None
