@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from numerflow.gpu.calibration import Measurement, break_even_cells, calibrate
 from numerflow.gpu.shape import parse_shape
 from numerflow.gpu.vram import (
     BUILT_IN,
@@ -76,3 +77,37 @@ def test_shape_parsing() -> None:
     for wrong in ("lots", "0x10", "10x"):
         with pytest.raises(ValueError, match="not a shape like"):
             parse_shape(wrong)
+
+
+# lightgbm-notes.md §1.6: rows x 2,376, CPU (16 threads) and OpenCL s/tree, peak VRAM MiB.
+H100 = [
+    (100_000, 0.0151, 0.0059, 653),
+    (300_000, 0.0458, 0.0115, 911),
+    (1_000_000, 0.2058, 0.0660, 1_745),
+    (2_700_000, 0.3885, 0.0838, 3_817),
+]
+
+
+def _measured(rows: int, cpu: float, gpu: float, mib: int | None = None) -> Measurement:
+    peak = None if mib is None else mib * MIB
+    return Measurement(
+        rows=rows, features=2_376, cpu_s_per_tree=cpu, gpu_s_per_tree=gpu, peak_vram_bytes=peak
+    )
+
+
+def test_calibrating_on_the_h100_table_gives_the_built_in_constants() -> None:
+    model = calibrate("gpu", [_measured(*row) for row in H100], source="H100")
+    built_in = BUILT_IN["gpu"]
+    assert model.base_bytes == pytest.approx(built_in.base_bytes, rel=0.01)
+    assert model.bytes_per_cell == pytest.approx(built_in.bytes_per_cell, rel=0.01)
+    assert model.min_gpu_cells == pytest.approx(built_in.min_gpu_cells, rel=0.01)
+
+
+def test_break_even_between_a_loss_and_a_win() -> None:
+    # The GPU loses by 2 ms a tree at 1e6 cells and wins by 2 ms at 3e6: even at 2e6.
+    lose, win = _measured(1_000_000 // 2_376, 0.001, 0.003), _measured(3_000_000 // 2_376, 0.006, 0.004)
+    assert break_even_cells([win, lose]) == pytest.approx(2e6, rel=0.01)
+    never = [_measured(1_000, 0.001, 0.003), _measured(2_000, 0.002, 0.005)]
+    assert break_even_cells(never) == float("inf")
+    assert break_even_cells(never[:1]) is None
+    assert calibrate("gpu", never[:1], source="one size") is None

@@ -62,6 +62,7 @@ def start_run(config: NumerflowConfig, params: LightGBMParams, decision: TierDec
             "reason": decision.reason,
             "fallbacks": [s.tier for s in decision.ladder[1:]],
         },
+        "era_stride": config.training.data.era_stride,  # after the GPU decision's data limits
         "row_limit": config.training.data.row_limit,
         "max_features": config.features.max_features,
         "data_version": config.training.data.version,
