@@ -19,7 +19,7 @@ import argparse
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -60,7 +60,7 @@ class VramSampler:
         self.device, self.peak = device, 0
 
     @contextmanager
-    def sampling(self) -> Any:
+    def sampling(self) -> Iterator[VramSampler]:
         if self.device is None or self.device.mig:
             yield self  # MIG slices' memory is not sampled here
             return

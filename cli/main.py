@@ -88,12 +88,21 @@ def demo(
 def _run_weekly(config_dir: Path | None, overrides: dict[str, object]) -> None:
     from flows.weekly import weekly_flow
 
-    result = weekly_flow(config_dir=str(config_dir) if config_dir else None, overrides=overrides)
+    state = weekly_flow(
+        config_dir=str(config_dir) if config_dir else None, overrides=overrides, return_state=True
+    )
+    if not state.is_completed():
+        typer.secho(f"error: the weekly run failed: {state.message}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1)
+    result = state.result()
     typer.echo("")
     typer.echo(f"run:            {result.run_dir}")
-    _echo_submission(result.submission)
-    corr, sharpe = result.validation_corr_mean, result.validation_corr_sharpe
-    typer.echo(f"validation CORR: mean {corr:.4f}, sharpe {sharpe:.2f}")
+    if result.submission is not None:
+        _echo_submission(result.submission)
+    for name, slot in result.slots.items():
+        label = "" if len(result.slots) == 1 else f" ({name})"
+        corr, sharpe = slot.validation_corr_mean, slot.validation_corr_sharpe
+        typer.echo(f"validation CORR{label}: mean {corr:.4f}, sharpe {sharpe:.2f}")
 
 
 @app.command()
@@ -103,10 +112,14 @@ def submit(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write and validate, but do not upload")] = False,
     force: Annotated[bool, typer.Option("--force", help="Upload even if this round was submitted")] = False,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="Submit only this model slot (repeatable) [default: every slot]"),
+    ] = None,
     config_dir: ConfigDirOption = None,
     set_: SetOption = None,
 ) -> None:
-    """Predict the open round with the latest trained run and upload once per model."""
+    """Predict the open round with each slot's latest trained run and upload once per model."""
     overrides = _overrides_or_exit(config_dir, set_ or [])
     from flows.submit import submit_flow
 
@@ -115,6 +128,7 @@ def submit(
             round_number=round_number,
             dry_run=dry_run,
             force=force,
+            models=model or None,
             config_dir=str(config_dir) if config_dir else None,
             overrides=overrides,
         )
@@ -255,14 +269,19 @@ def setup_credentials(
 
 
 def _echo_submission(outcome: object) -> None:
-    from flows.submission import SubmissionOutcome
+    from numerflow.submit.steps import SubmissionOutcome
 
     assert isinstance(outcome, SubmissionOutcome)
     if outcome.status == "no-open-round":
         typer.echo(f"no submission: {outcome.message}")
         return
-    assert outcome.submission is not None
-    typer.echo(f"submission:     {outcome.submission.path} ({outcome.status}, round {outcome.round or '-'})")
+    for entry in outcome.slots:
+        if entry.submission is None:
+            typer.echo(f"submission:     {entry.slot}: none ({entry.error})")
+            continue
+        typer.echo(
+            f"submission:     {entry.submission.path} ({outcome.status}, round {outcome.round or '-'})"
+        )
     for upload in outcome.uploads:
         typer.echo(f"  {upload.model}: {upload.status} {upload.submission_id or upload.detail}")
 

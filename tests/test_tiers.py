@@ -15,7 +15,7 @@ from numerflow.gpu.capability import Capability, check_capability, run_child
 from numerflow.gpu.errors import is_gpu_error
 from numerflow.gpu.probe import GIB, probe_gpus
 from numerflow.gpu.report import parse_size
-from numerflow.gpu.tiers import GpuRequiredError, TierStep, apply_data_limits, decide, gpu_required
+from numerflow.gpu.tiers import GpuRequiredError, TierStep, decide, gpu_required
 from numerflow.gpu.vram import BUILT_IN, TrainingShape
 from numerflow.train.fit import fit_fold_on_ladder
 from numerflow.train.folds import make_folds
@@ -165,19 +165,6 @@ def test_gpu_required_from_config_or_environment(monkeypatch: pytest.MonkeyPatch
     assert gpu_required(_program(required=True))
     monkeypatch.setenv("GPU_REQUIRED", "1")
     assert gpu_required(PROGRAM)
-
-
-def test_data_limits_only_tighten(config_dir: Path) -> None:
-    from numerflow.config import load_config
-
-    config = load_config(config_dir, {"training.data.era_stride": 1, "features.max_features": 1000})
-    decision = _decide(FakeNvml([("RTX 4060", 8, 1.9)]))
-    limited = apply_data_limits(config, decision)
-    assert limited.training.data.era_stride == 2
-    assert limited.features.max_features == 1000  # the user's tighter limit stays
-    assert config.training.data.era_stride == 1  # the original is untouched
-    wide = load_config(config_dir, {"training.data.era_stride": 8})
-    assert apply_data_limits(wide, decision).training.data.era_stride == 8  # never loosened
 
 
 def test_gpu_errors_are_recognised() -> None:

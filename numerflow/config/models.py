@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DATA_VERSION_PATTERN = r"^(v\d+\.\d+|latest)$"
 Loader = Literal["auto", "arrow", "stream"]  # how parquet becomes binned LightGBM data
@@ -84,13 +84,68 @@ class ScaleOutConfig(StrictModel):
         return resources
 
 
+StackingKind = Literal["mean", "ridge", "none"]
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9_]+$"  # Numerai model names: letters, digits, underscores
+
+
+def check_param_overrides(params: dict[str, Any]) -> dict[str, Any]:
+    """A partial set of LightGBM parameters: known names, values in range."""
+    unknown = sorted(set(params) - set(LightGBMParams.model_fields))
+    if unknown:
+        raise ValueError(f"unknown LightGBM parameters {unknown} (known: see program_input_params.yaml)")
+    LightGBMParams(**params)  # values in range
+    return params
+
+
+ParamChanges = Annotated[dict[str, Any], AfterValidator(check_param_overrides)]
+
+
+class SlotConfig(StrictModel):
+    """One Numerai model slot: its name on Numerai and the recipe that differs from the defaults.
+
+    Every field left out takes the run's default (training.yaml targets/folds/stacking,
+    features.yaml, the active parameter file), so `- my_model` alone is the default recipe.
+    """
+
+    name: str = Field(pattern=MODEL_NAME_PATTERN, description="the Numerai model name it submits as")
+    targets: list[str] | None = Field(None, min_length=1, description="default: training.yaml targets")
+    feature_set: str | None = Field(None, description="default: features.yaml")
+    features: list[str] | None = None
+    max_features: int | None = Field(None, ge=1)
+    param_set: str | None = Field(None, description="a named set under param_sets: in the parameter file")
+    params: ParamChanges = Field(default_factory=dict, description="LightGBM parameters for this slot only")
+    folds: FoldsConfig | None = None
+    stacking: StackingKind | None = None
+    submit: bool = Field(True, description="false: train and score it, never upload it")
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, targets: list[str] | None) -> list[str] | None:
+        return None if targets is None else check_targets(targets)
+
+    @model_validator(mode="after")
+    def _one_feature_source(self) -> SlotConfig:
+        if self.feature_set is not None and self.features is not None:
+            raise ValueError("set at most one of 'feature_set' and 'features'")
+        return self
+
+
+def check_targets(targets: list[str]) -> list[str]:
+    bad = [t for t in targets if not TARGET_PATTERN.match(t)]
+    if bad:
+        raise ValueError(f"{bad} are not Numerai target names (expected 'target' or 'target_<name>_20|60')")
+    if len(set(targets)) != len(targets):
+        raise ValueError("targets are listed twice")
+    return targets
+
+
 class TrainingConfig(StrictModel):
     """`config/training.yaml`."""
 
     data: DataConfig = DataConfig()
     targets: list[str] = Field(default_factory=lambda: ["target"], min_length=1)
     folds: FoldsConfig = FoldsConfig()
-    stacking: Literal["mean", "ridge", "none"] = "mean"
+    stacking: StackingKind = "mean"
     params_source: Literal["program", "manual"] = Field(
         "program",
         description="program: program_input_params.yaml; manual: model_params.yaml as is",
@@ -99,7 +154,9 @@ class TrainingConfig(StrictModel):
     submission: SubmissionConfig = SubmissionConfig()
     numerai: NumeraiConfig = NumeraiConfig()
     scale_out: ScaleOutConfig = ScaleOutConfig()
-    models: list[str] = Field(default_factory=list, description="Numerai model names to submit as")
+    models: list[SlotConfig] = Field(
+        default_factory=list, description="Numerai model slots: a name, or a name with its own recipe"
+    )
     seed: int = Field(42, ge=0)
 
     def bins_root(self) -> Path:
@@ -108,20 +165,23 @@ class TrainingConfig(StrictModel):
     @field_validator("targets")
     @classmethod
     def _targets_are_numerai_names(cls, targets: list[str]) -> list[str]:
-        bad = [t for t in targets if not TARGET_PATTERN.match(t)]
-        if bad:
-            raise ValueError(
-                f"{bad} are not Numerai target names (expected 'target' or 'target_<name>_20|60')"
-            )
-        if len(set(targets)) != len(targets):
-            raise ValueError("targets are listed twice")
-        return targets
+        return check_targets(targets)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _names_are_slots(cls, models: Any) -> Any:
+        # `- my_model` is the short form of `- name: my_model` (the default recipe)
+        if isinstance(models, list):
+            return [{"name": m} if isinstance(m, str) else m for m in models]
+        return models
 
     @field_validator("models")
     @classmethod
-    def _model_names_unique(cls, models: list[str]) -> list[str]:
-        if len(set(models)) != len(models):
-            raise ValueError("model names are listed twice")
+    def _model_names_unique(cls, models: list[SlotConfig]) -> list[SlotConfig]:
+        names = [m.name for m in models]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"model names are listed twice: {twice}")
         return models
 
 
@@ -211,18 +271,14 @@ class GpuConfig(StrictModel):
     when_too_big: Literal["reduce", "cpu"] = Field(
         "reduce", description="a fold the VRAM cannot hold: fewer rows/features that fit, or the CPU"
     )
-    params: dict[str, Any] = Field(default_factory=dict, description="LightGBM parameters for GPU training")
+    params: ParamChanges = Field(default_factory=dict, description="LightGBM parameters for GPU training")
 
     @field_validator("params")
     @classmethod
-    def _known_params(cls, params: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(params) - set(LightGBMParams.model_fields))
-        if unknown:
-            raise ValueError(f"unknown LightGBM parameters {unknown}")
+    def _device_is_decided(cls, params: dict[str, Any]) -> dict[str, Any]:
         settled = sorted({"device_type", "gpu_platform_id", "gpu_device_id"} & set(params))
         if settled:
             raise ValueError(f"{settled} are chosen by the GPU decision; set gpu.device / gpu.device_index")
-        LightGBMParams(**params)  # values in range
         return params
 
 
@@ -231,6 +287,9 @@ class ProgramInputParams(StrictModel):
     and how the GPU is used."""
 
     params: LightGBMParams = LightGBMParams()
+    param_sets: dict[str, ParamChanges] = Field(
+        default_factory=dict, description="named changes to params that model slots refer to"
+    )
     gpu: GpuConfig = GpuConfig()
 
     @model_validator(mode="before")
@@ -250,6 +309,9 @@ class ModelParams(StrictModel):
     """`config/model_params.yaml`: static defaults for the manual path (`params_source: manual`)."""
 
     params: LightGBMParams = LightGBMParams()
+    param_sets: dict[str, ParamChanges] = Field(
+        default_factory=dict, description="named changes to params that model slots refer to"
+    )
 
 
 class ProgramOutputParams(StrictModel):
@@ -323,7 +385,21 @@ class NumerflowConfig(StrictModel):
     deployments: DeploymentsConfig
     alerts: AlertsConfig
 
+    def parameter_file(self) -> ProgramInputParams | ModelParams:
+        """The active parameter source: program_input_params.yaml or model_params.yaml."""
+        return self.program_input_params if self.training.params_source == "program" else self.model_params
+
     def effective_params(self) -> LightGBMParams:
-        source = self.training.params_source
-        chosen = self.program_input_params if source == "program" else self.model_params
-        return chosen.params.model_copy()
+        return self.parameter_file().params.model_copy()
+
+    @model_validator(mode="after")
+    def _param_sets_exist(self) -> NumerflowConfig:
+        known = self.parameter_file().param_sets
+        for slot in self.training.models:
+            if slot.param_set is not None and slot.param_set not in known:
+                raise ValueError(
+                    f"training.yaml: models: {slot.name}: param_set {slot.param_set!r} is not under "
+                    f"param_sets: in {self.training.params_source}'s parameter file "
+                    f"(known: {sorted(known) or 'none'})"
+                )
+        return self

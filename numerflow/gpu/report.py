@@ -9,7 +9,7 @@ from numerflow.config.models import NumerflowConfig
 from numerflow.data.files import DataError
 from numerflow.gpu.capability import Capability, default_cache_dir
 from numerflow.gpu.probe import GIB, GpuDevice, GpuProbe, probe_gpus
-from numerflow.gpu.shape import shape_for, training_shape
+from numerflow.gpu.shape import run_shape, shape_for
 from numerflow.gpu.tiers import GpuRequiredError, capability_for, decide, gpu_required, learner_of
 from numerflow.gpu.vram import TrainingShape, vram_model
 
@@ -52,10 +52,8 @@ def gpu_report(
         shape, shape_source = shape_for(config, *assume_shape), "assumed with --assume-shape"
     else:
         try:
-            shape, shape_source = (
-                training_shape(resolve_version(config, None)),
-                "the configured training data",
-            )
+            version = resolve_version(config.training.data, None)
+            shape, shape_source = run_shape(config, version), f"the configured training data ({version})"
         except (DataError, OSError) as exc:
             shape_source = f"unknown ({exc}); pass --assume-shape ROWSxFEATURES"
     model = vram_model(learner_of(program), default_cache_dir())

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import os
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from numerflow.config.models import DATASET_FIELDS, LightGBMParams, NumerflowConfig, ProgramInputParams
 from numerflow.gpu.capability import Capability, check_capability, default_cache_dir
 from numerflow.gpu.numbering import cuda_ordinal
 from numerflow.gpu.probe import GpuDevice, GpuProbe
-from numerflow.gpu.shape import training_shape
 from numerflow.gpu.vram import (
     BUILT_IN,
     Learner,
@@ -205,36 +204,37 @@ def manual_decision(params: LightGBMParams, probe: GpuProbe) -> TierDecision:
     )
 
 
+class DevicePolicy(BaseModel):
+    """What the device decision depends on in the configuration; a Dask worker decides from it
+    for its own GPU."""
+
+    model_config = ConfigDict(frozen=True)
+
+    params_source: str
+    program: ProgramInputParams
+    base: LightGBMParams  # the active parameter file's params, before any slot changes
+
+    @classmethod
+    def of(cls, config: NumerflowConfig) -> DevicePolicy:
+        return cls(
+            params_source=config.training.params_source,
+            program=config.program_input_params,
+            base=config.effective_params(),
+        )
+
+
 def decision_for(
-    config: NumerflowConfig, probe: GpuProbe, shape: TrainingShape | None = None, can_reduce: bool = True
+    policy: DevicePolicy, probe: GpuProbe, shape: TrainingShape | None = None, can_reduce: bool = True
 ) -> TierDecision:
-    """The decision for this machine and the run's data (`shape`, read from the data when not given):
-    manual parameters as written, or the measured GPU decision."""
-    if config.training.params_source == "manual":
-        return manual_decision(config.effective_params(), probe)
-    program = config.program_input_params
+    """The decision for this machine and the run's data `shape` (numerflow.gpu.shape; None: the
+    VRAM is not checked): manual parameters as written, or the measured GPU decision with this
+    machine's calibration."""
+    if policy.params_source == "manual":
+        return manual_decision(policy.base, probe)
+    program = policy.program
     model = vram_model(learner_of(program), default_cache_dir())
-    return decide(
-        program,
-        probe,
-        capability_for(program, probe),
-        gpu_required(program),
-        shape or training_shape(config),
-        model,
-        can_reduce,
-    )
-
-
-def apply_data_limits(config: NumerflowConfig, decision: TierDecision) -> NumerflowConfig:
-    """The decision's era_stride/max_features tighten the user's own, never loosen them."""
-    if decision.era_stride is None and decision.max_features is None:
-        return config
-    updated = config.model_copy(deep=True)
-    data = updated.training.data
-    data.era_stride = max(data.era_stride, decision.era_stride or data.era_stride)
-    user, limit = config.features.max_features, decision.max_features
-    updated.features.max_features = limit if user is None else user if limit is None else min(user, limit)
-    return updated
+    capability = capability_for(program, probe)
+    return decide(program, probe, capability, gpu_required(program), shape, model, can_reduce)
 
 
 def capability_for(program: ProgramInputParams, probe: GpuProbe) -> Capability | None:
