@@ -143,40 +143,39 @@ def gpu(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     assume_free_vram: Annotated[
         str | None,
-        typer.Option("--assume-free-vram", help="Preview the tier for a card with this much free, e.g. 6GiB"),
+        typer.Option(
+            "--assume-free-vram", help="Preview the decision for a card with this much free, e.g. 6GiB"
+        ),
+    ] = None,
+    assume_shape: Annotated[
+        str | None,
+        typer.Option(
+            "--assume-shape",
+            help="Preview it for ROWSxFEATURES training rows (after era_stride), e.g. 2.7e6x2376",
+        ),
     ] = None,
     config_dir: ConfigDirOption = None,
 ) -> None:
-    """Show the GPU probe, whether LightGBM can use the GPU, and the tier a run would pick."""
+    """Show the GPU probe, whether LightGBM can use the GPU, the VRAM estimate and where a run would train."""
     import json
 
-    from numerflow.gpu.report import gpu_report, parse_size
+    from numerflow.gpu.report import gpu_report, parse_size, report_lines
+    from numerflow.gpu.shape import parse_shape
 
     config = _config_or_exit(config_dir, {})
     try:
         assumed = parse_size(assume_free_vram) if assume_free_vram is not None else None
     except ValueError as exc:
         raise _fail(f"--assume-free-vram: {exc}") from None
-    report = gpu_report(config, assumed)
-    if as_json:
-        typer.echo(json.dumps(report, indent=2))
-        return
-    probe, decision = report["probe"], report["decision"]
-    assert isinstance(probe, dict) and isinstance(decision, dict)
-    typer.echo(f"devices:    {len(probe['devices'])} ({probe['reason']})")
-    for device in probe["devices"]:
-        typer.echo(f"  #{device['index']} {device['name']}: {device['free_bytes'] / 2**30:.1f} of "
-                   f"{device['total_bytes'] / 2**30:.1f} GiB free")  # fmt: skip
-    capability = report["capability"]
-    if isinstance(capability, dict):
-        typer.echo(
-            f"LightGBM:   {'can' if capability['ok'] else 'cannot'} train on the GPU ({capability['reason']})"
-        )
-    if decision.get("tier") is None:
-        typer.echo(f"tier:       none: {decision['error']}")
+    try:
+        shape = parse_shape(assume_shape) if assume_shape is not None else None
+    except ValueError as exc:
+        raise _fail(f"--assume-shape: {exc}") from None
+    report = gpu_report(config, assumed, shape)
+    typer.echo(json.dumps(report, indent=2) if as_json else "\n".join(report_lines(report)))
+    decision = report["decision"]
+    if isinstance(decision, dict) and decision.get("tier") is None:
         raise typer.Exit(code=1)
-    typer.echo(f"tier:       {decision['tier']} ({decision['device_type']}): {decision['reason']}")
-    typer.echo(f"fallbacks:  {' -> '.join(decision['fallbacks']) or '-'}")
 
 
 setup_app = typer.Typer(

@@ -138,7 +138,7 @@ def weekly_flow(
     if client is not None:
         download_training_data(config.training.data.dir / version, client)
     probe = probe_gpu()
-    decision = choose_tier(config, probe)
+    decision = choose_tier(config, probe, version, models)
     plan = resolve_run_plan(config, version, decision, overrides, models)
     paths = start_run(plan)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 
 from numerflow.gpu.probe import probe_gpus
+from numerflow.gpu.shape import fold_shape
 from numerflow.gpu.tiers import DevicePolicy, decision_for
 from numerflow.runs.plan import slot_ladder
 from numerflow.runs.steps import FitSpec
@@ -39,7 +40,9 @@ def train_fold(
         logger.info("%s: bins were missing here; built them under key %s", where, prepared.bins.record.key)
     ladder = fit.ladder
     if worker_policy is not None:
-        decision = decision_for(worker_policy, probe_gpus())
+        # The bins are built: this worker's GPU takes the fold as it is, or the CPU does.
+        shape = fold_shape(prepared, fit.fold)
+        decision = decision_for(worker_policy, probe_gpus(), shape, can_reduce=False)
         ladder = slot_ladder(decision, worker_policy.base, fit.recipe_params)
         logger.info("%s: tier %s (%s)", where, decision.tier, decision.reason)
     cache = FoldCache(cache_dir) if cache_dir is not None else None

@@ -11,6 +11,7 @@ from numerflow.config import ConfigError, load_config
 from numerflow.config.models import ProgramInputParams
 from numerflow.gpu.capability import Capability
 from numerflow.gpu.probe import probe_gpus
+from numerflow.gpu.shape import shape_for
 from numerflow.gpu.tiers import DevicePolicy, decide, decision_for
 from numerflow.runs.plan import DEFAULT_SLOT, resolve_plan, submit_plan_for_round
 from numerflow.runs.steps import RunPaths, data_groups, plan_fits
@@ -124,18 +125,22 @@ def test_gpu_tier_carries_onto_every_slot_and_limits_the_data(config_dir: Path, 
     config = load_config(
         config_dir, {"training.data.dir": str(synth_root), "training.data.row_limit": 1_000_000}
     )
-    probe = probe_gpus(FakeNvml([("RTX 4060", 8, 2)]), visible=None)
-    decision = decide(ProgramInputParams(), probe, Capability(ok=True, reason="sim"), required=False)
+    probe = probe_gpus(FakeNvml([("RTX 4060", 8, 1.9)]), visible=None)
+    full_v5 = shape_for(config, 2_700_000, 2_376)  # at the config's era_stride 4
+    decision = decide(ProgramInputParams(), probe, Capability(ok=True, reason="sim"), False, full_v5)
+    assert decision.era_stride == 8 and decision.max_features is not None  # 1.9 GiB needs both cuts
     plan = resolve_plan(config, "v5.2", decision)
-    assert plan.data.row_limit == 1_000_000  # the user's tighter limit stays
+    assert plan.data.era_stride == 8  # the decision's cut
+    assert plan.data.row_limit == 1_000_000  # the user's own limit stays
     for slot in plan.slots:
         assert [s.params.device_type for s in slot.ladder] == [
             step.params.device_type for step in decision.ladder
         ]
         assert slot.ladder[0].params.gpu_device_id == decision.params.gpu_device_id
     assert plan.slot("b").params.max_depth == 7 and plan.slot("a").params.max_depth == 5
-    if decision.max_features is not None:
-        assert all(len(s.features) <= decision.max_features for s in plan.slots)
+    assert all(len(s.features) <= decision.max_features for s in plan.slots)
+    looser = decision.model_copy(update={"era_stride": 2})
+    assert resolve_plan(config, "v5.2", looser).data.era_stride == 4  # never loosens the user's
 
 
 def test_submit_plan_uses_each_slots_latest_run(config_dir: Path, tmp_path: Path) -> None:

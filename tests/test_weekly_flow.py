@@ -95,8 +95,9 @@ def test_bad_override_fails_before_any_work(config_dir: Path, fast_overrides: di
 def test_gpu_error_in_one_fold_falls_back_and_the_run_completes(
     config_dir: Path, fast_overrides: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Simulated: an 8 GiB card with 6 GiB free that LightGBM can use, and a GPU out-of-memory
-    error in fold 1 only. The other folds train on the medium tier; fold 1 steps down to CPU."""
+    """Simulated: an 8 GiB card with 6 GiB free that LightGBM can use (`gpu.device: gpu`, since
+    `auto` keeps data this small on the CPU), and a GPU out-of-memory error in fold 1 only. The
+    other folds train on the GPU; fold 1 steps down to the CPU."""
     import lightgbm
 
     import numerflow.gpu.tiers as gpu_tiers
@@ -124,19 +125,20 @@ def test_gpu_error_in_one_fold_falls_back_and_the_run_completes(
         return result.model_copy(update={"device_type": params.device_type})
 
     monkeypatch.setattr(fit, "fit_fold", gpu_that_fails_on_fold_1)
-    overrides = fast_overrides | {"training.targets": ["target"]}
+    overrides = fast_overrides | {"training.targets": ["target"], "program_input_params.gpu.device": "gpu"}
     state = weekly_flow(config_dir=str(config_dir), overrides=overrides, return_state=True)
     assert state.is_completed(), state.message
     manifest = read_manifest(state.result().run_dir / "slots" / "main")
 
-    assert manifest.device["tier"] == "medium" and "6.0 GiB free" in manifest.device["reason"]
+    assert manifest.device["tier"] == "gpu" and "6.0 GiB free" in manifest.device["reason"]
+    assert "needs about" in manifest.device["reason"]  # the VRAM estimate of the run's shape
     tiers = {r["fold"]: r["tier"] for r in manifest.fold_results}
-    assert tiers == {0: "medium", 1: "cpu", 2: "medium"}
+    assert tiers == {0: "gpu", 1: "cpu", 2: "gpu"}
     steps = [(d["fold"], d["from"], d["to"]) for d in manifest.device["downgrades"]]
-    assert steps == [(1, "medium", "safe"), (1, "safe", "cpu")]
+    assert steps == [(1, "gpu", "cpu")]
     assert all("out of memory" in d["error"] for d in manifest.device["downgrades"])
     effective = (state.result().run_dir / "program_output_params.yaml").read_text()
-    assert "name: medium" in effective and "device_type: gpu" in effective
+    assert "name: gpu" in effective and "device_type: gpu" in effective
 
 
 def test_gpu_required_without_a_gpu_fails_before_training(config_dir: Path, fast_overrides: dict) -> None:

@@ -220,7 +220,8 @@ class LightGBMParams(StrictModel):
         True, description="column-wise histograms: about 1 byte a cell less than row-wise, 10-20% slower"
     )
     device_type: Literal["cpu", "gpu", "cuda"] = "cpu"
-    gpu_device_id: int | None = Field(None, ge=0, description="OpenCL/CUDA device; set by the GPU tier")
+    gpu_platform_id: int | None = Field(None, ge=0, description="OpenCL platform; set by the GPU decision")
+    gpu_device_id: int | None = Field(None, ge=0, description="OpenCL/CUDA device; set by the GPU decision")
     gpu_use_dp: bool = Field(False, description="double precision on the GPU (slower, more memory)")
 
     def to_lightgbm(self, seed: int) -> dict[str, object]:
@@ -252,58 +253,56 @@ DATASET_FIELDS = frozenset({"max_bin", "bin_construct_sample_cnt", "min_data_in_
 
 
 class GpuConfig(StrictModel):
-    required: bool = Field(False, description="fail before training when no usable GPU (or GPU_REQUIRED=1)")
-    learner: Literal["gpu", "cuda"] = Field(
-        "gpu", description="gpu: OpenCL learner of the PyPI wheel; cuda: a CUDA build of LightGBM"
+    """How the GPU is used (numerflow.gpu.tiers decides, from a VRAM estimate of the data)."""
+
+    device: Literal["auto", "cpu", "gpu", "cuda"] = Field(
+        "auto",
+        description="auto: the OpenCL learner for folds of at least min_gpu_cells, else the CPU; "
+        "gpu: the OpenCL learner (the PyPI wheel) whenever it works; cuda: a CUDA build (Linux); cpu",
     )
-    device_index: int | None = Field(None, ge=0, description="which visible GPU; default: most free memory")
+    required: bool = Field(False, description="fail before training when no usable GPU (or GPU_REQUIRED=1)")
+    device_index: int | None = Field(None, ge=0, description="which NVML card; default: most free memory")
+    opencl_platform: str | None = Field(
+        None, min_length=1, description="OpenCL platform: its index or part of its name; default NVIDIA's"
+    )
+    min_gpu_cells: float | None = Field(
+        None, ge=0, description="auto's break-even in fold rows x features; null: calibrated, else built-in"
+    )
+    when_too_big: Literal["reduce", "cpu"] = Field(
+        "reduce", description="a fold the VRAM cannot hold: fewer rows/features that fit, or the CPU"
+    )
+    params: ParamChanges = Field(default_factory=dict, description="LightGBM parameters for GPU training")
 
-
-class Tier(StrictModel):
-    """A set of parameters for a range of free GPU memory."""
-
-    min_free_vram_gib: float = Field(ge=0)
-    params: ParamChanges = Field(default_factory=dict, description="LightGBM parameters this tier sets")
-    row_limit: int | None = Field(None, ge=100)
-    max_features: int | None = Field(None, ge=1)
-
-
-def _default_tiers() -> dict[str, Tier]:
-    # Sized for the 8 GB cards the old scripts targeted; the OpenCL learner tops out near 8 GB.
-    return {
-        "full": Tier(min_free_vram_gib=7.0, params={"max_bin": 255}),
-        "medium": Tier(min_free_vram_gib=5.0, params={"max_bin": 63}),
-        "safe": Tier(min_free_vram_gib=1.5, params={"max_bin": 15}, row_limit=1_500_000, max_features=1000),
-        "cpu": Tier(min_free_vram_gib=0.0, params={"device_type": "cpu"}),
-    }
+    @field_validator("params")
+    @classmethod
+    def _device_is_decided(cls, params: dict[str, Any]) -> dict[str, Any]:
+        settled = sorted({"device_type", "gpu_platform_id", "gpu_device_id"} & set(params))
+        if settled:
+            raise ValueError(f"{settled} are chosen by the GPU decision; set gpu.device / gpu.device_index")
+        return params
 
 
 class ProgramInputParams(StrictModel):
     """`config/program_input_params.yaml`: the parameters the automated program trains with,
-    and the GPU tiers that adjust them to the free VRAM."""
+    and how the GPU is used."""
 
     params: LightGBMParams = LightGBMParams()
     param_sets: dict[str, ParamChanges] = Field(
         default_factory=dict, description="named changes to params that model slots refer to"
     )
     gpu: GpuConfig = GpuConfig()
-    tiers: dict[str, Tier] = Field(default_factory=_default_tiers)
 
-    @field_validator("tiers")
+    @model_validator(mode="before")
     @classmethod
-    def _cpu_tier_exists(cls, tiers: dict[str, Tier]) -> dict[str, Tier]:
-        if "cpu" not in tiers:
-            raise ValueError("a 'cpu' tier is required: it is where every fallback ends")
-        if tiers["cpu"].params.get("device_type", "cpu") != "cpu":
-            raise ValueError("the 'cpu' tier must train on the CPU")
-        return tiers
-
-    def ordered_tiers(self) -> list[tuple[str, Tier]]:
-        """GPU tiers from the most demanding down, then the CPU tier."""
-        gpu = sorted(
-            ((n, t) for n, t in self.tiers.items() if n != "cpu"), key=lambda item: -item[1].min_free_vram_gib
-        )
-        return [*gpu, ("cpu", self.tiers["cpu"])]
+    def _retired_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "tiers" in data:
+            raise ValueError(
+                "tiers: retired; the GPU is now sized by a VRAM estimate of the data (see `numerflow gpu`). "
+                "Delete `tiers:`; pin GPU-only LightGBM parameters under gpu.params"
+            )
+        if isinstance(data, dict) and isinstance(data.get("gpu"), dict) and "learner" in data["gpu"]:
+            raise ValueError("gpu.learner: renamed; use gpu.device: auto | gpu | cuda | cpu")
+        return data
 
 
 class ModelParams(StrictModel):

@@ -169,8 +169,8 @@ def resolve_plan(
         data=DataPlan(
             version=version,
             version_dir=version_dir,
-            era_stride=training.data.era_stride,
-            row_limit=_tighter(training.data.row_limit, decision.row_limit),
+            era_stride=max(training.data.era_stride, decision.era_stride or 1),  # the GPU may need fewer rows
+            row_limit=training.data.row_limit,
             loader=training.data.loader,
             bins_dir=training.bins_root(),
         ),
@@ -231,7 +231,7 @@ def _slot_plan(
     decision: TierDecision,
     several: bool,
 ) -> SlotPlan:
-    features_config = _features_config(config.features, slot)
+    features_config = features_config_of(config.features, slot)
     max_features = _tighter(features_config.max_features, decision.max_features)
     features_config = features_config.model_copy(update={"max_features": max_features})
     try:
@@ -254,7 +254,7 @@ def _slot_plan(
     )
 
 
-def _features_config(defaults: FeaturesConfig, slot: SlotConfig) -> FeaturesConfig:
+def features_config_of(defaults: FeaturesConfig, slot: SlotConfig) -> FeaturesConfig:
     if slot.feature_set is None and slot.features is None:
         chosen = defaults
     else:
