@@ -77,5 +77,6 @@ def _umask() -> int:
 
 
 def _fsync(path: Path) -> None:
-    with open(path, "rb") as handle:
+    # Writable: on Windows fsync (FlushFileBuffers) refuses a read-only handle.
+    with open(path, "r+b") as handle:
         os.fsync(handle.fileno())

@@ -14,7 +14,7 @@ import numerflow.io
 import tests.processes
 from numerflow.data import memory
 from numerflow.gpu.capability import lightgbm_library
-from numerflow.io import REPLACE_RETRY_DELAYS_S, replace_with_retry
+from numerflow.io import REPLACE_RETRY_DELAYS_S, replace_with_retry, write_text_atomic
 from tests.posix_usage import posix_only_uses, posix_only_uses_in
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,6 +91,22 @@ def test_a_replace_fails_at_once_on_posix_and_after_the_retries_on_windows(
     with pytest.raises(PermissionError, match="cannot access"):
         replace_with_retry(tmp_path / "a", tmp_path / "b")
     assert len(calls) == 2 + len(REPLACE_RETRY_DELAYS_S) and slept == list(REPLACE_RETRY_DELAYS_S)
+
+
+def test_atomic_writes_flush_through_a_writable_handle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows' fsync fails on a read-only handle; on POSIX a zero-byte write shows the same."""
+    synced, real_fsync = [], os.fsync
+
+    def windows_fsync(fd: int) -> None:
+        os.write(fd, b"")  # EBADF on a read-only descriptor
+        real_fsync(fd)
+        synced.append(fd)
+
+    monkeypatch.setattr(numerflow.io.os, "fsync", windows_fsync)
+    write_text_atomic(tmp_path / "manifest.json", "{}")
+    assert synced and (tmp_path / "manifest.json").read_text() == "{}"
 
 
 def test_lightgbm_library_is_named_as_on_each_platform() -> None:
