@@ -35,9 +35,9 @@ def test_every_module_imports_without_posix_only_modules() -> None:
     assert int(re.search(r"imported (\d+) modules", done.stdout).group(1)) > 50
 
 
-def test_the_server_free_tests_pass_without_posix_only_modules() -> None:
+def test_the_server_free_tests_pass_without_posix_only_modules(tmp_path: Path) -> None:
     done = _simulate(
-        "pytest", "-q", "-p", "no:cacheprovider", "tests",
+        "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "simulated"), "tests",
         "--ignore", str(Path(__file__).relative_to(ROOT)), "--deselect", NOT_SIMULATED,
     )  # fmt: skip
     output = done.stdout + done.stderr
