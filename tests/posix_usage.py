@@ -1,7 +1,8 @@
 """A static check for what Windows lacks: POSIX-only modules, signals and process groups.
 
 A use is allowed only under a platform check (`if sys.platform ...`, `if os.name ...`,
-`if platform.system() ...`) or, for an import, inside a `try` that catches ImportError.
+`if platform.system() ...`, or a decorator that checks one, such as `pytest.mark.skipif`) or, for
+an import, inside a `try` that catches ImportError.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ def _guarded(node: ast.AST, parents: dict[ast.AST, ast.AST], is_import: bool) ->
         parent = parents[node]
         if isinstance(parent, ast.If | ast.IfExp) and _checks_platform(parent.test):
             return True
+        decorated = isinstance(parent, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        if decorated and any(_checks_platform(decorator) for decorator in parent.decorator_list):
+            return True  # e.g. @pytest.mark.skipif(sys.platform == "win32", ...)
         in_try = isinstance(parent, ast.Try) and node in parent.body
         if is_import and in_try and _catches_import_error(parent):
             return True

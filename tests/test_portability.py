@@ -43,6 +43,8 @@ def test_no_posix_only_module_signal_or_process_group_outside_a_platform_check()
         ("try:\n    import termios\nexcept ImportError:\n    termios = None\n", []),
         ("try:\n    import termios\nexcept KeyError:\n    pass\n", ["import termios"]),
         ("import signal\nsignal.SIGTERM, signal.SIGINT\n", []),
+        ("@pytest.mark.skipif(sys.platform == 'win32', reason='')\ndef test():\n    signal.SIGKILL\n", []),
+        ("@pytest.mark.slow\ndef test():\n    signal.SIGKILL\n", ["signal.SIGKILL"]),
     ],
 )
 def test_the_static_check_flags_unguarded_posix_only_uses(source: str, flagged: list[str]) -> None:
