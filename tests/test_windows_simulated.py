@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Its child is a plain interpreter (not under the block) and it takes a quarter of the run.
-NOT_SIMULATED = "tests/test_tiers.py::test_capability_check_runs_once_per_environment"
+# Their work happens in plain child interpreters (not under the block), and they are slow.
+NOT_SIMULATED = ("tests/test_tiers.py::test_capability_check_runs_once_per_environment",)
+NOT_SIMULATED_FILES = ("tests/test_windows_simulated.py", "tests/test_windows_supervisor.py")
 IMPORT_FCNTL_BLOCKED = "import tests.simulate_windows as w; w.block_posix_only_modules(); import fcntl"
 
 
@@ -38,7 +39,8 @@ def test_every_module_imports_without_posix_only_modules() -> None:
 def test_the_server_free_tests_pass_without_posix_only_modules(tmp_path: Path) -> None:
     done = _simulate(
         "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "simulated"), "tests",
-        "--ignore", str(Path(__file__).relative_to(ROOT)), "--deselect", NOT_SIMULATED,
+        *(f"--ignore={path}" for path in NOT_SIMULATED_FILES),
+        *(f"--deselect={test}" for test in NOT_SIMULATED),
     )  # fmt: skip
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
