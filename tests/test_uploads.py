@@ -153,22 +153,25 @@ def test_bad_credentials_fail_fast(fake: FakeNumerai, submission: Path, tmp_path
     assert "WRONG" not in outcome.detail
 
 
-def _upload_in_process(api_url: str, request: UploadRequest, work: str, read: float, start: float) -> None:
-    time.sleep(max(0.0, start - time.time()))  # every contender enters at the same moment
+def _upload_in_process(api_url: str, request: UploadRequest, work: str, read: float, ready: object) -> None:
+    ready.wait()  # every contender enters at the same moment, after its imports
     outcome = upload_once(client_for(api_url, read=read), Path(work), request, force=False)
     Path(work, f"outcome-{os.getpid()}.json").write_text(outcome.model_dump_json())
 
 
-def _contenders(fake: FakeNumerai, request: UploadRequest, work: Path, count: int, read: float = 5.0) -> list:
+def _contenders(
+    fake: FakeNumerai, request: UploadRequest, work: Path, count: int, read: float = 5.0
+) -> tuple[list, object]:
+    """`count` processes uploading at once; keep the barrier referenced until they have started."""
     context = multiprocessing.get_context("spawn")
-    start = time.time() + 4.0  # after the children have imported numerflow
+    ready = context.Barrier(count, timeout=120)
     processes = [
-        context.Process(target=_upload_in_process, args=(fake.api_url, request, str(work), read, start))
+        context.Process(target=_upload_in_process, args=(fake.api_url, request, str(work), read, ready))
         for _ in range(count)
     ]
     for process in processes:
         process.start()
-    return processes
+    return processes, ready
 
 
 @pytest.mark.parametrize("contenders", [2, 5])
@@ -176,9 +179,9 @@ def test_concurrent_triggers_give_one_upload(
     fake: FakeNumerai, submission: Path, tmp_path: Path, contenders: int
 ) -> None:
     fake.faults.hang_seconds["create_submission"] = 1.0  # a slow create: a wide race window
-    processes = _contenders(fake, request_for(fake, submission), tmp_path, contenders)
+    processes, _ready = _contenders(fake, request_for(fake, submission), tmp_path, contenders)
     for process in processes:
-        process.join(60)
+        process.join(120)
         assert process.exitcode == 0
     outcomes = [UploadOutcome.model_validate_json(p.read_text()) for p in tmp_path.glob("outcome-*.json")]
     assert sorted(o.status for o in outcomes) == ["skipped"] * (contenders - 1) + ["uploaded"]
@@ -191,7 +194,7 @@ def test_a_process_killed_during_create_is_settled_by_the_next_trigger(
     fake: FakeNumerai, submission: Path, tmp_path: Path
 ) -> None:
     fake.faults.hang_seconds["create_submission"] = 30  # Numerai keeps it; the answer never comes
-    [process] = _contenders(fake, request_for(fake, submission), tmp_path, 1, read=60)
+    [process], _ready = _contenders(fake, request_for(fake, submission), tmp_path, 1, read=60)
     deadline = time.monotonic() + 30
     while not fake.submissions and time.monotonic() < deadline:
         time.sleep(0.1)
