@@ -7,6 +7,7 @@ then `os.replace` it onto the target. On any error the temporary file is removed
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -34,6 +35,16 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temps(target: str | Path) -> list[Path]:
+    """Delete the temporary files `atomic_path` left beside `target` when its process was
+    killed. Only call it while holding the lock that guards writes to `target`."""
+    target = Path(target)
+    stale = list(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def write_text_atomic(target: str | Path, text: str) -> Path:
