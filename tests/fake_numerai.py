@@ -47,6 +47,7 @@ class FakeNumerai:
     round_number: int | None = 1001
     round_open: bool = True
     opens_at: datetime | None = None  # the round opens then (and stays open an hour)
+    opens_in: float | None = None  # sets opens_at this many seconds after the next rounds query
     files: dict[str, bytes] = field(default_factory=dict)  # "v5.2/train.parquet" -> bytes
     round_files: dict[tuple[str, int], bytes] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
@@ -141,6 +142,8 @@ class FakeNumerai:
         if self.round_number is None:
             return None
         now = datetime.now(UTC)
+        if self.opens_in is not None:
+            self.opens_at, self.opens_in = now + timedelta(seconds=self.opens_in), None
         if self.opens_at is not None:
             opened, closes = self.opens_at, self.opens_at + timedelta(hours=1)
         else:

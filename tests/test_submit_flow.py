@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +17,7 @@ from flows.weekly import weekly_flow
 from numerflow.numerai import ledger
 from numerflow.numerai.blocks import NumeraiCredentials
 from tests.fake_numerai import FakeNumerai
+from tests.month import Month, run_month
 from tests.processes import BIN
 
 SECRET = "S3CRET-numerflow-7d1c2b"
@@ -221,7 +221,7 @@ def test_concurrent_submit_commands_give_one_upload(project: dict, fake: FakeNum
 
 
 def test_submit_waits_for_a_round_that_opens_late(project: dict, fake: FakeNumerai) -> None:
-    fake.round_number, fake.opens_at = 1020, datetime.now(UTC) + timedelta(seconds=20)
+    fake.round_number, fake.opens_in = 1020, 20  # 20 s after the command first asks
     try:
         process = _numerflow_submit(
             project, "--wait-minutes", "1", "--set", "deployments.round.poll_seconds=3"
@@ -232,3 +232,23 @@ def test_submit_waits_for_a_round_that_opens_late(project: dict, fake: FakeNumer
     assert "round 1020 opens at" in output and "checking again in 3 s" in output
     assert "my_model: uploaded" in output
     assert len(fake.submissions_for(1020)) == 1
+
+
+def test_a_simulated_month_submits_every_reachable_round_once(project: dict, fake: FakeNumerai) -> None:
+    NumeraiCredentials(public_id=SECRET, secret_key=PUBLIC, model_ids=fake.models).save(
+        "month-swapped", overwrite=True
+    )
+    month = Month(
+        fake,
+        run_flow=lambda overrides=None, **params: submit_flow(
+            overrides=project["overrides"] | (overrides or {}), return_state=True, **params
+        ),
+        run_command=lambda *args: _numerflow_submit(project, *args),
+        bad_credentials={"training.numerai.credentials_block": "month-swapped"},
+    )
+    try:
+        tally = run_month(month)
+    finally:
+        fake.round_number, fake.opens_at, fake.round_open = 1001, None, True
+    assert tally["reachable submitted"] == tally["reachable"] == 18
+    assert tally["double uploads"] == 0 and tally["silent misses"] == 0
