@@ -16,6 +16,7 @@ import hashlib
 import json
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -60,7 +61,7 @@ class FakeNumerai:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> FakeNumerai:
         handler = _handler_for(self)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _QuietServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -177,6 +178,13 @@ class FakeNumerai:
                 faults[kind] -= 1
                 return True
             return False
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # clients hang up on purpose (skipped downloads) and faults drop connections
+        super().handle_error(request, client_address)
 
 
 def _operation(text: str) -> str:
