@@ -11,9 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from filelock import SoftFileLease
 
 from numerflow.numerai import ledger
 from numerflow.numerai.client import NumeraiClient, Timeouts
+from numerflow.numerai.locks import LockLost, check_still_held
 from numerflow.numerai.uploads import UploadOutcome, UploadRequest, upload_once
 from tests.fake_numerai import FakeNumerai
 
@@ -210,3 +212,15 @@ def test_a_process_killed_during_create_is_settled_by_the_next_trigger(
     [entry] = ledger.entries(tmp_path)
     assert entry.submission_id == held["id"] and "interrupted run" in (entry.recovered or "")
     assert fake.counts["submission_upload_auth"] == 1  # nothing uploaded again
+
+
+def test_a_holder_whose_lease_was_taken_over_stops(tmp_path: Path) -> None:
+    lease = SoftFileLease(tmp_path / "upload.lock", lease_duration=0.6)
+    with lease.acquire(timeout=1):
+        check_still_held(lease, "upload")  # held: goes on
+        (tmp_path / "upload.lock").unlink()  # what a peer breaking an expired lease does
+        deadline = time.monotonic() + 5
+        while lease.compromise is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(LockLost, match="taken over"):
+            check_still_held(lease, "upload")
