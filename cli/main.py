@@ -88,12 +88,21 @@ def demo(
 def _run_weekly(config_dir: Path | None, overrides: dict[str, object]) -> None:
     from flows.weekly import weekly_flow
 
-    result = weekly_flow(config_dir=str(config_dir) if config_dir else None, overrides=overrides)
+    state = weekly_flow(
+        config_dir=str(config_dir) if config_dir else None, overrides=overrides, return_state=True
+    )
+    if not state.is_completed():
+        typer.secho(f"error: the weekly run failed: {state.message}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1)
+    result = state.result()
     typer.echo("")
     typer.echo(f"run:            {result.run_dir}")
-    _echo_submission(result.submission)
-    corr, sharpe = result.validation_corr_mean, result.validation_corr_sharpe
-    typer.echo(f"validation CORR: mean {corr:.4f}, sharpe {sharpe:.2f}")
+    if result.submission is not None:
+        _echo_submission(result.submission)
+    for name, slot in result.slots.items():
+        label = "" if len(result.slots) == 1 else f" ({name})"
+        corr, sharpe = slot.validation_corr_mean, slot.validation_corr_sharpe
+        typer.echo(f"validation CORR{label}: mean {corr:.4f}, sharpe {sharpe:.2f}")
 
 
 @app.command()
@@ -103,6 +112,10 @@ def submit(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write and validate, but do not upload")] = False,
     force: Annotated[bool, typer.Option("--force", help="Upload even if this round was submitted")] = False,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="Submit only this model slot (repeatable) [default: every slot]"),
+    ] = None,
     wait_minutes: Annotated[
         int | None,
         typer.Option(
@@ -114,7 +127,7 @@ def submit(
     config_dir: ConfigDirOption = None,
     set_: SetOption = None,
 ) -> None:
-    """Predict the open round with the latest trained run and upload once per model."""
+    """Predict the open round with each slot's latest trained run and upload once per model."""
     pairs = list(set_ or [])
     if wait_minutes is not None:  # an override, so the config's bounds check it
         pairs.append(f"deployments.round.wait_for_round_minutes={wait_minutes}")
@@ -127,6 +140,7 @@ def submit(
             round_number=round_number,
             dry_run=dry_run,
             force=force,
+            models=model or None,
             wait_for_round_minutes=wait,
             config_dir=str(config_dir) if config_dir else None,
             overrides=overrides,
@@ -142,40 +156,39 @@ def gpu(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     assume_free_vram: Annotated[
         str | None,
-        typer.Option("--assume-free-vram", help="Preview the tier for a card with this much free, e.g. 6GiB"),
+        typer.Option(
+            "--assume-free-vram", help="Preview the decision for a card with this much free, e.g. 6GiB"
+        ),
+    ] = None,
+    assume_shape: Annotated[
+        str | None,
+        typer.Option(
+            "--assume-shape",
+            help="Preview it for ROWSxFEATURES training rows (after era_stride), e.g. 2.7e6x2376",
+        ),
     ] = None,
     config_dir: ConfigDirOption = None,
 ) -> None:
-    """Show the GPU probe, whether LightGBM can use the GPU, and the tier a run would pick."""
+    """Show the GPU probe, whether LightGBM can use the GPU, the VRAM estimate and where a run would train."""
     import json
 
-    from numerflow.gpu.report import gpu_report, parse_size
+    from numerflow.gpu.report import gpu_report, parse_size, report_lines
+    from numerflow.gpu.shape import parse_shape
 
     config = _config_or_exit(config_dir, {})
     try:
         assumed = parse_size(assume_free_vram) if assume_free_vram is not None else None
     except ValueError as exc:
         raise _fail(f"--assume-free-vram: {exc}") from None
-    report = gpu_report(config, assumed)
-    if as_json:
-        typer.echo(json.dumps(report, indent=2))
-        return
-    probe, decision = report["probe"], report["decision"]
-    assert isinstance(probe, dict) and isinstance(decision, dict)
-    typer.echo(f"devices:    {len(probe['devices'])} ({probe['reason']})")
-    for device in probe["devices"]:
-        typer.echo(f"  #{device['index']} {device['name']}: {device['free_bytes'] / 2**30:.1f} of "
-                   f"{device['total_bytes'] / 2**30:.1f} GiB free")  # fmt: skip
-    capability = report["capability"]
-    if isinstance(capability, dict):
-        typer.echo(
-            f"LightGBM:   {'can' if capability['ok'] else 'cannot'} train on the GPU ({capability['reason']})"
-        )
-    if decision.get("tier") is None:
-        typer.echo(f"tier:       none: {decision['error']}")
+    try:
+        shape = parse_shape(assume_shape) if assume_shape is not None else None
+    except ValueError as exc:
+        raise _fail(f"--assume-shape: {exc}") from None
+    report = gpu_report(config, assumed, shape)
+    typer.echo(json.dumps(report, indent=2) if as_json else "\n".join(report_lines(report)))
+    decision = report["decision"]
+    if isinstance(decision, dict) and decision.get("tier") is None:
         raise typer.Exit(code=1)
-    typer.echo(f"tier:       {decision['tier']} ({decision['device_type']}): {decision['reason']}")
-    typer.echo(f"fallbacks:  {' -> '.join(decision['fallbacks']) or '-'}")
 
 
 setup_app = typer.Typer(
@@ -269,14 +282,19 @@ def setup_credentials(
 
 
 def _echo_submission(outcome: object) -> None:
-    from flows.submission import SubmissionOutcome
+    from numerflow.submit.steps import SubmissionOutcome
 
     assert isinstance(outcome, SubmissionOutcome)
     if outcome.status == "no-open-round":
         typer.echo(f"no submission: {outcome.message}")
         return
-    assert outcome.submission is not None
-    typer.echo(f"submission:     {outcome.submission.path} ({outcome.status}, round {outcome.round or '-'})")
+    for entry in outcome.slots:
+        if entry.submission is None:
+            typer.echo(f"submission:     {entry.slot}: none ({entry.error})")
+            continue
+        typer.echo(
+            f"submission:     {entry.submission.path} ({outcome.status}, round {outcome.round or '-'})"
+        )
     for upload in outcome.uploads:
         typer.echo(f"  {upload.model}: {upload.status} {upload.submission_id or upload.detail}")
 

@@ -14,13 +14,14 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from prefect import Flow, flow
+from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from numerflow.config.models import NumerflowConfig, ScaleOutConfig
-from numerflow.gpu.tiers import TierStep
+from numerflow.config.models import ScaleOutConfig
+from numerflow.gpu.tiers import DevicePolicy
+from numerflow.runs.steps import FitSpec
 from numerflow.train.fit import FoldResult
-from numerflow.train.folds import Fold
 from numerflow.train.prepare import PreparedData
 from tasks.training import train_fold
 
@@ -72,35 +73,41 @@ def _holding(resources: dict[str, float]) -> AbstractContextManager[object]:
 
 def _run_name() -> str:
     parameters = flow_run.parameters
-    where = "dask" if parameters["config"].training.scale_out.dask_address else "local"
-    return f"folds-{len(parameters['folds'])}x{len(parameters['config'].training.targets)}-{where}"
+    where = "dask" if parameters["scale_out"].dask_address else "local"
+    return f"folds-{len(parameters['fits'])}-fits-{where}"
 
 
 @flow(name="numerflow-train-folds", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=1))
 def train_folds_flow(
-    config: NumerflowConfig,
-    prepared: PreparedData,
-    folds: list[Fold],
-    ladder: list[TierStep],
-    models_dir: Path,
+    fits: list[FitSpec],
+    prepared: dict[str, PreparedData],
+    scale_out: ScaleOutConfig,
+    seed: int,
     cache_dir: Path,
-) -> list[FoldResult]:
-    """Submit every fold x target to this flow's task runner and wait for all of them."""
-    scale_out = config.training.scale_out
+    device_policy: DevicePolicy,
+) -> dict[str, FoldResult | str]:
+    """Submit every fold x target to this flow's task runner and wait for all of them.
+
+    Returns each fit's result, or the error that stopped it: a failed fit fails only the slots
+    that need it, so the others still finish.
+    """
     distributed = scale_out.dask_address is not None
     with _holding(scale_out.task_resources):
-        futures = [
-            train_fold.submit(
-                prepared,
-                fold,
-                target,
-                None if distributed else ladder,  # a worker decides the tier for its own GPU
-                config.training.seed,
-                models_dir,
+        futures = {
+            fit.key: train_fold.submit(
+                prepared[fit.data_key],
+                fit,
+                seed,
                 cache_dir,
-                config if distributed else None,
+                device_policy if distributed else None,  # a worker decides the tier for its own GPU
             )
-            for target in config.training.targets
-            for fold in folds
-        ]
-    return [future.result() for future in futures]
+            for fit in fits
+        }
+    return {key: _result_or_error(future) for key, future in futures.items()}
+
+
+def _result_or_error(future: PrefectFuture[FoldResult]) -> FoldResult | str:
+    future.wait()
+    if future.state.is_completed():
+        return future.result()
+    return f"{future.state.name}: {future.state.message}"

@@ -128,7 +128,7 @@ def test_run_with_overrides_completes_with_artifacts(stack: dict) -> None:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids))
         )
-    assert sorted(c.name for c in children) == ["folds-3x1-local", "round-local-no-models-dry-run"]
+    assert sorted(c.name for c in children) == ["folds-3-fits-local", "round-local-no-models-dry-run"]
     assert {a.key for a in artifacts} >= {
         "numerflow-run-summary", "numerflow-metrics", "numerflow-fold-metrics",
         "numerflow-validation-era-corr", "numerflow-oof-era-corr", "numerflow-submissions",
@@ -168,5 +168,6 @@ def test_killed_run_resumes_without_retraining_finished_folds(stack: dict) -> No
 
 
 def _latest_run_dir(stack: dict) -> Path:
+    """The default slot's folder in the newest run."""
     runs = stack["project"] / "runs"
-    return runs / (runs / "LATEST").read_text().strip()
+    return runs / (runs / "LATEST").read_text().strip() / "slots" / "main"

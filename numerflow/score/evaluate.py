@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from numerflow.config.models import NumerflowConfig
 from numerflow.data.files import (
     to_era_numbers,
     validation_eras,
 )
 from numerflow.data.rows import FeatureRows, SelectedRows
 from numerflow.io import atomic_path
+from numerflow.runs.plan import DataPlan, SlotPlan
 from numerflow.score.metrics import per_era_corr, summarize, summarize_all
 from numerflow.score.stacking import Stacker, cross_fitted, era_rank, fit_stacker
 from numerflow.train.fit import FoldResult
@@ -53,12 +53,12 @@ def load_oof(results: list[FoldResult], targets: list[str]) -> pd.DataFrame:
 
 
 def evaluate(
-    config: NumerflowConfig, prepared: PreparedData, results: list[FoldResult], run_dir: Path
+    slot: SlotPlan, data: DataPlan, prepared: PreparedData, results: list[FoldResult], out_dir: Path
 ) -> Evaluation:
-    """Stack the base models and score everything per era, out of fold and on validation."""
-    targets = config.training.targets
+    """Stack the slot's base models and score everything per era, out of fold and on validation."""
+    targets = slot.targets
     main = targets[0]
-    kind = config.training.stacking
+    kind = slot.stacking
 
     oof = load_oof(results, targets)
     meta = pd.read_parquet(prepared.meta_path, columns=["id", main]).set_index("id")
@@ -66,13 +66,13 @@ def evaluate(
     ranked = era_rank(oof[targets], oof["era"].to_numpy())
     stacker = fit_stacker(kind, ranked, oof_target)
     oof[STACK] = cross_fitted(kind, ranked, oof_target, oof["fold"].to_numpy())
-    with atomic_path(run_dir / "oof.parquet") as tmp:
+    with atomic_path(out_dir / "oof.parquet") as tmp:
         oof.to_parquet(tmp)
     oof_scores = per_era_corr(oof[[*targets, STACK]], oof_target, oof["era"].to_numpy())
 
-    val_predictions, val_target, val_eras = _predict_validation(config, prepared, results)
+    val_predictions, val_target, val_eras = _predict_validation(slot, data, prepared, results)
     val_predictions[STACK] = stacker.combine(era_rank(val_predictions[targets], val_eras))
-    with atomic_path(run_dir / "validation.parquet") as tmp:
+    with atomic_path(out_dir / "validation.parquet") as tmp:
         val_predictions.assign(era=val_eras, target=val_target).to_parquet(tmp)
     val_scores = per_era_corr(val_predictions, val_target, val_eras)
 
@@ -86,22 +86,22 @@ def evaluate(
 
 
 def _predict_validation(
-    config: NumerflowConfig, prepared: PreparedData, results: list[FoldResult]
+    slot: SlotPlan, data: DataPlan, prepared: PreparedData, results: list[FoldResult]
 ) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
     """Base-model predictions on the labelled validation eras past the embargo, read in batches."""
-    main = prepared.targets[0]
-    path = config.training.data.version_dir() / "validation.parquet"
+    main = slot.targets[0]
+    path = data.version_dir / "validation.parquet"
     eras = validation_eras(
         path,
         last_train_era=max(prepared.eras),
-        embargo=config.training.folds.embargo_eras,
-        era_stride=config.training.data.era_stride,
+        embargo=slot.folds.embargo_eras,
+        era_stride=data.era_stride,
     )
     rows = SelectedRows(path, eras.tolist())
     if len(rows) == 0:
         raise ValueError("no validation eras left after the embargo; lower embargo_eras or add data")
     meta = rows.table(["id", "era", main])
-    models = load_models(model_paths(results, prepared.targets))
+    models = load_models(model_paths(results, slot.targets))
     predictions = predict_rows(models, FeatureRows(rows, prepared.feature_names))
     predictions.index = pd.Index(meta["id"].to_numpy(zero_copy_only=False).astype(str), name="id")
     target = pd.Series(meta[main].to_numpy(zero_copy_only=False).astype(np.float32), index=predictions.index)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from numerflow.config.models import NumerflowConfig
+from numerflow.config.models import DataConfig, NumeraiConfig
 from numerflow.data.files import DataError, read_live
 from numerflow.io import atomic_path
 from numerflow.numerai.client import NumeraiClient, Timeouts, newest_data_version
@@ -39,17 +39,28 @@ class SubmissionRecord(BaseModel):
     sha256: str
 
 
-class SubmissionOutcome(BaseModel):
-    status: Literal["submitted", "dry-run", "no-open-round", "upload-failed"]
-    round: int | None = None
+class SlotSubmission(BaseModel):
+    """What one model slot submitted: the file from its trained run, or why it could not."""
+
+    slot: str
+    submit_as: str | None = None
     trained_run_id: str | None = None
     submission: SubmissionRecord | None = None
+    error: str | None = None
+
+
+class SubmissionOutcome(BaseModel):
+    status: Literal["submitted", "dry-run", "no-open-round", "upload-failed", "slot-failed"]
+    round: int | None = None
+    slots: list[SlotSubmission] = []
     uploads: list[UploadOutcome] = []
     message: str = ""
 
+    def failed_slots(self) -> list[SlotSubmission]:
+        return [s for s in self.slots if s.error is not None]
 
-def make_client(config: NumerflowConfig, public_id: str | None, secret_key: str | None) -> NumeraiClient:
-    settings = config.training.numerai
+
+def make_client(settings: NumeraiConfig, public_id: str | None, secret_key: str | None) -> NumeraiClient:
     return NumeraiClient(
         public_id=public_id,
         secret_key=secret_key,
@@ -59,11 +70,10 @@ def make_client(config: NumerflowConfig, public_id: str | None, secret_key: str 
     )
 
 
-def resolve_version(config: NumerflowConfig, client: NumeraiClient | None) -> NumerflowConfig:
-    """Replace `version: latest` with Numerai's newest version (or the newest local folder)."""
-    data = config.training.data
+def resolve_version(data: DataConfig, client: NumeraiClient | None) -> str:
+    """The configured version, or for `latest` Numerai's newest version (or the newest local folder)."""
     if data.version != "latest":
-        return config
+        return data.version
     if client is not None:
         version = newest_data_version(client.list_datasets())
     else:
@@ -79,15 +89,12 @@ def resolve_version(config: NumerflowConfig, client: NumeraiClient | None) -> Nu
                 "or set training.data.version"
             )
         version = max(local, key=lambda v: tuple(int(x) for x in v[1:].split(".")))
-    resolved = config.model_copy(deep=True)
-    resolved.training.data.version = version
-    return resolved
+    return version
 
 
-def ensure_training_data(config: NumerflowConfig, client: NumeraiClient) -> list[DownloadResult]:
+def ensure_training_data(version_dir: Path, client: NumeraiClient) -> list[DownloadResult]:
     """features.json first (its feature list checks the parquet files), then train and validation."""
-    version_dir = config.training.data.version_dir()
-    version = config.training.data.version
+    version = version_dir.name
     results = [
         fetch(
             client,
@@ -106,19 +113,21 @@ def ensure_training_data(config: NumerflowConfig, client: NumeraiClient) -> list
     return results
 
 
-def live_path(config: NumerflowConfig, round_number: int | None) -> Path:
+def live_path(version_dir: Path, round_number: int | None) -> Path:
     """Round-specific live file when the round is known; the plain live.parquet otherwise."""
-    version_dir = config.training.data.version_dir()
     return version_dir / (f"live_{round_number}.parquet" if round_number is not None else "live.parquet")
 
 
 def ensure_live_data(
-    config: NumerflowConfig, client: NumeraiClient, round_number: int, feature_names: list[str]
+    version_dir: Path, client: NumeraiClient, round_number: int, feature_names: list[str]
 ) -> DownloadResult:
-    version = config.training.data.version
-    dest = live_path(config, round_number)
+    dest = live_path(version_dir, round_number)
     return fetch(
-        client, f"{version}/live.parquet", dest, expectation_for("live.parquet", feature_names), round_number
+        client,
+        f"{version_dir.name}/live.parquet",
+        dest,
+        expectation_for("live.parquet", feature_names),
+        round_number,
     )
 
 
@@ -165,7 +174,7 @@ def resolve_model_ids(models: list[str], known: dict[str, str], client: NumeraiC
 
 
 def upload_for_models(
-    config: NumerflowConfig,
+    work_dir: Path,
     client: NumeraiClient | None,
     model_ids: dict[str, str],
     submission: SubmissionRecord,
@@ -188,5 +197,5 @@ def upload_for_models(
         request = UploadRequest(
             round_number, model, model_id, trained_run_id, submission.path, submission.rows
         )
-        outcomes.append(upload_once(client, config.training.work_dir, request, force))
+        outcomes.append(upload_once(client, work_dir, request, force))
     return outcomes
