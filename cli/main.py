@@ -116,11 +116,23 @@ def submit(
         list[str] | None,
         typer.Option("--model", help="Submit only this model slot (repeatable) [default: every slot]"),
     ] = None,
+    wait_minutes: Annotated[
+        int | None,
+        typer.Option(
+            "--wait-minutes",
+            help="Keep checking this long for the round to open "
+            "[default: deployments.round.wait_for_round_minutes]",
+        ),
+    ] = None,
     config_dir: ConfigDirOption = None,
     set_: SetOption = None,
 ) -> None:
     """Predict the open round with each slot's latest trained run and upload once per model."""
-    overrides = _overrides_or_exit(config_dir, set_ or [])
+    pairs = list(set_ or [])
+    if wait_minutes is not None:  # an override, so the config's bounds check it
+        pairs.append(f"deployments.round.wait_for_round_minutes={wait_minutes}")
+    overrides = _overrides_or_exit(config_dir, pairs)
+    wait = _config_or_exit(config_dir, overrides).deployments.round.wait_for_round_minutes
     from flows.submit import submit_flow
 
     try:
@@ -129,6 +141,7 @@ def submit(
             dry_run=dry_run,
             force=force,
             models=model or None,
+            wait_for_round_minutes=wait,
             config_dir=str(config_dir) if config_dir else None,
             overrides=overrides,
         )

@@ -9,6 +9,7 @@ replace fail with a sharing violation; `replace_with_retry` waits that out.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -54,6 +55,16 @@ def replace_with_retry(source: Path, target: Path) -> None:
             if delay is None or getattr(exc, "winerror", None) not in SHARING_VIOLATIONS:
                 raise
             time.sleep(delay)
+
+
+def remove_stale_temps(target: str | Path) -> list[Path]:
+    """Delete the temporary files `atomic_path` left beside `target` when its process was
+    killed. Only call it while holding the lock that guards writes to `target`."""
+    target = Path(target)
+    stale = list(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def write_text_atomic(target: str | Path, text: str) -> Path:
