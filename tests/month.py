@@ -10,13 +10,13 @@ a concurrent run, a run killed mid-upload). It tallies what Numerai ends up hold
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import psutil
 
 from numerflow.submit.steps import SubmissionOutcome
 from tests.fake_numerai import FakeNumerai
@@ -63,7 +63,7 @@ class Month:
             while len(self.fake.submissions) == before and time.monotonic() < deadline:
                 time.sleep(0.2)
         finally:
-            os.kill(process.pid, signal.SIGKILL)
+            psutil.Process(process.pid).kill()  # SIGKILL here, TerminateProcess on Windows
             process.communicate()
             self.fake.faults.hang_seconds.clear()
         return Trigger(True, "killed (SIGKILL) mid-create")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from filelock import SoftFileLease
 
@@ -201,7 +201,7 @@ def test_a_process_killed_during_create_is_settled_by_the_next_trigger(
     while not fake.submissions and time.monotonic() < deadline:
         time.sleep(0.1)
     assert fake.submissions, "the create never reached the fake"
-    os.kill(process.pid, signal.SIGKILL)
+    psutil.Process(process.pid).kill()  # SIGKILL here, TerminateProcess on Windows
     process.join(10)
     assert ledger.entries(tmp_path) == []  # killed before it could record
 
