@@ -17,6 +17,12 @@ def test_summary_figures_by_hand() -> None:
     assert figures["eras"] == 4
 
 
+def test_drawdown_is_measured_from_zero() -> None:
+    # cumulative -0.1, -0.05, 0.0: the first era already falls 0.1 below the start
+    assert summarize(pd.Series([-0.1, 0.05, 0.05]))["max_drawdown"] == pytest.approx(0.1)
+    assert summarize(pd.Series([0.05, 0.05]))["max_drawdown"] == pytest.approx(0.0)
+
+
 def _scored_frame(rng: np.random.Generator, eras: int = 6, rows: int = 100) -> tuple:
     ids = [f"n{i:015x}" for i in range(eras * rows)]
     era = np.repeat(np.arange(1, eras + 1), rows)

@@ -2,7 +2,8 @@
 
 `numerai_corr` is Numerai's own CORR (tie-kept rank, gaussianise, ^1.5 on both sides); it is
 applied era by era, as Numerai scores, then summarised as mean, std (ddof=0), sharpe and
-max drawdown of the cumulative per-era score, as in Numerai's tutorial.
+max drawdown of the cumulative per-era score (from zero: before the first era nothing is
+earned, so a losing first era counts), as in Numerai's tutorial.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ def summarize(per_era: pd.Series) -> dict[str, float]:
         }
     mean, std = float(values.mean()), float(values.std(ddof=0))
     cumulative = values.cumsum()
-    drawdown = float((cumulative.expanding().max() - cumulative).max())
+    # The peak starts at zero (nothing earned yet), so a losing first era is a drawdown too.
+    peak = cumulative.expanding().max().clip(lower=0.0)
+    drawdown = float((peak - cumulative).max())
     return {
         "mean": mean,
         "std": std,
