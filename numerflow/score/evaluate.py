@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,14 @@ from numerflow.data.files import (
 from numerflow.data.rows import FeatureRows, SelectedRows
 from numerflow.io import atomic_path
 from numerflow.runs.plan import DataPlan, SlotPlan
-from numerflow.score.metrics import per_era_corr, summarize, summarize_all
+from numerflow.score.metrics import (
+    per_era_contribution,
+    per_era_corr,
+    per_era_feature_scores,
+    summarize,
+    summarize_all,
+)
+from numerflow.score.references import NotComputed, benchmark_model, meta_model
 from numerflow.score.stacking import Stacker, cross_fitted, era_rank, fit_stacker
 from numerflow.train.fit import FoldResult
 from numerflow.train.predict import load_models, predict_rows
@@ -25,14 +34,46 @@ from numerflow.train.prepare import PreparedData
 STACK = "stack"
 
 
+class MetricScores(BaseModel):
+    """One of Numerai's validation metrics for every model, or the reason it was not computed."""
+
+    against: str | None = None  # what a contribution is measured against (MMC, BMC)
+    summary: dict[str, dict[str, float | int]] = {}  # {model: figures}
+    per_era: list[dict[str, Any]] = []  # rows of era -> score per model
+    not_computed: str | None = None
+
+
 class Evaluation(BaseModel):
     """Scores of every base model and the stack, out of fold and on validation."""
 
     stacker: Stacker
-    summary: dict[str, dict[str, dict[str, float | int]]]  # {"oof"|"validation": {model: figures}}
+    summary: dict[str, dict[str, dict[str, float | int]]]  # {"oof"|"validation": {model: CORR figures}}
     per_era: dict[str, list[dict[str, Any]]]  # {"oof"|"validation": rows of era -> CORR}
     per_fold: list[dict[str, Any]]
     validation_eras: list[int]
+    validation_metrics: dict[str, MetricScores] = {}  # "mmc", "bmc", "fnc", "feature_exposure"
+
+
+@dataclass
+class ValidationSet:
+    """The scored validation rows: predictions by id, their target and era, and where their
+    features are in the file (read again, one era at a time, for FNC and feature exposure)."""
+
+    rows: SelectedRows
+    features: list[str]
+    positions: np.ndarray  # each scored row's position among `rows`
+    predictions: pd.DataFrame
+    target: pd.Series
+    eras: np.ndarray
+
+    def era_features(self) -> Iterator[tuple[int, pd.DataFrame]]:
+        reader = FeatureRows(self.rows, self.features)
+        for era in np.unique(self.eras):
+            in_era = self.eras == era
+            at = self.positions[in_era]
+            block = reader.block(int(at.min()), int(at.max()) + 1)[at - at.min()]
+            index = self.predictions.index[in_era]
+            yield int(era), pd.DataFrame(block.astype(np.float32), index=index, columns=self.features)
 
 
 def model_paths(results: list[FoldResult], targets: list[str]) -> dict[str, list[Path]]:
@@ -70,7 +111,8 @@ def evaluate(
         oof.to_parquet(tmp)
     oof_scores = per_era_corr(oof[[*targets, STACK]], oof_target, oof["era"].to_numpy())
 
-    val_predictions, val_target, val_eras = _predict_validation(slot, data, prepared, results)
+    validation = _predict_validation(slot, data, prepared, results)
+    val_predictions, val_target, val_eras = validation.predictions, validation.target, validation.eras
     val_predictions[STACK] = stacker.combine(era_rank(val_predictions[targets], val_eras))
     with atomic_path(out_dir / "validation.parquet") as tmp:
         val_predictions.assign(era=val_eras, target=val_target).to_parquet(tmp)
@@ -82,21 +124,58 @@ def evaluate(
         per_era={"oof": _era_rows(oof_scores), "validation": _era_rows(val_scores)},
         per_fold=_fold_rows(oof, oof_scores, results),
         validation_eras=sorted({int(e) for e in val_eras}),
+        validation_metrics=numerai_metrics(validation, data),
     )
+
+
+def numerai_metrics(validation: ValidationSet, data: DataPlan) -> dict[str, MetricScores]:
+    """MMC, BMC, FNC and the max feature exposure of every model on the validation rows."""
+    ids = validation.predictions.index
+    metrics = {
+        "mmc": _contribution(validation, "meta model", lambda: meta_model(data.version_dir, ids)),
+        "bmc": _contribution(
+            validation,
+            data.benchmark_model,
+            lambda: benchmark_model(data.version_dir, data.benchmark_model, ids),
+        ),
+    }
+    fnc, exposure = per_era_feature_scores(
+        validation.predictions, validation.target, validation.era_features()
+    )
+    metrics["fnc"] = _metric(fnc)
+    metrics["feature_exposure"] = _metric(exposure)
+    return metrics
+
+
+def _contribution(
+    validation: ValidationSet, against: str, reference: Callable[[], pd.Series]
+) -> MetricScores:
+    """Contribution against the predictions `reference` loads, or why they are not there."""
+    try:
+        scores = per_era_contribution(validation.predictions, reference(), validation.target, validation.eras)
+    except NotComputed as exc:
+        return MetricScores(against=against, not_computed=str(exc))
+    return _metric(scores, against)
+
+
+def _metric(scores: pd.DataFrame, against: str | None = None) -> MetricScores:
+    return MetricScores(against=against, summary=summarize_all(scores), per_era=_era_rows(scores))
+
+
+def scored_validation_eras(data: DataPlan, last_train_era: int, embargo: int) -> np.ndarray:
+    """Every `validation_era_stride`-th labelled validation era past the embargo (all by default),
+    whatever the training's `era_stride`."""
+    path = data.version_dir / "validation.parquet"
+    return validation_eras(path, last_train_era, embargo, era_stride=data.validation_era_stride)
 
 
 def _predict_validation(
     slot: SlotPlan, data: DataPlan, prepared: PreparedData, results: list[FoldResult]
-) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
-    """Base-model predictions on the labelled validation eras past the embargo, read in batches."""
+) -> ValidationSet:
+    """Base-model predictions on the scored validation eras, read in batches."""
     main = slot.targets[0]
     path = data.version_dir / "validation.parquet"
-    eras = validation_eras(
-        path,
-        last_train_era=max(prepared.eras),
-        embargo=slot.folds.embargo_eras,
-        era_stride=data.era_stride,
-    )
+    eras = scored_validation_eras(data, max(prepared.eras), slot.folds.embargo_eras)
     rows = SelectedRows(path, eras.tolist())
     if len(rows) == 0:
         raise ValueError("no validation eras left after the embargo; lower embargo_eras or add data")
@@ -107,7 +186,14 @@ def _predict_validation(
     target = pd.Series(meta[main].to_numpy(zero_copy_only=False).astype(np.float32), index=predictions.index)
     era_numbers = to_era_numbers(path, meta["era"].to_numpy(zero_copy_only=False))
     labelled = target.notna().to_numpy()
-    return predictions[labelled], target[labelled], era_numbers[labelled]
+    return ValidationSet(
+        rows=rows,
+        features=prepared.feature_names,
+        positions=np.flatnonzero(labelled),
+        predictions=predictions[labelled],
+        target=target[labelled],
+        eras=era_numbers[labelled],
+    )
 
 
 def _era_rows(scores: pd.DataFrame) -> list[dict[str, Any]]:
