@@ -41,7 +41,7 @@ def synth(
 
     spec = _spec_or_exit(eras=eras, rows_per_era=rows_per_era, features=features, seed=seed, version=version)
     directory = generate(out, spec)
-    typer.echo(f"wrote {directory} (train, validation, live, features.json)")
+    typer.echo(f"wrote {directory} (train, validation, live, features.json, benchmark and meta-model files)")
 
 
 @app.command()
@@ -79,7 +79,14 @@ def demo(
         "training.numerai.upload": False,
     }
     overrides = demo_overrides | _overrides_or_exit(config_dir, set_ or [])
-    spec = _spec_or_exit(eras=eras, rows_per_era=rows_per_era, features=features, seed=seed, version=version)
+    spec = _spec_or_exit(
+        eras=eras,
+        rows_per_era=rows_per_era,
+        features=features,
+        seed=seed,
+        version=version,
+        reference_files=False,  # as offline: MMC and BMC say why they are missing, never fake figures
+    )
     typer.echo(f"generating synthetic Numerai data in {work_dir / 'data'} ...")
     generate(work_dir / "data", spec)
     _run_weekly(config_dir, overrides)

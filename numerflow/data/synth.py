@@ -148,17 +148,20 @@ def generate(out: str | Path, spec: SynthSpec | None = None) -> Path:
 
     _write_file(target_dir / "train.parquet", spec, plan, ((e, "train", True) for e in train))
     with ExitStack() as files:
-        sinks = [files.enter_context(_Sink(target_dir / "validation.parquet"))]
-        if spec.reference_files:
-            sinks.append(files.enter_context(_Sink(target_dir / BENCHMARK_FILE)))
-            sinks.append(files.enter_context(_Sink(target_dir / META_MODEL_FILE)))
+        sink = files.enter_context(_Sink(target_dir / "validation.parquet"))
+        reference_sinks = [
+            files.enter_context(_Sink(target_dir / name))
+            for name in ((BENCHMARK_FILE, META_MODEL_FILE) if spec.reference_files else ())
+        ]
         for era in validation:
-            frame, signals = _era_frame(
-                spec, plan, era, "validation" if era <= labelled else "test", era <= labelled
-            )
-            sinks[0].add(frame)
-            for sink, references in zip(sinks[1:], _references(spec, era, frame, signals), strict=True):
-                sink.add(references)
+            data_type = "validation" if era <= labelled else "test"
+            frame, signals = _era_frame(spec, plan, era, data_type, era <= labelled)
+            sink.add(frame)
+            if reference_sinks:
+                for reference_sink, references in zip(
+                    reference_sinks, _references(spec, era, frame, signals), strict=True
+                ):
+                    reference_sink.add(references)
     _write_file(target_dir / "live.parquet", spec, plan, iter([(spec.eras + 1, "live", False)]))
     write_json_atomic(target_dir / "features.json", _features_json(spec, plan))
     write_json_atomic(
