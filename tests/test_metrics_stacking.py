@@ -25,7 +25,7 @@ def test_drawdown_is_measured_from_zero() -> None:
 
 def test_recent_figures_are_the_last_eras_only() -> None:
     per_era = pd.Series([0.5] * 3 + [-0.1, 0.05, 0.05], index=range(1, 7))
-    figures = summarize_recent(per_era, recent=3)
+    figures = summarize_recent(per_era, eras=3)
     assert figures["eras"] == 6 and figures["eras_last3"] == 3
     assert figures["mean_last3"] == pytest.approx(0.0) and figures["max_drawdown_last3"] == pytest.approx(0.1)
     assert figures["mean"] == pytest.approx(summarize(per_era)["mean"])

@@ -105,11 +105,16 @@ def summarize(per_era: pd.Series) -> dict[str, float]:
     }
 
 
-def summarize_recent(per_era: pd.Series, recent: int = RECENT_ERAS) -> dict[str, float]:
-    """`summarize` over every era, then over the last `recent` eras (keys `<figure>_last<recent>`)."""
+def recent(figure: str, eras: int = RECENT_ERAS) -> str:
+    """The key of `figure` over the last `eras` eras, e.g. mean_last200."""
+    return f"{figure}_last{eras}"
+
+
+def summarize_recent(per_era: pd.Series, eras: int = RECENT_ERAS) -> dict[str, float]:
+    """`summarize` over every era, then over the last `eras` eras (keys from `recent`)."""
     values = per_era.dropna().sort_index()
-    latest = summarize(values.iloc[-recent:])
-    return {**summarize(values), **{f"{name}_last{recent}": value for name, value in latest.items()}}
+    latest = summarize(values.iloc[-eras:])
+    return {**summarize(values), **{recent(name, eras): value for name, value in latest.items()}}
 
 
 def summarize_all(per_era: pd.DataFrame) -> dict[str, dict[str, float]]:
