@@ -94,6 +94,8 @@ def demo(
 
 def _run_weekly(config_dir: Path | None, overrides: dict[str, object]) -> None:
     from flows.weekly import weekly_flow
+    from numerflow.score.evaluate import STACK
+    from numerflow.score.report import LEAD_METRICS
 
     state = weekly_flow(
         config_dir=str(config_dir) if config_dir else None, overrides=overrides, return_state=True
@@ -109,7 +111,19 @@ def _run_weekly(config_dir: Path | None, overrides: dict[str, object]) -> None:
     for name, slot in result.slots.items():
         label = "" if len(result.slots) == 1 else f" ({name})"
         corr, sharpe = slot.validation_corr_mean, slot.validation_corr_sharpe
-        typer.echo(f"validation CORR{label}: mean {corr:.4f}, sharpe {sharpe:.2f}")
+        typer.echo(
+            f"validation CORR{label}: mean {corr:.4f}, sharpe {sharpe:.2f} over {slot.validation_eras} eras"
+        )
+        for name, title in LEAD_METRICS.items():
+            metric = slot.validation_metrics[name]
+            if metric.not_computed:
+                typer.echo(f"validation {title}{label}: not computed: {metric.not_computed}")
+            else:
+                figures = metric.summary[STACK]
+                typer.echo(
+                    f"validation {title}{label}: mean {figures['mean']:.4f}, sharpe {figures['sharpe']:.2f} "
+                    f"over {figures['eras']} eras (against {metric.against})"
+                )
 
 
 @app.command()
