@@ -218,6 +218,7 @@ def _fold_rows(oof: pd.DataFrame, scores: pd.DataFrame, results: list[FoldResult
                 "validation_rows": result.validation_rows,
                 "corr_mean": round(figures["mean"], 6),
                 "corr_sharpe": round(figures["sharpe"], 4),
+                "eras": figures["eras"],
                 "seconds": result.seconds,
                 "device": result.device_type,
                 "tier": result.tier,
