@@ -52,7 +52,8 @@ from numerflow.runs.steps import (
     start_run,
     write_slot_manifest,
 )
-from numerflow.score.evaluate import STACK, Evaluation, MetricScores
+from numerflow.score.evaluate import STACK, Evaluation
+from numerflow.score.validation import MetricScores
 from numerflow.submit.steps import SubmissionOutcome, resolve_version
 from numerflow.train.fit import FoldResult
 from numerflow.train.prepare import PreparedData

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from numerflow.score.evaluate import STACK, Evaluation, MetricScores
+from numerflow.score.evaluate import STACK, Evaluation
 from numerflow.score.metrics import summarize_all
 from numerflow.score.report import markdown_summary
 from numerflow.score.stacking import Stacker
+from numerflow.score.validation import MetricScores
 
 REASON = "meta_model.parquet is not in data/v5.2 (training.yaml numerai.download fetches it)"
 

@@ -17,9 +17,10 @@ from numerflow.data.rows import SelectedRows
 from numerflow.gpu.probe import probe_gpus
 from numerflow.gpu.tiers import DevicePolicy, decision_for
 from numerflow.runs.plan import DataPlan, resolve_plan
-from numerflow.score.evaluate import ValidationSet, numerai_metrics, scored_validation_eras
+from numerflow.score.evaluate import scored_validation_eras
 from numerflow.score.metrics import per_era_contribution, per_era_feature_scores
 from numerflow.score.references import BENCHMARK_FILE, META_MODEL_COLUMN, META_MODEL_FILE
+from numerflow.score.validation import ValidationSet, numerai_metrics
 from tests.conftest import SMALL_SPEC
 from tests.fake_nvml import FakeNvml
 

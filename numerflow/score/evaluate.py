@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,29 +16,14 @@ from numerflow.data.files import (
 from numerflow.data.rows import FeatureRows, SelectedRows
 from numerflow.io import atomic_path
 from numerflow.runs.plan import DataPlan, SlotPlan
-from numerflow.score.metrics import (
-    per_era_contribution,
-    per_era_corr,
-    per_era_feature_scores,
-    summarize,
-    summarize_all,
-)
-from numerflow.score.references import NotComputed, benchmark_model, meta_model
+from numerflow.score.metrics import per_era_corr, summarize, summarize_all
 from numerflow.score.stacking import Stacker, cross_fitted, era_rank, fit_stacker
+from numerflow.score.validation import MetricScores, ValidationSet, era_rows, numerai_metrics
 from numerflow.train.fit import FoldResult
 from numerflow.train.predict import load_models, predict_rows
 from numerflow.train.prepare import PreparedData
 
 STACK = "stack"
-
-
-class MetricScores(BaseModel):
-    """One of Numerai's validation metrics for every model, or the reason it was not computed."""
-
-    against: str | None = None  # what a contribution is measured against (MMC, BMC)
-    summary: dict[str, dict[str, float | int]] = {}  # {model: figures}
-    per_era: list[dict[str, Any]] = []  # rows of era -> score per model
-    not_computed: str | None = None
 
 
 class Evaluation(BaseModel):
@@ -52,28 +35,6 @@ class Evaluation(BaseModel):
     per_fold: list[dict[str, Any]]
     validation_eras: list[int]
     validation_metrics: dict[str, MetricScores] = {}  # "mmc", "bmc", "fnc", "feature_exposure"
-
-
-@dataclass
-class ValidationSet:
-    """The scored validation rows: predictions by id, their target and era, and where their
-    features are in the file (read again, one era at a time, for FNC and feature exposure)."""
-
-    rows: SelectedRows
-    features: list[str]
-    positions: np.ndarray  # each scored row's position among `rows`
-    predictions: pd.DataFrame
-    target: pd.Series
-    eras: np.ndarray
-
-    def era_features(self) -> Iterator[tuple[int, pd.DataFrame]]:
-        reader = FeatureRows(self.rows, self.features)
-        for era in np.unique(self.eras):
-            in_era = self.eras == era
-            at = self.positions[in_era]
-            block = reader.block(int(at.min()), int(at.max()) + 1)[at - at.min()]
-            index = self.predictions.index[in_era]
-            yield int(era), pd.DataFrame(block.astype(np.float32), index=index, columns=self.features)
 
 
 def model_paths(results: list[FoldResult], targets: list[str]) -> dict[str, list[Path]]:
@@ -121,45 +82,11 @@ def evaluate(
     return Evaluation(
         stacker=stacker,
         summary={"oof": summarize_all(oof_scores), "validation": summarize_all(val_scores)},
-        per_era={"oof": _era_rows(oof_scores), "validation": _era_rows(val_scores)},
+        per_era={"oof": era_rows(oof_scores), "validation": era_rows(val_scores)},
         per_fold=_fold_rows(oof, oof_scores, results),
         validation_eras=sorted({int(e) for e in val_eras}),
         validation_metrics=numerai_metrics(validation, data),
     )
-
-
-def numerai_metrics(validation: ValidationSet, data: DataPlan) -> dict[str, MetricScores]:
-    """MMC, BMC, FNC and the max feature exposure of every model on the validation rows."""
-    ids = validation.predictions.index
-    metrics = {
-        "mmc": _contribution(validation, "meta model", lambda: meta_model(data.version_dir, ids)),
-        "bmc": _contribution(
-            validation,
-            data.benchmark_model,
-            lambda: benchmark_model(data.version_dir, data.benchmark_model, ids),
-        ),
-    }
-    fnc, exposure = per_era_feature_scores(
-        validation.predictions, validation.target, validation.era_features()
-    )
-    metrics["fnc"] = _metric(fnc)
-    metrics["feature_exposure"] = _metric(exposure)
-    return metrics
-
-
-def _contribution(
-    validation: ValidationSet, against: str, reference: Callable[[], pd.Series]
-) -> MetricScores:
-    """Contribution against the predictions `reference` loads, or why they are not there."""
-    try:
-        scores = per_era_contribution(validation.predictions, reference(), validation.target, validation.eras)
-    except NotComputed as exc:
-        return MetricScores(against=against, not_computed=str(exc))
-    return _metric(scores, against)
-
-
-def _metric(scores: pd.DataFrame, against: str | None = None) -> MetricScores:
-    return MetricScores(against=against, summary=summarize_all(scores), per_era=_era_rows(scores))
 
 
 def scored_validation_eras(data: DataPlan, last_train_era: int, embargo: int) -> np.ndarray:
@@ -194,13 +121,6 @@ def _predict_validation(
         target=target[labelled],
         eras=era_numbers[labelled],
     )
-
-
-def _era_rows(scores: pd.DataFrame) -> list[dict[str, Any]]:
-    return [
-        {"era": f"{int(era):04d}", **{k: round(float(v), 6) for k, v in row.items()}}
-        for era, row in scores.iterrows()
-    ]
 
 
 def _fold_rows(oof: pd.DataFrame, scores: pd.DataFrame, results: list[FoldResult]) -> list[dict[str, Any]]:
