@@ -161,6 +161,13 @@ def test_without_the_files_mmc_and_bmc_say_why(
         assert metrics[name].not_computed.startswith(f"{missing} is not in {bare}")
     assert metrics["fnc"].not_computed is None and metrics["fnc"].summary  # needs no file
 
+    elsewhere = pd.DataFrame({META_MODEL_COLUMN: [0.5]}, index=pd.Index(["n_not_scored"], name="id"))
+    elsewhere.to_parquet(bare / META_MODEL_FILE)  # a meta model of other eras only
+    assert (
+        "covers none of the scored validation rows"
+        in numerai_metrics(validation, _plan_for(bare))["mmc"].not_computed
+    )
+
     unknown = numerai_metrics(validation, _plan_for(version_dir, "v52_lgbm_nobody20"))["bmc"]
     assert "no column v52_lgbm_nobody20" in unknown.not_computed
     assert "v52_lgbm_ender20" in unknown.not_computed and "scoring.benchmark_model" in unknown.not_computed
