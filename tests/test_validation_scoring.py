@@ -84,6 +84,7 @@ def _plan_for(version_dir: Path, benchmark: str = "v52_lgbm_ender20") -> DataPla
         era_stride=1,
         validation_era_stride=1,
         benchmark_model=benchmark,
+        feature_metrics_eras=None,
         row_limit=None,
         loader="auto",
         bins_dir=version_dir / "bins",
@@ -184,3 +185,14 @@ def test_contribution_skips_rows_and_eras_the_reference_does_not_cover() -> None
     assert scores.loc[2, "p"] == pytest.approx(
         correlation_contribution(predictions[20:], reference, target[20:])["p"]
     )
+
+
+def test_feature_metrics_cover_the_newest_eras_it_is_given(
+    validation: ValidationSet, version_dir: Path
+) -> None:
+    plan = _plan_for(version_dir).model_copy(update={"feature_metrics_eras": 5})
+    metrics = numerai_metrics(validation, plan)
+    scored = np.unique(validation.eras).tolist()
+    assert [int(row["era"]) for row in metrics["fnc"].per_era] == scored[-5:]
+    assert metrics["feature_exposure"].summary["oracle"]["eras"] == 5
+    assert metrics["bmc"].summary["oracle"]["eras"] == len(scored)  # contributions: every era

@@ -47,6 +47,7 @@ class DataPlan(Frozen):
     era_stride: int  # training eras
     validation_era_stride: int  # scored validation eras, independent of the training stride
     benchmark_model: str  # the validation_benchmark_models.parquet column BMC is measured against
+    feature_metrics_eras: int | None  # FNC and feature exposure on the newest N validation eras
     row_limit: int | None
     loader: Loader
     bins_dir: Path
@@ -175,6 +176,7 @@ def resolve_plan(
             era_stride=max(training.data.era_stride, decision.era_stride or 1),  # the GPU may need fewer rows
             validation_era_stride=training.data.validation_era_stride,
             benchmark_model=training.scoring.benchmark_model or reference_benchmark(version),
+            feature_metrics_eras=training.scoring.feature_metrics_eras,
             row_limit=training.data.row_limit,
             loader=training.data.loader,
             bins_dir=training.bins_root(),

@@ -39,9 +39,11 @@ class ValidationSet:
     target: pd.Series
     eras: np.ndarray
 
-    def era_features(self) -> Iterator[tuple[int, pd.DataFrame]]:
+    def era_features(self, newest: int | None = None) -> Iterator[tuple[int, pd.DataFrame]]:
+        """Each era's features indexed by id; only the `newest` eras when given."""
         reader = FeatureRows(self.rows, self.features)
-        for era in np.unique(self.eras):
+        eras = np.unique(self.eras)
+        for era in eras if newest is None else eras[-newest:]:
             in_era = self.eras == era
             at = self.positions[in_era]
             block = reader.block(int(at.min()), int(at.max()) + 1)[at - at.min()]
@@ -61,7 +63,7 @@ def numerai_metrics(validation: ValidationSet, data: DataPlan) -> dict[str, Metr
         ),
     }
     fnc, exposure = per_era_feature_scores(
-        validation.predictions, validation.target, validation.era_features()
+        validation.predictions, validation.target, validation.era_features(data.feature_metrics_eras)
     )
     metrics["fnc"] = _metric(fnc)
     metrics["feature_exposure"] = _metric(exposure)
