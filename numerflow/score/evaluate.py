@@ -34,7 +34,7 @@ class Evaluation(BaseModel):
     per_era: dict[str, list[dict[str, Any]]]  # {"oof"|"validation": rows of era -> CORR}
     per_fold: list[dict[str, Any]]
     validation_eras: list[int]
-    validation_metrics: dict[str, MetricScores] = {}  # "mmc", "bmc", "fnc", "feature_exposure"
+    validation_metrics: dict[str, MetricScores]  # "mmc", "bmc", "fnc", "feature_exposure"
 
 
 def model_paths(results: list[FoldResult], targets: list[str]) -> dict[str, list[Path]]:
