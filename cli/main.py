@@ -137,11 +137,23 @@ def submit(
         list[str] | None,
         typer.Option("--model", help="Submit only this model slot (repeatable) [default: every slot]"),
     ] = None,
+    wait_minutes: Annotated[
+        int | None,
+        typer.Option(
+            "--wait-minutes",
+            help="Keep checking this long for the round to open "
+            "[default: deployments.round.wait_for_round_minutes]",
+        ),
+    ] = None,
     config_dir: ConfigDirOption = None,
     set_: SetOption = None,
 ) -> None:
     """Predict the open round with each slot's latest trained run and upload once per model."""
-    overrides = _overrides_or_exit(config_dir, set_ or [])
+    pairs = list(set_ or [])
+    if wait_minutes is not None:  # an override, so the config's bounds check it
+        pairs.append(f"deployments.round.wait_for_round_minutes={wait_minutes}")
+    overrides = _overrides_or_exit(config_dir, pairs)
+    wait = _config_or_exit(config_dir, overrides).deployments.round.wait_for_round_minutes
     from flows.submit import submit_flow
 
     try:
@@ -150,6 +162,7 @@ def submit(
             dry_run=dry_run,
             force=force,
             models=model or None,
+            wait_for_round_minutes=wait,
             config_dir=str(config_dir) if config_dir else None,
             overrides=overrides,
         )
@@ -261,26 +274,26 @@ def setup_alerts_command(
 def setup_credentials(
     block_name: Annotated[str, typer.Option("--block-name", help="Name of the Prefect block")] = "numerai",
     model: Annotated[
-        list[str] | None, typer.Option("--model", help="NAME=ID of a model to submit as (repeatable)")
+        list[str] | None, typer.Option("--model", help="NAME=ID or a bare model id to submit as (repeatable)")
     ] = None,
 ) -> None:
     """Save the Numerai API key into a Prefect block, from the environment or a prompt.
 
-    Reads NUMERAI_PUBLIC_ID, NUMERAI_SECRET_KEY and NUMERAI_MODEL_ID (NAME=ID[,NAME=ID...]).
+    Reads NUMERAI_PUBLIC_ID, NUMERAI_SECRET_KEY and NUMERAI_MODEL_ID: a bare model id (named
+    from the account, as the old scripts had it) or NAME=ID[,NAME=ID...].
     """
     from numerflow.numerai.blocks import NumeraiCredentials
+    from numerflow.numerai.client import NumeraiClient
+    from numerflow.numerai.errors import NumeraiError
+    from numerflow.numerai.model_ids import resolve_model_entries, split_model_ids
 
     public_id = os.environ.get("NUMERAI_PUBLIC_ID") or typer.prompt("Numerai public id", hide_input=True)
     secret_key = os.environ.get("NUMERAI_SECRET_KEY") or typer.prompt("Numerai secret key", hide_input=True)
-    pairs = [*(model or []), *filter(None, os.environ.get("NUMERAI_MODEL_ID", "").split(","))]
-    model_ids = {}
-    for pair in pairs:
-        name, sep, model_id = pair.partition("=")
-        if not sep or not name.strip() or not model_id.strip():
-            raise _fail(
-                f"model {pair!r}: expected NAME=ID, e.g. my_model=00000000-0000-0000-0000-000000000000"
-            )
-        model_ids[name.strip()] = model_id.strip()
+    entries = [*(model or []), *split_model_ids(os.environ.get("NUMERAI_MODEL_ID", ""))]
+    try:
+        model_ids = resolve_model_entries(entries, NumeraiClient(public_id, secret_key).model_ids)
+    except (ValueError, NumeraiError) as exc:
+        raise _fail(str(exc)) from None
     NumeraiCredentials(public_id=public_id, secret_key=secret_key, model_ids=model_ids).save(
         block_name, overwrite=True
     )

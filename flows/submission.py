@@ -8,7 +8,6 @@ Offline (no download, no upload) it predicts the local live file and records a d
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -19,8 +18,9 @@ from prefect.states import Failed
 
 from numerflow.config.models import NumeraiConfig
 from numerflow.numerai.blocks import NumeraiCredentials
-from numerflow.numerai.client import NumeraiClient, RoundInfo
+from numerflow.numerai.client import NumeraiClient
 from numerflow.numerai.errors import NumeraiError
+from numerflow.numerai.rounds import round_state, wait_for_open_round
 from numerflow.ops.alerts import UPLOAD_GIVEN_UP_STATE, emit_round_started, emit_upload_given_up
 from numerflow.runs.manifest import load_trained_run
 from numerflow.runs.plan import SubmitPlan, SubmitSlot
@@ -61,11 +61,11 @@ def submission_flow(
         resolve_model_ids(models, known_ids, client) if uploading and client else dict.fromkeys(models, "")
     )
     if client is not None and round_number is None:
-        info = _wait_for_open_round(client, wait_for_round_minutes, poll_seconds)
+        info = wait_for_open_round(
+            lambda: current_round(client), wait_for_round_minutes, poll_seconds, logger.info
+        )
         if info is None or not info.is_open():
-            message = "no round is open for submissions right now" + (
-                f" (round {info.number} closed at {info.close_time:%Y-%m-%d %H:%M} UTC)" if info else ""
-            )
+            message = f"no round is open for submissions right now ({round_state(info)})"
             logger.info("%s; nothing to submit", message)
             return SubmissionOutcome(
                 status="no-open-round", round=info.number if info else None, message=message
@@ -180,17 +180,6 @@ def upload_failure_state(outcome: SubmissionOutcome) -> State | None:
         name=UPLOAD_GIVEN_UP_STATE,
         message=f"round {outcome.round}: uploads given up for {len(failed)} model(s): {details}",
     )
-
-
-def _wait_for_open_round(client: NumeraiClient, minutes: int, poll_seconds: float) -> RoundInfo | None:
-    """The current round, checked again every `poll_seconds` for `minutes` until it is open."""
-    deadline = time.monotonic() + minutes * 60
-    while True:
-        info = current_round(client)
-        if (info is not None and info.is_open()) or time.monotonic() + poll_seconds > deadline:
-            return info
-        get_run_logger().info("round not open yet; checking again in %.0f s", poll_seconds)
-        time.sleep(poll_seconds)
 
 
 def _name_runs(round_number: int | None, models: list[str], uploading: bool) -> None:

@@ -56,5 +56,6 @@ def submit_flow(
         dry_run=dry_run,
         force=force,
         wait_for_round_minutes=wait_for_round_minutes,
+        poll_seconds=config.deployments.round.poll_seconds,
     )
     return upload_failure_state(outcome) or outcome

@@ -177,12 +177,11 @@ def weekly_flow(
     seconds = time.monotonic() - started
     publish_metrics(paths, plan.data.version, evaluations, failed, outcome, overrides, device, seconds)
 
-    if failed:
-        return Failed(  # the plain Failed state: the failed-run alert names the slots
-            message=f"run {paths.run_id}: model slot(s) failed: "
-            + "; ".join(f"{name}: {reason}" for name, reason in failed.items()),
-        )
-    failure = upload_failure_state(outcome) if outcome is not None else None
+    failure = upload_failure_state(outcome) if outcome is not None else None  # sends upload alerts
+    if failed:  # a separate incident from any upload given up: the failed-run alert names the slots
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
+        also = f" (and {failure.message})" if failure is not None else ""
+        return Failed(message=f"run {paths.run_id}: model slot(s) failed: {reasons}{also}")
     if failure is not None:
         return failure  # the model files and manifests stay; the upload alert goes out
     for name, evaluation in evaluations.items():

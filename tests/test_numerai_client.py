@@ -135,7 +135,7 @@ def test_missing_keys_fail_before_any_request(fake: FakeNumerai, monkeypatch: py
     monkeypatch.delenv("NUMERAI_SECRET_KEY", raising=False)
     client = NumeraiClient(None, None, api_url=fake.api_url, retry_budget_seconds=5)
     with pytest.raises(AuthError, match="API keys required"):
-        client.upload(Path("predictions.csv"), "model-id")
+        client.upload_target(Path("predictions.csv"), "model-id")
     assert sum(fake.counts.values()) == 0
 
 
@@ -170,12 +170,17 @@ def test_no_open_round_and_between_rounds(fake: FakeNumerai) -> None:
     assert _client(fake).current_round() is None
 
 
-def test_upload_through_numerapi(fake: FakeNumerai, tmp_path: Path) -> None:
-    path = tmp_path / "predictions.csv"
-    path.write_text("id,prediction\nn1,0.5\n")
-    submission_id = _client(fake).upload(path, fake.models["my_model"])
-    assert fake.submissions[0]["id"] == submission_id
-    assert fake.submissions[0]["body"] == path.read_bytes()
+def test_temp_files_of_an_interrupted_download_are_removed_on_the_next_run(
+    fake: FakeNumerai, tmp_path: Path
+) -> None:
+    dest = tmp_path / "live_1001.parquet"
+    stale = tmp_path / ".live_1001.parquet.k2x9q1.tmp"  # what a SIGKILLed download leaves
+    stale.write_bytes(fake.files[TRAIN][:100])
+    other = tmp_path / ".train.parquet.k2x9q1.tmp"  # another file's: not ours to touch
+    other.write_bytes(b"x")
+    fetch(_client(fake), TRAIN, dest, expectation_for(TRAIN))
+    assert not stale.exists() and other.exists()
+    assert dest.read_bytes() == fake.files[TRAIN]
 
 
 def test_endpoint_override_env_wins_over_config(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,6 +23,7 @@ from tests.conftest import prepare
 from tests.fake_nvml import FakeNvml
 
 OK = Capability(ok=True, reason="test training succeeded")
+POSIX_SIGNALS = "a child killed by a signal: Windows children end with an exit code instead"
 PROGRAM = ProgramInputParams()
 # Numerai v5's whole training set (era_stride 1), trained in 4 folds.
 FULL_V5 = TrainingShape(rows=2_700_000, features=2_376, era_stride=1, train_fraction=3 / 4)
@@ -192,6 +193,7 @@ def test_opencl_learner_without_a_driver_says_which_platforms_it_found(tmp_path:
     assert "gpu.opencl_platform" in result.reason
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason=POSIX_SIGNALS)
 def test_a_capability_child_killed_by_sigsegv_means_the_cpu(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -205,9 +207,13 @@ def test_a_capability_child_killed_by_sigsegv_means_the_cpu(
     assert decision.tier == "cpu" and "crashed with SIGSEGV" in decision.reason
 
 
-def test_child_failures_become_sentences() -> None:
+@pytest.mark.skipif(sys.platform == "win32", reason=POSIX_SIGNALS)
+def test_a_child_killed_by_a_signal_is_named() -> None:
     killed = run_child([sys.executable, "-c", f"import os; os.kill(os.getpid(), {int(signal.SIGKILL)})"], "x")
     assert not killed.ok and "crashed with SIGKILL" in killed.failure
+
+
+def test_child_failures_become_sentences() -> None:
     failed = run_child([sys.executable, "-c", "raise SystemExit('no device')"], "the check")
     assert not failed.ok and failed.failure == "the check failed: no device"
     slow = run_child([sys.executable, "-c", "import time; time.sleep(5)"], "the check", timeout_s=0.5)

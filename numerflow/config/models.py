@@ -366,6 +366,7 @@ class RoundScheduleConfig(ScheduleConfig):
     wait_for_round_minutes: int = Field(
         30, ge=0, le=45, description="keep checking this long for the round to open"
     )
+    poll_seconds: float = Field(30, ge=1, le=600, description="while waiting, check this often")
 
 
 class DeploymentsConfig(StrictModel):

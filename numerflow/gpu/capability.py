@@ -160,10 +160,19 @@ def _arg(number: int | None) -> str:
     return "-" if number is None else str(number)
 
 
+LIGHTGBM_LIBRARY_NAMES = {"win32": "lib_lightgbm.dll", "darwin": "lib_lightgbm.dylib"}  # else .so
+
+
+def lightgbm_library(platform: str = sys.platform) -> Path:
+    """The installed LightGBM's shared library, named as LightGBM's own loader names it on `platform`."""
+    name = LIGHTGBM_LIBRARY_NAMES.get(platform, "lib_lightgbm.so")
+    return Path(lightgbm.__file__).parent / "lib" / name
+
+
 def _environment_key(
     learner: str, device: GpuDevice, ordinal: int, probe: GpuProbe, opencl_platform: str | None
 ) -> str:
-    library = Path(lightgbm.__file__).parent / "lib" / "lib_lightgbm.so"
+    library = lightgbm_library()
     stamp = f"{library.stat().st_size}:{library.stat().st_mtime_ns}" if library.exists() else "?"
     parts = [sys.executable, lightgbm.__version__, stamp, learner, str(probe.driver_version), device.uuid,
              str(ordinal), opencl_platform or "-"]  # fmt: skip

@@ -4,7 +4,6 @@ submission file and idempotent uploads. Prefect tasks in `tasks/numerai.py` wrap
 from __future__ import annotations
 
 import json
-import logging
 import re
 from pathlib import Path
 from typing import Literal
@@ -16,17 +15,16 @@ from pydantic import BaseModel
 from numerflow.config.models import DataConfig, NumeraiConfig
 from numerflow.data.files import DataError, read_live
 from numerflow.io import atomic_path
-from numerflow.numerai import ledger
 from numerflow.numerai.client import NumeraiClient, Timeouts, newest_data_version
 from numerflow.numerai.download import DownloadResult, expectation_for, fetch
 from numerflow.numerai.errors import NumeraiError
+from numerflow.numerai.uploads import UploadOutcome, UploadRequest, upload_once
 from numerflow.runs.manifest import TrainedRun
 from numerflow.score.references import SCORING_FILES
 from numerflow.score.stacking import Stacker, era_rank
 from numerflow.submit.file import build_submission, file_sha256, write_submission
 from numerflow.train.predict import predict
 
-logger = logging.getLogger("numerflow.submit")
 TRAINING_FILES = ("features.json", "train.parquet", "validation.parquet")
 VERSION_DIR = re.compile(r"^v\d+\.\d+$")
 
@@ -40,13 +38,6 @@ class SubmissionRecord(BaseModel):
     path: Path
     rows: int
     sha256: str
-
-
-class UploadOutcome(BaseModel):
-    model: str
-    status: Literal["uploaded", "skipped", "dry-run", "failed"]
-    submission_id: str | None = None
-    detail: str = ""
 
 
 class SlotSubmission(BaseModel):
@@ -199,10 +190,9 @@ def upload_for_models(
     force: bool,
     dry_run: bool,
 ) -> list[UploadOutcome]:
-    """Upload once per model and round from a trained run; record each upload in the ledger.
+    """One upload per model and round from a trained run (`numerflow.numerai.uploads`).
 
-    A model that already has a ledger entry for (round, model, trained run) is skipped unless
-    `force`. Failures are returned, not raised, so one model's failure does not stop the others.
+    Failures are returned, not raised, so one model's failure does not stop the others.
     """
     outcomes = []
     for model, model_id in model_ids.items():
@@ -211,32 +201,8 @@ def upload_for_models(
                 UploadOutcome(model=model, status="dry-run", detail=f"would upload {submission.path}")
             )
             continue
-        previous = ledger.already_submitted(work_dir, round_number, model, trained_run_id)
-        if previous and not force:
-            outcomes.append(
-                UploadOutcome(
-                    model=model,
-                    status="skipped",
-                    submission_id=previous.submission_id,
-                    detail=f"already submitted for round {round_number} from run {trained_run_id}",
-                )
-            )
-            continue
-        try:
-            submission_id = client.upload(submission.path, model_id)
-        except NumeraiError as exc:
-            logger.error("upload for %s failed: %s", model, exc)
-            outcomes.append(UploadOutcome(model=model, status="failed", detail=str(exc)))
-            continue
-        ledger.append(
-            work_dir,
-            round=round_number,
-            model=model,
-            trained_run_id=trained_run_id,
-            submission_id=submission_id,
-            sha256=submission.sha256,
-            rows=submission.rows,
-            forced=bool(previous),
+        request = UploadRequest(
+            round_number, model, model_id, trained_run_id, submission.path, submission.rows
         )
-        outcomes.append(UploadOutcome(model=model, status="uploaded", submission_id=submission_id))
+        outcomes.append(upload_once(client, work_dir, request, force))
     return outcomes
