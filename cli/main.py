@@ -41,7 +41,7 @@ def synth(
 
     spec = _spec_or_exit(eras=eras, rows_per_era=rows_per_era, features=features, seed=seed, version=version)
     directory = generate(out, spec)
-    typer.echo(f"wrote {directory} (train, validation, live, features.json)")
+    typer.echo(f"wrote {directory} (train, validation, live, features.json, benchmark and meta-model files)")
 
 
 @app.command()
@@ -79,7 +79,14 @@ def demo(
         "training.numerai.upload": False,
     }
     overrides = demo_overrides | _overrides_or_exit(config_dir, set_ or [])
-    spec = _spec_or_exit(eras=eras, rows_per_era=rows_per_era, features=features, seed=seed, version=version)
+    spec = _spec_or_exit(
+        eras=eras,
+        rows_per_era=rows_per_era,
+        features=features,
+        seed=seed,
+        version=version,
+        reference_files=False,  # as offline: MMC and BMC say why they are missing, never fake figures
+    )
     typer.echo(f"generating synthetic Numerai data in {work_dir / 'data'} ...")
     generate(work_dir / "data", spec)
     _run_weekly(config_dir, overrides)
@@ -87,6 +94,8 @@ def demo(
 
 def _run_weekly(config_dir: Path | None, overrides: dict[str, object]) -> None:
     from flows.weekly import weekly_flow
+    from numerflow.score.evaluate import STACK
+    from numerflow.score.report import LEAD_METRICS
 
     state = weekly_flow(
         config_dir=str(config_dir) if config_dir else None, overrides=overrides, return_state=True
@@ -102,7 +111,19 @@ def _run_weekly(config_dir: Path | None, overrides: dict[str, object]) -> None:
     for name, slot in result.slots.items():
         label = "" if len(result.slots) == 1 else f" ({name})"
         corr, sharpe = slot.validation_corr_mean, slot.validation_corr_sharpe
-        typer.echo(f"validation CORR{label}: mean {corr:.4f}, sharpe {sharpe:.2f}")
+        typer.echo(
+            f"validation CORR{label}: mean {corr:.4f}, sharpe {sharpe:.2f} over {slot.validation_eras} eras"
+        )
+        for name, title in LEAD_METRICS.items():
+            metric = slot.validation_metrics[name]
+            if metric.not_computed:
+                typer.echo(f"validation {title}{label}: not computed: {metric.not_computed}")
+            else:
+                figures = metric.summary[STACK]
+                typer.echo(
+                    f"validation {title}{label}: mean {figures['mean']:.4f}, sharpe {figures['sharpe']:.2f} "
+                    f"over {figures['eras']} eras (against {metric.against})"
+                )
 
 
 @app.command()

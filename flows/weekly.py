@@ -53,6 +53,7 @@ from numerflow.runs.steps import (
     write_slot_manifest,
 )
 from numerflow.score.evaluate import STACK, Evaluation
+from numerflow.score.validation import MetricScores
 from numerflow.submit.steps import SubmissionOutcome, resolve_version
 from numerflow.train.fit import FoldResult
 from numerflow.train.prepare import PreparedData
@@ -66,7 +67,9 @@ from tasks.plan import resolve_run_plan
 class SlotResult(BaseModel):
     validation_corr_mean: float
     validation_corr_sharpe: float
+    validation_eras: int
     summary: dict[str, dict[str, dict[str, float | int]]]
+    validation_metrics: dict[str, MetricScores]  # summaries only; the per-era rows are in the artifacts
 
 
 class WeeklyResult(BaseModel):
@@ -192,7 +195,11 @@ def weekly_flow(
             name: SlotResult(
                 validation_corr_mean=e.summary["validation"][STACK]["mean"],
                 validation_corr_sharpe=e.summary["validation"][STACK]["sharpe"],
+                validation_eras=e.summary["validation"][STACK]["eras"],
                 summary=e.summary,
+                validation_metrics={
+                    k: m.model_copy(update={"per_era": []}) for k, m in e.validation_metrics.items()
+                },
             )
             for name, e in evaluations.items()
         },

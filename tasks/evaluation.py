@@ -53,7 +53,9 @@ def publish_metrics(
     if not evaluations:
         return
     create_table_artifact(
-        summary_rows(evaluations), key="numerflow-metrics", description="per-era CORR summary per slot"
+        summary_rows(evaluations),
+        key="numerflow-metrics",
+        description="CORR, MMC, BMC, FNC and feature exposure per slot, split and model, with eras",
     )
     create_table_artifact(
         slot_rows(evaluations, lambda e: e.per_fold),

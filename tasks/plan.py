@@ -48,8 +48,10 @@ def resolve_run_plan(
         ],
         key="numerflow-run-plan",
         description=(
-            f"data {plan.data.version}, era stride {plan.data.era_stride}, row limit {plan.data.row_limit}, "
-            f"seed {plan.seed}; tier {plan.decision.tier}: {plan.decision.reason}"
+            f"data {plan.data.version}, era stride {plan.data.era_stride} "
+            f"(validation {plan.data.validation_era_stride}), row limit {plan.data.row_limit}, "
+            f"BMC against {plan.data.benchmark_model}, seed {plan.seed}; "
+            f"tier {plan.decision.tier}: {plan.decision.reason}"
         ),
     )
     return plan

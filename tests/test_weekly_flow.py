@@ -45,6 +45,19 @@ def test_weekly_flow_trains_scores_and_writes_a_valid_submission(
         assert set(manifest.metrics["summary"][split]) == {"target", "target_cyrusd_20", "stack"}
         assert all(m["mean"] > 0 for m in manifest.metrics["summary"][split].values())
     assert len(manifest.metrics["per_fold"]) == 2 * 3  # targets x folds
+    # every labelled validation era past the embargo is scored, by CORR and by Numerai's metrics
+    validation = pd.read_parquet(version_dir / "validation.parquet", columns=["era", "data_type"])
+    labelled = validation.loc[validation["data_type"] == "validation", "era"].astype(int)
+    embargo = fast_overrides["training.folds.embargo_eras"]
+    past = sorted(set(labelled[labelled > manifest.data["training_eras"][1] + embargo]))
+    assert manifest.data["validation_eras"] == past
+    assert manifest.metrics["summary"]["validation"]["stack"]["eras"] == len(past)
+    scored = manifest.metrics["validation"]
+    assert scored["bmc"]["summary"]["stack"]["eras"] == len(past)
+    assert 0 < scored["mmc"]["summary"]["stack"]["eras"] < len(past)  # the meta model: recent eras only
+    assert (
+        scored["fnc"]["not_computed"] is None and scored["feature_exposure"]["summary"]["stack"]["mean"] > 0
+    )
     assert manifest.params["n_estimators"] == 60 and manifest.data["version"] == "v5.2"
     [recipe] = {Path(p).parts[1] for p in manifest.models["target"]}
     assert manifest.models["target"] == [f"models/{recipe}/target/fold_{k}.txt" for k in range(3)]
@@ -80,6 +93,7 @@ def test_weekly_flow_trains_scores_and_writes_a_valid_submission(
     assert mine == set(ARTIFACT_KEYS)
     summary = next(a for a in artifacts if a.key == "numerflow-run-summary" and a.flow_run_id == flow_run_id)
     assert result.run_id in summary.data and "validation CORR" in summary.data
+    assert "BMC is measured against v52_lgbm_ender20" in summary.data
 
 
 def test_bad_override_fails_before_any_work(config_dir: Path, fast_overrides: dict) -> None:

@@ -28,7 +28,10 @@ class DataConfig(StrictModel):
         "latest", pattern=DATA_VERSION_PATTERN, description="vX.Y, or latest: the newest listed"
     )
     dir: Path = Path("data")
-    era_stride: int = Field(4, ge=1, le=52, description="use every Nth era (1 = all eras)")
+    era_stride: int = Field(4, ge=1, le=52, description="train on every Nth era (1 = all eras)")
+    validation_era_stride: int = Field(
+        1, ge=1, le=52, description="score on every Nth labelled validation era (1 = all of them)"
+    )
     row_limit: int | None = Field(None, ge=100, description="cap on training rows (last resort)")
     loader: Loader = Field(
         "auto", description="how parquet becomes binned LightGBM data: auto picks by size and free memory"
@@ -43,6 +46,23 @@ class FoldsConfig(StrictModel):
     n_folds: int = Field(4, ge=2, le=20)
     embargo_eras: int = Field(
         8, ge=0, le=52, description="eras dropped from training on each side of a validation block"
+    )
+
+
+class ScoringConfig(StrictModel):
+    """How validation predictions are judged, besides CORR against the main target."""
+
+    benchmark_model: str | None = Field(
+        None,
+        min_length=1,
+        description="column of validation_benchmark_models.parquet BMC is measured against; "
+        "null: the data version's reference benchmark (v52_lgbm_ender20 for v5.2)",
+    )
+    feature_metrics_eras: int | None = Field(
+        200,
+        ge=1,
+        description="FNC and feature exposure on the newest N validation eras (each era neutralises "
+        "against every feature: about 0.5 s an era at 42 features, 35 s at 2,376); null: every era",
     )
 
 
@@ -152,6 +172,7 @@ class TrainingConfig(StrictModel):
     )
     work_dir: Path = Path("runs")
     submission: SubmissionConfig = SubmissionConfig()
+    scoring: ScoringConfig = ScoringConfig()
     numerai: NumeraiConfig = NumeraiConfig()
     scale_out: ScaleOutConfig = ScaleOutConfig()
     models: list[SlotConfig] = Field(

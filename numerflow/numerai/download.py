@@ -27,6 +27,7 @@ from numerflow.io import atomic_path, remove_stale_temps, write_json_atomic
 from numerflow.numerai.client import NumeraiClient
 from numerflow.numerai.errors import TransientError
 from numerflow.numerai.locks import WAIT_FOREVER, held
+from numerflow.score.references import BENCHMARK_FILE, META_MODEL_COLUMN, META_MODEL_FILE
 
 CHUNK_BYTES = 1 << 20
 logger = logging.getLogger("numerflow.numerai")
@@ -53,6 +54,10 @@ def expectation_for(filename: str, feature_names: list[str] | None = None) -> Ex
     base = filename.rsplit("/", 1)[-1]
     if base.endswith(".json"):
         return Expectation(json_keys=("feature_sets", "targets"))
+    if base == META_MODEL_FILE:
+        return Expectation(columns=("id", META_MODEL_COLUMN))
+    if base == BENCHMARK_FILE:
+        return Expectation(columns=("id", "era"))
     features = tuple(feature_names or ())
     if base.startswith("train"):
         return Expectation(columns=("id", "era", "target", *features))

@@ -32,6 +32,7 @@ from numerflow.config.models import (
 from numerflow.data.files import DataError, read_features_json, select_features
 from numerflow.gpu.tiers import DevicePolicy, TierDecision, TierStep
 from numerflow.runs.manifest import latest_slot_run
+from numerflow.score.references import reference_benchmark
 
 DEFAULT_SLOT = "main"  # the one slot of a run that names no Numerai models: trained, never uploaded
 
@@ -43,7 +44,10 @@ class Frozen(BaseModel):
 class DataPlan(Frozen):
     version: str
     version_dir: Path
-    era_stride: int
+    era_stride: int  # training eras
+    validation_era_stride: int  # scored validation eras, independent of the training stride
+    benchmark_model: str  # the validation_benchmark_models.parquet column BMC is measured against
+    feature_metrics_eras: int | None  # FNC and feature exposure on the newest N validation eras
     row_limit: int | None
     loader: Loader
     bins_dir: Path
@@ -170,6 +174,9 @@ def resolve_plan(
             version=version,
             version_dir=version_dir,
             era_stride=max(training.data.era_stride, decision.era_stride or 1),  # the GPU may need fewer rows
+            validation_era_stride=training.data.validation_era_stride,
+            benchmark_model=training.scoring.benchmark_model or reference_benchmark(version),
+            feature_metrics_eras=training.scoring.feature_metrics_eras,
             row_limit=training.data.row_limit,
             loader=training.data.loader,
             bins_dir=training.bins_root(),

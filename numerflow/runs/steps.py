@@ -236,7 +236,14 @@ def write_slot_manifest(
             for t, ps in model_paths(results, slot.targets).items()
         },
         stacker=evaluation.stacker.model_dump(mode="json"),
-        metrics={"summary": evaluation.summary, "per_fold": evaluation.per_fold},
+        metrics={
+            "summary": evaluation.summary,
+            "per_fold": evaluation.per_fold,
+            "validation": {
+                name: metric.model_dump(exclude={"per_era"})
+                for name, metric in evaluation.validation_metrics.items()
+            },
+        },
     )
     slot_dir = paths.slot_dir(slot.name)
     path = write_manifest(slot_dir, manifest)

@@ -7,24 +7,66 @@ from pathlib import Path
 from typing import Any
 
 from numerflow.score.evaluate import STACK, Evaluation
+from numerflow.score.metrics import RECENT_ERAS, recent
 from numerflow.submit.steps import SubmissionOutcome
+
+LEAD_METRICS = {"mmc": "MMC", "bmc": "BMC"}  # the contributions a participant compares next to CORR
 
 
 def summary_rows(evaluations: dict[str, Evaluation]) -> list[dict[str, Any]]:
-    """One row per (slot, split, model) with mean, std, sharpe and max drawdown of per-era CORR."""
+    """One row per (slot, split, metric, model) with mean, std, sharpe, max drawdown and eras,
+    over all eras and the last 200: CORR out of fold and on validation, Numerai's other metrics
+    on validation where they were computed."""
     rows = []
     for slot, evaluation in evaluations.items():
-        for split, models in evaluation.summary.items():
+        tables = [(split, "corr", models) for split, models in evaluation.summary.items()]
+        tables += [("validation", name, m.summary) for name, m in evaluation.validation_metrics.items()]
+        for split, metric, models in tables:
             for model, figures in models.items():
                 rows.append(
                     {
                         "slot": slot,
                         "split": split,
+                        "metric": metric,
                         "model": model,
                         **{k: round(v, 6) if isinstance(v, float) else v for k, v in figures.items()},
                     }
                 )
     return rows
+
+
+def lead_table(evaluations: dict[str, Evaluation]) -> list[str]:
+    """The figures a participant compares, one row per slot (its stack on validation), each with
+    the number of eras behind it; then what MMC and BMC are measured against, or why they were
+    not computed, once per note."""
+    lines = [
+        "| slot | validation CORR | sharpe | max drawdown | eras | MMC | BMC |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    notes: list[str] = []
+    for slot, evaluation in evaluations.items():
+        corr = evaluation.summary["validation"][STACK]
+        cells = [
+            slot,
+            f"**{corr['mean']:.4f}**",
+            f"{corr['sharpe']:.2f}",
+            f"{corr['max_drawdown']:.4f}",
+            str(corr["eras"]),
+        ]
+        for name, label in LEAD_METRICS.items():
+            metric = evaluation.validation_metrics[name]
+            if metric.not_computed:
+                cells.append("not computed")
+                notes.append(f"- {label} not computed: {metric.not_computed}")
+            else:
+                figures = metric.summary[STACK]
+                notes.append(f"- {label} is measured against {metric.against}")
+                cells.append(
+                    f"{figures['mean']:.4f} (sharpe {figures['sharpe']:.2f}, "
+                    f"drawdown {figures['max_drawdown']:.4f}, {figures['eras']} eras)"
+                )
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, "", *dict.fromkeys(notes)] if notes else lines
 
 
 def slot_rows(
@@ -45,18 +87,16 @@ def markdown_summary(
     run_dir: Path | None = None,
     seconds: float | None = None,
 ) -> str:
-    lines = [f"# numerflow weekly run `{run_id}`", "", f"- data version: **{data_version}**"]
+    lines = [f"# numerflow weekly run `{run_id}`", ""]
+    if evaluations:
+        lines += [*lead_table(evaluations), ""]
+    lines.append(f"- data version: **{data_version}**")
     for slot, evaluation in evaluations.items():
-        validation = evaluation.summary["validation"][STACK]
         weights = ", ".join(
             f"{c}={w:.3f}"
             for c, w in zip(evaluation.stacker.columns, evaluation.stacker.weights, strict=True)
         )
-        lines.append(
-            f"- slot **{slot}**: validation CORR (stack) **{validation['mean']:.4f}** mean, "
-            f"sharpe {validation['sharpe']:.2f} over {validation['eras']} eras; "
-            f"stacking {evaluation.stacker.kind} {weights}"
-        )
+        lines.append(f"- slot **{slot}**: stacking {evaluation.stacker.kind} {weights}")
     for slot, reason in failed.items():
         lines.append(f"- slot **{slot}**: FAILED: {reason}")
     if submission is not None:
@@ -86,12 +126,15 @@ def markdown_summary(
         lines.append("- overrides: " + ", ".join(f"`{k}={v}`" for k, v in changed_params.items()))
     lines += [
         "",
-        "| slot | split | model | mean | std | sharpe | max drawdown |",
-        "|---|---|---|---|---|---|---|",
+        "| slot | split | metric | model | mean | std | sharpe | max drawdown | eras "
+        f"| last {RECENT_ERAS} eras: mean | sharpe | max drawdown | eras |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in summary_rows(evaluations):
         lines.append(
-            f"| {row['slot']} | {row['split']} | {row['model']} | {row['mean']:.4f} | {row['std']:.4f} "
-            f"| {row['sharpe']:.2f} | {row['max_drawdown']:.4f} |"
+            f"| {row['slot']} | {row['split']} | {row['metric']} | {row['model']} | {row['mean']:.4f} "
+            f"| {row['std']:.4f} | {row['sharpe']:.2f} | {row['max_drawdown']:.4f} | {row['eras']} "
+            f"| {row[recent('mean')]:.4f} | {row[recent('sharpe')]:.2f} "
+            f"| {row[recent('max_drawdown')]:.4f} | {row[recent('eras')]} |"
         )
     return "\n".join(lines) + "\n"

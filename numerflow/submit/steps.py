@@ -20,6 +20,7 @@ from numerflow.numerai.download import DownloadResult, expectation_for, fetch
 from numerflow.numerai.errors import NumeraiError
 from numerflow.numerai.uploads import UploadOutcome, UploadRequest, upload_once
 from numerflow.runs.manifest import TrainedRun
+from numerflow.score.references import SCORING_FILES
 from numerflow.score.stacking import Stacker, era_rank
 from numerflow.submit.file import build_submission, file_sha256, write_submission
 from numerflow.train.predict import predict
@@ -93,7 +94,9 @@ def resolve_version(data: DataConfig, client: NumeraiClient | None) -> str:
 
 
 def ensure_training_data(version_dir: Path, client: NumeraiClient) -> list[DownloadResult]:
-    """features.json first (its feature list checks the parquet files), then train and validation."""
+    """features.json first (its feature list checks the parquet files), then train and validation,
+    then the benchmark-model and meta-model files that BMC and MMC are scored against, where
+    Numerai lists them for the version (v5.0 has no meta model)."""
     version = version_dir.name
     results = [
         fetch(
@@ -110,6 +113,10 @@ def ensure_training_data(version_dir: Path, client: NumeraiClient) -> list[Downl
         results.append(
             fetch(client, f"{version}/{name}", version_dir / name, expectation_for(name, features))
         )
+    listed = set(client.list_datasets())
+    for name in SCORING_FILES:
+        if f"{version}/{name}" in listed:
+            results.append(fetch(client, f"{version}/{name}", version_dir / name, expectation_for(name)))
     return results
 
 
