@@ -154,3 +154,23 @@ def test_submit_plan_uses_each_slots_latest_run(config_dir: Path, tmp_path: Path
     plan = submit_plan_for_round(config)
     assert {s.name: s.trained_dir for s in plan.slots} == {"a": work_dir / "r1" / "slots" / "a", "b": None}
     assert [s.name for s in submit_plan_for_round(config, ["b"]).slots] == ["b"]
+
+
+def test_fnc_neutralises_against_the_named_feature_set_when_the_data_has_it(
+    config_dir: Path, version_dir: Path, tmp_path: Path
+) -> None:
+    import json
+
+    features_json = json.loads((version_dir / "features.json").read_text(encoding="utf-8"))
+    config = load_config(config_dir, {"training.data.dir": str(tmp_path)})
+    decision = decision_for(DevicePolicy.of(config), probe_gpus(FakeNvml([]), visible=None))
+    (tmp_path / "v5.2").mkdir()
+    (tmp_path / "v5.2" / "features.json").write_text(json.dumps(features_json), encoding="utf-8")
+    [slot] = resolve_plan(config, "v5.2", decision).slots
+    assert slot.neutralisers == slot.features  # no fncv3_features in this data: the slot's own
+
+    fncv3 = features_json["feature_sets"]["all"][-3:]
+    features_json["feature_sets"]["fncv3_features"] = fncv3
+    (tmp_path / "v5.2" / "features.json").write_text(json.dumps(features_json), encoding="utf-8")
+    [slot] = resolve_plan(config, "v5.2", decision).slots
+    assert slot.neutralisers == fncv3 and slot.features != fncv3

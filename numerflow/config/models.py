@@ -58,6 +58,12 @@ class ScoringConfig(StrictModel):
         description="column of validation_benchmark_models.parquet BMC is measured against; "
         "null: the data version's reference benchmark (v52_lgbm_ender20 for v5.2)",
     )
+    fnc_feature_set: str | None = Field(
+        "fncv3_features",
+        min_length=1,
+        description="features.json set FNC and feature exposure neutralise against (Numerai's FNC "
+        "uses fncv3_features); null, or a set the data lacks: the slot's own features",
+    )
     feature_metrics_eras: int | None = Field(
         200,
         ge=1,

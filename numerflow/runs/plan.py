@@ -61,6 +61,7 @@ class SlotPlan(Frozen):
     targets: list[str]
     features: list[str]
     feature_source: str  # where the features came from, for people
+    neutralisers: list[str]  # the features FNC and feature exposure are measured against
     recipe_params: LightGBMParams  # the slot's parameters before the device decision
     ladder: list[TierStep]  # parameters to train with, then the fallbacks down to the CPU
     folds: FoldsConfig
@@ -253,6 +254,7 @@ def _slot_plan(
         targets=slot.targets or config.training.targets,
         features=features,
         feature_source=_describe_features(features_config, len(features)),
+        neutralisers=_neutralisers(features_json, config.training.scoring.fnc_feature_set, features),
         recipe_params=recipe_params,
         ladder=slot_ladder(decision, base, recipe_params),
         folds=slot.folds or config.training.folds,
@@ -268,6 +270,14 @@ def features_config_of(defaults: FeaturesConfig, slot: SlotConfig) -> FeaturesCo
         chosen = FeaturesConfig(feature_set=slot.feature_set, features=slot.features)
     max_features = slot.max_features if slot.max_features is not None else defaults.max_features
     return chosen.model_copy(update={"max_features": max_features})
+
+
+def _neutralisers(features_json: dict[str, object], feature_set: str | None, own: list[str]) -> list[str]:
+    """The named set (Numerai's FNC uses fncv3_features: a fraction of all features, so a tenth
+    of the cost an era) when the data has it, else the slot's own features."""
+    sets = features_json["feature_sets"]
+    assert isinstance(sets, dict)
+    return list(sets[feature_set]) if feature_set and sets.get(feature_set) else own
 
 
 def _describe_features(features: FeaturesConfig, count: int) -> str:

@@ -115,7 +115,7 @@ def _predict_validation(
     labelled = target.notna().to_numpy()
     return ValidationSet(
         rows=rows,
-        features=prepared.feature_names,
+        features=slot.neutralisers,
         positions=np.flatnonzero(labelled),
         predictions=predictions[labelled],
         target=target[labelled],
