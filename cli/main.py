@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -178,6 +179,7 @@ def setup_all(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from numerflow.ops.deploy import setup
+    from numerflow.ops.schedule import describe_start
 
     directory = (config_dir or default_config_dir()).resolve()
     config = _config_or_exit(directory, {})
@@ -186,6 +188,11 @@ def setup_all(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
         typer.echo(f"changed:   {line}")
     for line in report.unchanged:
         typer.echo(f"unchanged: {line}")
+    typer.echo("")
+    typer.echo("Next scheduled runs:")
+    now = datetime.now(UTC)
+    for deployment, when in report.next_runs.items():
+        typer.echo(f"  {deployment:<26}{describe_start(when, now) if when else 'schedule paused'}")
     typer.echo("")
     typer.echo("Start the worker on the GPU machine (keep it running; see deployments/README.md):")
     typer.echo(f"  {report.worker_command}")

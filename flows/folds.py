@@ -17,8 +17,10 @@ from prefect import Flow, flow
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.naming import parent_run_name
 from numerflow.config.models import NumerflowConfig, ScaleOutConfig
 from numerflow.gpu.tiers import TierStep
+from numerflow.runs.names import child_run_name
 from numerflow.train.fit import FoldResult
 from numerflow.train.folds import Fold
 from numerflow.train.prepare import PreparedData
@@ -73,7 +75,8 @@ def _holding(resources: dict[str, float]) -> AbstractContextManager[object]:
 def _run_name() -> str:
     parameters = flow_run.parameters
     where = "dask" if parameters["config"].training.scale_out.dask_address else "local"
-    return f"folds-{len(parameters['folds'])}x{len(parameters['config'].training.targets)}-{where}"
+    role = f"folds-{len(parameters['folds'])}x{len(parameters['config'].training.targets)}-{where}"
+    return child_run_name(parent_run_name(), role)
 
 
 @flow(name="numerflow-train-folds", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=1))

@@ -17,12 +17,14 @@ from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
+from flows.naming import parent_run_name, rename_run
 from numerflow.config.models import NumerflowConfig
-from numerflow.numerai.blocks import NumeraiCredentials
+from numerflow.numerai.blocks import load_credentials
 from numerflow.numerai.client import NumeraiClient, RoundInfo
 from numerflow.numerai.errors import NumeraiError
 from numerflow.ops.alerts import UPLOAD_GIVEN_UP_STATE, emit_round_started, emit_upload_given_up
 from numerflow.runs.manifest import latest_run, load_trained_run
+from numerflow.runs.names import child_run_name, round_placeholder_name, round_run_name
 from numerflow.submit.steps import (
     SubmissionOutcome,
     live_path,
@@ -37,10 +39,17 @@ from tasks.numerai import (
     write_submission_task,
 )
 
-ROUND_RUN_PLACEHOLDER = "round-submission"  # the per-round flow's name until the round is known
+
+def round_placeholder() -> str:
+    """The per-round flow's name until the round is known."""
+    return round_placeholder_name(flow_run.get_id())
 
 
-@flow(name="numerflow-submission")
+def _run_name() -> str:
+    return child_run_name(parent_run_name(), "submission")
+
+
+@flow(name="numerflow-submission", flow_run_name=_run_name)
 def submission_flow(
     config: NumerflowConfig,
     run_dir: Path | None = None,
@@ -133,18 +142,15 @@ def _wait_for_open_round(client: NumeraiClient, minutes: int, poll_seconds: floa
 
 
 def _name_runs(round_number: int | None, models: list[str], uploading: bool) -> None:
-    """Name the run after what it does, e.g. round-1002-my_model (or ...-dry-run); a per-round
-    parent run still carrying its placeholder name gets the same name."""
-    run_id = flow_run.get_id()
-    if run_id is None:
+    """A per-round parent run still carrying its placeholder name is named after what it does,
+    e.g. round-1002-my_model (or ...-dry-run), and this subflow after it; under the weekly run
+    both keep their names."""
+    parent = flow_run.get_parent_flow_run_id()
+    if parent is None or parent_run_name() != round_placeholder_name(parent):
         return
-    subject = "-".join(models) if models else "no-models"
-    name = f"round-{round_number or 'local'}-{subject}" + ("" if uploading else "-dry-run")
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(run_id, name=name)
-        parent = flow_run.get_parent_flow_run_id()
-        if parent is not None and client.read_flow_run(parent).name == ROUND_RUN_PLACEHOLDER:
-            client.update_flow_run(parent, name=name)
+    name = round_run_name(round_number, models, uploading)
+    rename_run(name, parent)
+    rename_run(child_run_name(name, "submission"))
 
 
 def connect(config: NumerflowConfig) -> tuple[NumeraiClient, dict[str, str]]:
@@ -153,7 +159,7 @@ def connect(config: NumerflowConfig) -> tuple[NumeraiClient, dict[str, str]]:
     The block is loaded in the flow's own process and its secrets go straight into the
     client: they are never a parameter, a task result or a log line.
     """
-    credentials = NumeraiCredentials.load(config.training.numerai.credentials_block)
+    credentials = load_credentials(config.training.numerai.credentials_block)
     client = make_client(
         config, credentials.public_id.get_secret_value(), credentials.secret_key.get_secret_value()
     )

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from flows.folds import check_cluster, fold_flow
 from flows.hooks import alert_owner
+from flows.naming import rename_run
 from flows.submission import SubmissionOutcome, connect, submission_flow, upload_failure_state
 from numerflow.config import load_config
 from numerflow.config.parameters import (
@@ -39,6 +40,7 @@ from numerflow.config.parameters import (
 )
 from numerflow.gpu.tiers import apply_data_limits
 from numerflow.runs.manifest import utc_now
+from numerflow.runs.names import weekly_run_name
 from numerflow.runs.steps import device_record, plan_folds, start_run, write_run_manifest
 from numerflow.score.evaluate import STACK
 from numerflow.submit.steps import resolve_version
@@ -57,9 +59,21 @@ class WeeklyResult(BaseModel):
     summary: dict[str, dict[str, dict[str, float | int]]]
 
 
-def _run_name() -> str:
-    version = flow_run.parameters.get("data_version") or "config"
-    return f"weekly-{flow_run.scheduled_start_time:%Y-%m-%d}-{version}"
+def _run_name(version: str | None = None) -> str:
+    """weekly-<date>-<version>-<short id>: the configured version at first, the resolved one
+    (`latest` -> v5.2) as soon as it is known."""
+    return weekly_run_name(flow_run.scheduled_start_time, version or _configured_version(), flow_run.get_id())
+
+
+def _configured_version() -> str:
+    parameters = flow_run.parameters
+    try:
+        config = load_config(
+            parameters.get("config_dir"), overrides_from(parameters, parameters.get("overrides"))
+        )
+    except Exception:  # a bad config fails the run right after, with the real message
+        return parameters.get("data_version") or "config"
+    return config.training.data.version
 
 
 @flow(
@@ -115,6 +129,7 @@ def weekly_flow(
 
     client = connect(config)[0] if config.training.numerai.download else None
     config = resolve_version(config, client)
+    rename_run(_run_name(config.training.data.version))
     if client is not None:
         download_training_data(config, client)
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shlex
+import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,7 @@ from prefect.utilities.callables import parameter_schema
 
 from numerflow.config.models import NumerflowConfig, ScheduleConfig
 from numerflow.numerai.blocks import NumeraiCredentials
+from numerflow.ops.schedule import next_runs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,6 +49,7 @@ class SetupReport:
     changed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     worker_command: str = ""
+    next_runs: dict[str, datetime | None] = field(default_factory=dict)  # deployment -> first start
 
 
 def deployment_specs(config: NumerflowConfig, config_dir: Path) -> list[DeploymentSpec]:
@@ -75,14 +81,27 @@ def setup(config: NumerflowConfig, config_dir: Path, source: Path = PROJECT_ROOT
     report = SetupReport()
     _register_blocks(report)
     _ensure_work_pool(config, report)
+    now = datetime.now(UTC)
     for spec in deployment_specs(config, config_dir):
         _ensure_deployment(config, spec, source, report)
+        report.next_runs[f"{spec.flow_name}/{spec.name}"] = next(iter(next_runs(spec.schedule, now)), None)
     api_url = get_current_settings().api.url or "http://127.0.0.1:4200/api"
-    report.worker_command = (
-        f"PREFECT_API_URL={api_url} PREFECT_SERVER_ANALYTICS_ENABLED=false "
-        f"prefect worker start --pool {config.deployments.work_pool} --limit {config.deployments.concurrency}"
+    report.worker_command = worker_command(
+        api_url, config.deployments.work_pool, config.deployments.concurrency
     )
     return report
+
+
+def worker_command(api_url: str, pool: str, limit: int, prefect: Path | None = None) -> str:
+    """The worker's command line as it runs in this install: the environment's own `prefect`
+    by its full path, so it works from any folder without `uv run` or an activated venv, and
+    the worker receives the stop signal itself (`uv run` passed SIGTERM on as SIGINT, twice,
+    and stopping took over 40 s)."""
+    prefect = prefect or Path(sys.executable).with_name("prefect.exe" if os.name == "nt" else "prefect")
+    return (
+        f"PREFECT_API_URL={shlex.quote(api_url)} PREFECT_SERVER_ANALYTICS_ENABLED=false "
+        f"{shlex.quote(str(prefect))} worker start --pool {shlex.quote(pool)} --limit {limit}"
+    )
 
 
 def _register_blocks(report: SetupReport) -> None:
@@ -149,6 +168,7 @@ def _ensure_deployment(
         build=False,
         push=False,
         print_next_steps=False,
+        ignore_warnings=True,  # "consider .serve": a process pool with one worker is the design
     )
     when = f"{spec.schedule.cron} {spec.schedule.timezone}"
     report.changed.append(f"{label} {'updated' if existing else 'created'} ({when})")
