@@ -213,17 +213,24 @@ def setup_alerts_command(
     Without --url the existing block is kept. Re-running changes only what differs.
     """
     from numerflow.ops.alerts import setup_alerts
-    from numerflow.ops.notify_blocks import ensure_block
+    from numerflow.ops.notify_blocks import block_for_url, ensure_block, record_block
 
-    config = _config_or_exit(config_dir, {})
-    if config.alerts.block is None:
-        raise _fail("alerts.yaml: block: name a notification block, e.g. slack-webhook/numerflow-alerts")
+    directory = config_dir or default_config_dir()
+    config = _config_or_exit(directory, {})
+    block = config.alerts.block or (block_for_url(url) if url else None)
+    if block is None:
+        raise _fail(
+            "alerts.yaml: block is null: pass --url WEBHOOK_URL (Slack, Teams, Discord, any JSON webhook)"
+        )
     try:
-        block_id, created = ensure_block(config.alerts.block, url)
+        block_id, created = ensure_block(block, url)
+        if config.alerts.block is None:
+            record_block(directory / "alerts.yaml", block)  # so the flows' own hooks use it too
+            typer.echo(f"changed:   alerts.yaml block: {block}")
     except ValueError as exc:
         raise _fail(str(exc)) from None
     report = setup_alerts(config.alerts, block_id)
-    typer.echo(f"{'changed:   block' if created else 'unchanged: block'} {config.alerts.block}")
+    typer.echo(f"{'changed:   block' if created else 'unchanged: block'} {block}")
     for line in report.changed:
         typer.echo(f"changed:   {line}")
     for line in report.unchanged:

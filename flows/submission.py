@@ -31,6 +31,7 @@ from numerflow.submit.steps import (
     make_client,
     resolve_model_ids,
 )
+from tasks.evaluation import publish_submissions
 from tasks.numerai import (
     current_round,
     download_live_data,
@@ -103,13 +104,15 @@ def submission_flow(
         dry_run=not uploading,
     )  # fmt: skip
     failed = any(u.status == "failed" for u in uploads)
-    return SubmissionOutcome(
+    outcome = SubmissionOutcome(
         status="upload-failed" if failed else "submitted" if uploading else "dry-run",
         round=round_number,
         trained_run_id=run.run_id,
         submission=submission,
         uploads=uploads,
     )
+    publish_submissions(outcome)
+    return outcome
 
 
 def upload_failure_state(outcome: SubmissionOutcome) -> State | None:

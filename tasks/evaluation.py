@@ -11,6 +11,8 @@ from numerflow.config.models import NumerflowConfig
 from numerflow.runs.steps import RunPaths
 from numerflow.score.evaluate import Evaluation, evaluate
 from numerflow.score.report import markdown_summary, summary_rows
+from numerflow.submit.report import submission_table
+from numerflow.submit.steps import SubmissionOutcome
 from numerflow.train.fit import FoldResult
 from numerflow.train.prepare import PreparedData
 
@@ -22,17 +24,25 @@ def stack_and_score(
     return evaluate(config, prepared, results, paths.run_dir)
 
 
-@task(name="publish-metrics")
+def publish_submissions(outcome: SubmissionOutcome) -> None:
+    """The uploads table on the current flow run's page (called in a flow, not a task)."""
+    rows, description = submission_table(outcome)
+    create_table_artifact(rows, key="numerflow-submissions", description=description)
+
+
 def publish_metrics(
     paths: RunPaths,
     data_version: str,
     evaluation: Evaluation,
-    submission: Any,
+    submission: SubmissionOutcome,
     overrides: dict[str, Any],
     device: dict[str, Any],
     seconds: float,
 ) -> None:
-    """Artifacts with stable keys, so every run adds a version to the same collections."""
+    """Artifacts with stable keys, so every run adds a version to the same collections. Called in
+    the flow itself, not a task, so they belong to the flow run (the weekly run's page shows the
+    submissions too)."""
+    publish_submissions(submission)
     create_markdown_artifact(
         markdown_summary(
             paths.run_id, data_version, evaluation, submission, overrides, device, paths.run_dir, seconds
