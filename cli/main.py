@@ -166,6 +166,31 @@ def gpu(
     typer.echo(f"fallbacks:  {' -> '.join(decision['fallbacks']) or '-'}")
 
 
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    config_dir: ConfigDirOption = None,
+) -> None:
+    """Server, worker, credentials, alerts, latest runs, next runs and caches, on one screen.
+
+    Exits 1 when something would make the next round fail.
+    """
+    import json
+
+    from numerflow.ops.status import collect_status
+    from numerflow.ops.status_report import status_lines
+
+    directory = (config_dir or default_config_dir()).resolve()
+    report = collect_status(_config_or_exit(directory, {}), directory)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        for line in status_lines(report, datetime.now(UTC)):
+            typer.echo(line)
+    if report["problems"]:
+        raise typer.Exit(code=1)
+
+
 setup_app = typer.Typer(
     help="Set up the Prefect side: with no sub-command, block types, the work pool and both deployments.",
     invoke_without_command=True,

@@ -2,12 +2,17 @@
 submit once per model and round, and never leak the secret."""
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterParentFlowRunId,
+)
 from prefect.settings import get_current_settings
 
 from flows.submit import submit_flow
@@ -57,7 +62,8 @@ def project(tmp_path_factory: pytest.TempPathFactory, fake: FakeNumerai, prefect
     }
     state = weekly_flow(overrides=overrides, return_state=True)
     assert state.is_completed(), state.message
-    return {"root": root, "overrides": overrides, "weekly": state.result()}
+    return {"root": root, "overrides": overrides, "weekly": state.result(),
+            "weekly_run_id": state.state_details.flow_run_id}  # fmt: skip
 
 
 def _submissions(fake: FakeNumerai) -> int:
@@ -142,6 +148,29 @@ def test_bad_credentials_fail_the_flow_with_a_clear_message(project: dict, fake:
     assert state.is_failed()
     message = str(state.result(raise_on_failure=False))
     assert "rejected the credentials" in message and "swapped" in message
+
+
+def test_missing_credentials_block_says_how_to_create_it(project: dict) -> None:
+    state = submit_flow(
+        overrides=project["overrides"] | {"training.numerai.credentials_block": "nowhere"}, return_state=True
+    )
+    assert state.is_failed()
+    message = str(state.result(raise_on_failure=False))
+    assert "`uv run numerflow setup credentials --block-name nowhere`" in message
+    assert "Unable to find block document" not in message
+    with get_client(sync_client=True) as client:
+        parent = client.read_flow_run(state.state_details.flow_run_id)
+        [child] = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id]))
+        )
+    assert parent.name.startswith("round-pending-") and child.name == f"{parent.name}-submission"
+
+
+def test_weekly_run_is_named_after_the_resolved_version(project: dict) -> None:
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(project["weekly_run_id"])
+    assert project["overrides"]["training.data.version"] == "latest"
+    assert re.fullmatch(r"weekly-\d{4}-\d\d-\d\d-v5\.2-[0-9a-f]{8}", run.name), run.name
 
 
 def test_the_secret_is_nowhere_in_what_runs_produced(project: dict, caplog: pytest.LogCaptureFixture) -> None:
