@@ -191,6 +191,21 @@ def status(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def worker(
+    name: Annotated[str | None, typer.Option("--name", help="Worker name shown in the UI")] = None,
+    config_dir: ConfigDirOption = None,
+) -> None:
+    """Start the Prefect worker for deployments.yaml's pool and concurrency (keep it running).
+
+    It stops cleanly on SIGTERM or Ctrl-C, however it was started.
+    """
+    from numerflow.ops.worker import run_worker, worker_argv
+
+    deployments = _config_or_exit(config_dir, {}).deployments
+    run_worker(worker_argv(deployments.work_pool, deployments.concurrency, name))
+
+
 setup_app = typer.Typer(
     help="Set up the Prefect side: with no sub-command, block types, the work pool and both deployments.",
     invoke_without_command=True,

@@ -84,7 +84,7 @@ def test_setup_twice_changes_nothing(stack: dict) -> None:
     second = stack["prefect"].cli(["numerflow", "setup", "--config-dir", str(stack["config_dir"])])
     assert not [line for line in second.stdout.splitlines() if line.startswith("changed:")]
     assert second.stdout.count("unchanged:") == 4
-    assert f"/prefect worker start --pool {POOL} --limit 1" in second.stdout
+    assert f"/numerflow worker --config-dir {stack['config_dir']}" in second.stdout
     with get_client(sync_client=True) as client:
         after = {d.name: (d.id, d.updated, d.version) for d in client.read_deployments()}
         pools = [p.name for p in client.read_work_pools()]
@@ -213,9 +213,10 @@ def test_printed_worker_takes_a_run_and_status_follows_it(stack: dict, tmp_path:
     env = {k: v for k, v in prefect.env.items() if k != "PREFECT_API_URL"}  # the command sets it
     env |= {"PREFECT_WORKER_HEARTBEAT_SECONDS": "2", "PATH": "/usr/bin:/bin"}
     log = tmp_path / "printed-worker.log"
-    with open(log, "w") as out:
-        worker = subprocess.Popen(["/bin/sh", "-c", f"exec {command}"], cwd=tmp_path, env=env,
-                                  stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
+    with open(log, "w") as out:  # started as a script starts it in the background: SIGINT ignored
+        worker = subprocess.Popen(["/bin/sh", "-c", f"exec env {command}"], cwd=tmp_path, env=env,
+                                  stdout=out, stderr=subprocess.STDOUT, preexec_fn=ignore_sigint)  # fmt: skip
     try:
         code, status = _wait_worker_online(stack, online=True)
         assert code == 0, status["problems"]

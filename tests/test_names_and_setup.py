@@ -15,6 +15,7 @@ from numerflow.ops.alerts import failure_message
 from numerflow.ops.deploy import worker_command
 from numerflow.ops.notify_blocks import block_for_url, record_block
 from numerflow.ops.schedule import describe_start, next_runs
+from numerflow.ops.worker import worker_argv
 from numerflow.runs.names import child_run_name, round_run_name, weekly_run_name
 from numerflow.submit.report import submission_table
 from numerflow.submit.steps import SubmissionOutcome, SubmissionRecord, UploadOutcome
@@ -50,18 +51,37 @@ def test_next_runs_follow_cron_and_time_zone() -> None:
     assert describe_start(rounds[0], datetime(2026, 11, 27, 11, 30, tzinfo=UTC)).endswith("(in 35 min)")
 
 
-def test_printed_worker_command_runs_as_printed_from_any_folder(tmp_path: Path) -> None:
-    command = worker_command("http://127.0.0.1:4321/api", "numerflow-gpu", 1)
+def test_printed_worker_command_runs_as_printed_from_any_folder(tmp_path: Path, config_dir: Path) -> None:
+    command = worker_command("http://127.0.0.1:4321/api", config_dir)
     assert command.startswith("PREFECT_API_URL=http://127.0.0.1:4321/api ")
-    assert "worker start --pool numerflow-gpu --limit 1" in command
-    # The same executable with --help instead of a worker: it runs from an unrelated folder with
-    # no venv on PATH, as a shell would run the printed line.
-    probe = command.replace("worker start --pool numerflow-gpu --limit 1", "worker start --help")
+    assert shlex.split(command)[1] == str(Path(sys.executable).with_name("numerflow"))
+    # The same line with --help instead of a worker, run by a shell from an unrelated folder
+    # with no venv on PATH.
+    probe = command.replace(f"worker --config-dir {config_dir}", "worker --help")
     done = subprocess.run(["/bin/sh", "-c", probe], cwd=tmp_path, env={"PATH": "/usr/bin:/bin"},
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "--pool" in done.stdout
-    assert shlex.split(command)[2] == str(Path(sys.executable).with_name("prefect"))
+    assert "--config-dir" in done.stdout
+
+
+def test_the_worker_starts_with_sigint_at_its_default_even_if_it_was_ignored() -> None:
+    """Prefect's worker stops on SIGTERM by sending itself SIGINT: that must not be ignored."""
+    child = "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    parent = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "from numerflow.ops.worker import run_worker; "
+        f"run_worker([sys.executable, '-c', {child!r}])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", parent], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "True", done.stderr
+
+
+def test_worker_argv_takes_pool_and_limit() -> None:
+    argv = worker_argv("numerflow-gpu", 2, "gpu-box")
+    assert argv[1:] == ["worker", "start", "--pool", "numerflow-gpu", "--limit", "2", "--name", "gpu-box"]
+    assert Path(argv[0]).name == "prefect" and Path(argv[0]).is_file()
 
 
 @pytest.mark.parametrize(

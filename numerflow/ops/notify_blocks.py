@@ -26,7 +26,7 @@ HOST_BLOCK_TYPES = {
     "discord.com": "discord-webhook",
     "discordapp.com": "discord-webhook",
 }
-UNSET_BLOCK_LINE = re.compile(r"^block:[ \t]*null\b", re.MULTILINE)
+UNSET_BLOCK_LINE = re.compile(r"^block:[ \t]*null(?=\s)[ \t]*", re.MULTILINE)
 
 
 def block_for_url(url: str) -> str:
@@ -42,7 +42,11 @@ def block_for_url(url: str) -> str:
 def record_block(alerts_file: Path, spec: str) -> None:
     """Write `block: <spec>` over alerts.yaml's `block: null`, keeping the file's comments."""
     text = alerts_file.read_text()
-    updated, count = UNSET_BLOCK_LINE.subn(f"block: {spec}", text, count=1)
+
+    def filled(match: re.Match[str]) -> str:  # keep the comment's column where the value fits
+        return f"block: {spec}".ljust(len(match[0]) - 1) + " "
+
+    updated, count = UNSET_BLOCK_LINE.subn(filled, text, count=1)
     if count != 1:
         raise ValueError(f"{alerts_file}: no `block: null` line to fill in; set `block: {spec}` by hand")
     alerts_file.write_text(updated)

@@ -20,7 +20,7 @@ from prefect.client.schemas.filters import (
     FlowFilter,
     FlowFilterName,
     FlowRunFilter,
-    FlowRunFilterParentFlowRunId,
+    FlowRunFilterParentTaskRunId,
     FlowRunFilterState,
     FlowRunFilterStateType,
 )
@@ -59,7 +59,7 @@ def folder_bytes(path: Path) -> int | None:
 
 def collect_status(config: NumerflowConfig, config_dir: Path, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
-    url = get_current_settings().api.url
+    url = get_current_settings().api.url or None
     status: dict[str, Any] = {"server": {"url": url, "reachable": False}, "problems": []}
     # Without PREFECT_API_URL, Prefect would start a temporary server: nothing to report on.
     with get_client(sync_client=True) if url else nullcontext() as client:
@@ -169,7 +169,7 @@ def _latest_run(client: SyncPrefectClient, flow_name: str) -> dict[str, Any] | N
         flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
         flow_run_filter=FlowRunFilter(
             state=FlowRunFilterState(type=FlowRunFilterStateType(not_any_=[StateType.SCHEDULED])),
-            parent_flow_run_id=FlowRunFilterParentFlowRunId(is_null_=True),
+            parent_task_run_id=FlowRunFilterParentTaskRunId(is_null_=True),  # not a subflow
         ),
         sort=FlowRunSort.EXPECTED_START_TIME_DESC,
         limit=1,
