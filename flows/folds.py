@@ -10,10 +10,13 @@ cache rather than trained again.
 
 from __future__ import annotations
 
+import time
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from prefect import Flow, flow
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -24,6 +27,7 @@ from numerflow.runs.names import child_run_name
 from numerflow.train.fit import FoldResult
 from numerflow.train.folds import Fold
 from numerflow.train.prepare import PreparedData
+from numerflow.train.progress import eta_seconds, percent
 from tasks.training import train_fold
 
 
@@ -106,4 +110,19 @@ def train_folds_flow(
             for target in config.training.targets
             for fold in folds
         ]
+    return _wait_with_progress(futures)
+
+
+def _wait_with_progress(futures: list[PrefectFuture[FoldResult]]) -> list[FoldResult]:
+    """Every fold's result, in submission order, while a progress artifact on this run shows
+    folds done and the time left (from the pace of the finished ones)."""
+    started, total = time.monotonic(), len(futures)
+    artifact_id = create_progress_artifact(0.0, description=f"0/{total} fold models trained")
+    for done, future in enumerate(as_completed(futures), start=1):
+        future.result()  # a failed fold fails the run here
+        eta = eta_seconds(done, total, time.monotonic() - started)
+        left = f", about {eta / 60:.0f} min left" if eta else ""
+        update_progress_artifact(
+            artifact_id, percent(done, total), description=f"{done}/{total} fold models trained{left}"
+        )
     return [future.result() for future in futures]

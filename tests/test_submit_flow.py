@@ -10,6 +10,9 @@ import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterType,
     FlowRunFilter,
     FlowRunFilterParentFlowRunId,
 )
@@ -171,6 +174,24 @@ def test_weekly_run_is_named_after_the_resolved_version(project: dict) -> None:
         run = client.read_flow_run(project["weekly_run_id"])
     assert project["overrides"]["training.data.version"] == "latest"
     assert re.fullmatch(r"weekly-\d{4}-\d\d-\d\d-v5\.2-[0-9a-f]{8}", run.name), run.name
+
+
+def test_training_progress_artifacts_reach_100_percent(project: dict) -> None:
+    children = FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[project["weekly_run_id"]]))
+    with get_client(sync_client=True) as client:
+        [folds_run] = [r for r in client.read_flow_runs(flow_run_filter=children) if "-folds-" in r.name]
+        progress = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[folds_run.id]),
+                type=ArtifactFilterType(any_=["progress"]),
+            )
+        )
+    per_fold = sorted(a.description for a in progress if a.task_run_id is not None)
+    expected = sorted(f"{t} fold {k}: 40/40 trees" for t in ("target", "target_cyrusd_20") for k in range(3))
+    assert per_fold == expected
+    [whole] = [a for a in progress if a.task_run_id is None]
+    assert whole.description.startswith("6/6 fold models trained")
+    assert {float(a.data) for a in progress} == {100.0}
 
 
 def test_the_secret_is_nowhere_in_what_runs_produced(project: dict, caplog: pytest.LogCaptureFixture) -> None:
