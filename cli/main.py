@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -193,7 +194,10 @@ def status(
 
 @app.command()
 def worker(
-    name: Annotated[str | None, typer.Option("--name", help="Worker name shown in the UI")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Worker name in the UI and status [default: host name]"),
+    ] = None,
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Start the Prefect worker for deployments.yaml's pool and concurrency (keep it running).
@@ -203,7 +207,7 @@ def worker(
     from numerflow.ops.worker import run_worker, worker_argv
 
     deployments = _config_or_exit(config_dir, {}).deployments
-    run_worker(worker_argv(deployments.work_pool, deployments.concurrency, name))
+    run_worker(worker_argv(deployments.work_pool, deployments.concurrency, name or socket.gethostname()))
 
 
 setup_app = typer.Typer(

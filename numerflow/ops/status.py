@@ -101,7 +101,8 @@ def problems(status: dict[str, Any], config: NumerflowConfig) -> list[str]:
     broken = [name for name, state in alerts["automations"].items() if state != "enabled"]
     if broken:
         found.append(
-            f"alert automations missing or paused: {', '.join(broken)}: run `uv run numerflow setup alerts`"
+            f"alert automations missing or paused: {', '.join(broken)}: "
+            "run `uv run numerflow setup alerts --url URL`"
         )
     return found
 
