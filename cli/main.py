@@ -88,9 +88,13 @@ def demo(
 
 
 def _run_weekly(config_dir: Path | None, overrides: dict[str, object]) -> None:
+    from flows.expected import EXPECTED_ERRORS
     from flows.weekly import weekly_flow
 
-    result = weekly_flow(config_dir=str(config_dir) if config_dir else None, overrides=overrides)
+    try:
+        result = weekly_flow(config_dir=str(config_dir) if config_dir else None, overrides=overrides)
+    except EXPECTED_ERRORS as exc:  # the run's log has the details; one line here
+        raise _fail(f"the weekly run failed: {exc}") from None
     typer.echo("")
     typer.echo(f"run:            {result.run_dir}")
     _echo_submission(result.submission)

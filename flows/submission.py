@@ -17,6 +17,7 @@ from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
+from flows.expected import fails_cleanly
 from flows.naming import parent_run_name, rename_run
 from numerflow.config.models import NumerflowConfig
 from numerflow.numerai.blocks import load_credentials
@@ -51,6 +52,7 @@ def _run_name() -> str:
 
 
 @flow(name="numerflow-submission", flow_run_name=_run_name)
+@fails_cleanly
 def submission_flow(
     config: NumerflowConfig,
     run_dir: Path | None = None,

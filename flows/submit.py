@@ -9,6 +9,7 @@ from typing import Any
 
 from prefect import flow
 
+from flows.expected import fails_cleanly
 from flows.hooks import alert_owner
 from flows.submission import SubmissionOutcome, round_placeholder, submission_flow, upload_failure_state
 from numerflow.config import load_config
@@ -26,6 +27,7 @@ ROUND_FLOW_TIMEOUT_SECONDS = 50 * 60
     on_failure=[alert_owner],
     on_crashed=[alert_owner],
 )
+@fails_cleanly
 def submit_flow(
     round_number: RoundNumber = None,
     dry_run: bool = False,

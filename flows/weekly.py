@@ -19,6 +19,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
+from flows.expected import fails_cleanly
 from flows.folds import check_cluster, fold_flow
 from flows.hooks import alert_owner
 from flows.naming import rename_run
@@ -82,6 +83,7 @@ def _configured_version() -> str:
     on_failure=[alert_owner],
     on_crashed=[alert_owner],
 )
+@fails_cleanly
 def weekly_flow(
     n_folds: NFolds = None,
     embargo_eras: EmbargoEras = None,
