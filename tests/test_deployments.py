@@ -230,6 +230,16 @@ def test_printed_worker_takes_a_run_and_status_follows_it(stack: dict, tmp_path:
         assert re.fullmatch(r"weekly-\d{4}-\d\d-\d\d-v5\.2-[0-9a-f]{8}", run.name)  # latest, resolved
         assert str(run.id) in log.read_text()  # the printed worker took it
 
+        no_block = 'overrides={"training.numerai.download": true}'  # needs the (missing) credentials
+        done = prefect.cli(["prefect", "deployment", "run", "numerflow-submit/round",
+                            "--param", "dry_run=true", "--param", no_block])  # fmt: skip
+        failed = _wait_final(done.stdout.split("UUID:")[1].split()[0].strip())
+        assert failed.state.is_failed()
+        assert "`uv run numerflow setup credentials --block-name numerai`" in failed.state.message
+        # One traceback at most (Prefect's engine logs one for any failed top-level run), not
+        # one per flow level: the worker's log so far holds only this failure's.
+        assert log.read_text().count("Traceback") <= 1
+
         started = time.monotonic()
         worker.terminate()  # SIGTERM, as systemd or a shell's kill sends it
         worker.wait(30)
