@@ -194,6 +194,20 @@ def test_training_progress_artifacts_reach_100_percent(project: dict) -> None:
     assert {float(a.data) for a in progress} == {100.0}
 
 
+def test_the_weekly_run_itself_carries_its_artifacts_and_the_submissions(project: dict) -> None:
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[project["weekly_run_id"]])
+            )
+        )
+    keys = {a.key for a in artifacts}
+    assert keys >= {"numerflow-run-summary", "numerflow-metrics", "numerflow-submissions"}
+    assert all(a.task_run_id is None for a in artifacts)  # on the flow run, not on a task
+    [submissions] = [a for a in artifacts if a.key == "numerflow-submissions"]
+    assert submissions.description == "uploads for round 1001" and "None" not in str(submissions.data)
+
+
 def test_the_secret_is_nowhere_in_what_runs_produced(project: dict, caplog: pytest.LogCaptureFixture) -> None:
     submit_flow(overrides=project["overrides"], force=True)  # one more run with everything on
     secret = SECRET.encode()
