@@ -25,11 +25,10 @@ from prefect.testing.utilities import prefect_test_harness
 from benchmarks.common import REPO, dataset
 from flows.folds import fold_flow
 from numerflow.config import load_config
-from numerflow.config.models import NumerflowConfig
 from numerflow.gpu.probe import probe_gpus
-from numerflow.gpu.tiers import decision_for
-from numerflow.runs.steps import prepare_data, start_run
-from numerflow.train.folds import make_folds
+from numerflow.gpu.tiers import DevicePolicy, decision_for
+from numerflow.runs.plan import RunPlan, resolve_plan
+from numerflow.runs.steps import FitSpec, plan_fits, prepare_data, start_run
 from numerflow.train.prepare import PreparedData
 
 
@@ -60,36 +59,37 @@ def main() -> None:
             "program_input_params.params.num_threads": 1,
         }
         config = load_config(REPO / "config", overrides)
-        decision = decision_for(config, probe_gpus())
-        paths = start_run(config, decision.params, decision)
-        prepared = prepare_data(config, decision.params, paths)
-        folds = make_folds(prepared.eras, args.folds, config.training.folds.embargo_eras)
-        tasks = len(folds) * len(config.training.targets)
+        plan = resolve_plan(config, version_dir.name, decision_for(DevicePolicy.of(config), probe_gpus()))
+        paths = start_run(plan)
+        [slot] = plan.slots
+        prepared = {slot.data_key(): prepare_data(plan, [slot], paths)}
+        fits, _ = plan_fits(plan, prepared, paths)
         print(
-            f"{tasks} fold x target tasks ({len(folds)} folds x {len(config.training.targets)} targets) of "
-            f"{args.trees} trees on {prepared.rows:,} x {n_features:,}; {os.cpu_count()} CPU cores here"
+            f"{len(fits)} fold x target tasks ({args.folds} folds x {len(slot.targets)} targets) of "
+            f"{args.trees} trees on {prepared[slot.data_key()].rows:,} x {n_features:,}; "
+            f"{os.cpu_count()} CPU cores here"
         )
 
         with prefect_test_harness(server_startup_timeout=90):
             os.environ["PREFECT_API_URL"] = PREFECT_API_URL.value()  # the worker processes report here
-            seconds = {n: on_cluster(n, config, prepared, folds, decision.ladder, work) for n in args.workers}
+            seconds = {n: on_cluster(n, plan, prepared, fits, work) for n in args.workers}
         base = seconds[args.workers[0]]
         for n_workers in args.workers[1:]:
             print(f"speed-up of {n_workers} workers over {args.workers[0]}: {base / seconds[n_workers]:.2f}x")
 
 
 def on_cluster(
-    n_workers: int, config: NumerflowConfig, prepared: PreparedData, folds: list, ladder: list, work: Path
+    n_workers: int, plan: RunPlan, prepared: dict[str, PreparedData], fits: list[FitSpec], work: Path
 ) -> float:
     """Seconds the fold subflow takes on a fresh local cluster of `n_workers` one-thread processes."""
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True) as cluster:
-        scaled = config.model_copy(deep=True)
-        scaled.training.scale_out.dask_address = cluster.scheduler_address
+        scale_out = plan.scale_out.model_copy(update={"dask_address": cluster.scheduler_address})
         started = time.perf_counter()
-        results = fold_flow(scaled.training.scale_out)(
-            scaled, prepared, folds, ladder, work / f"w{n_workers}" / "models", work / f"w{n_workers}"
+        outcomes = fold_flow(scale_out)(
+            fits, prepared, scale_out, plan.seed, work / f"w{n_workers}", plan.device_policy
         )
         seconds = time.perf_counter() - started
+    results = [r for r in outcomes.values() if not isinstance(r, str)]
     print(
         f"  {n_workers} worker(s): {seconds:.1f} s for {len(results)} tasks, trained in "
         f"{len({r.pid for r in results})} worker process(es), {sum(r.reused for r in results)} reused"

@@ -67,7 +67,8 @@ def main() -> None:
         train_s = time.perf_counter() - started
         run = TrainedRun(
             run_id="bench",
-            run_dir=work,
+            slot="main",
+            slot_dir=work,
             data_version=version_dir.name,
             feature_names=features,
             models=models,

@@ -43,7 +43,7 @@ def synth(
 
     spec = _spec_or_exit(eras=eras, rows_per_era=rows_per_era, features=features, seed=seed, version=version)
     directory = generate(out, spec)
-    typer.echo(f"wrote {directory} (train, validation, live, features.json)")
+    typer.echo(f"wrote {directory} (train, validation, live, features.json, benchmark and meta-model files)")
 
 
 @app.command()
@@ -81,25 +81,53 @@ def demo(
         "training.numerai.upload": False,
     }
     overrides = demo_overrides | _overrides_or_exit(config_dir, set_ or [])
-    spec = _spec_or_exit(eras=eras, rows_per_era=rows_per_era, features=features, seed=seed, version=version)
+    spec = _spec_or_exit(
+        eras=eras,
+        rows_per_era=rows_per_era,
+        features=features,
+        seed=seed,
+        version=version,
+        reference_files=False,  # as offline: MMC and BMC say why they are missing, never fake figures
+    )
     typer.echo(f"generating synthetic Numerai data in {work_dir / 'data'} ...")
     generate(work_dir / "data", spec)
     _run_weekly(config_dir, overrides)
 
 
 def _run_weekly(config_dir: Path | None, overrides: dict[str, object]) -> None:
-    from flows.expected import EXPECTED_ERRORS
     from flows.weekly import weekly_flow
+    from numerflow.score.evaluate import STACK
+    from numerflow.score.report import LEAD_METRICS
 
-    try:
-        result = weekly_flow(config_dir=str(config_dir) if config_dir else None, overrides=overrides)
-    except EXPECTED_ERRORS as exc:  # the run's log has the details; one line here
-        raise _fail(f"the weekly run failed: {exc}") from None
+    # Expected failures (flows.expected) and slot failures both end in a Failed state whose
+    # message says what to fix: one line here, the run's log has the details.
+    state = weekly_flow(
+        config_dir=str(config_dir) if config_dir else None, overrides=overrides, return_state=True
+    )
+    if not state.is_completed():
+        typer.secho(f"error: the weekly run failed: {state.message}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1)
+    result = state.result()
     typer.echo("")
     typer.echo(f"run:            {result.run_dir}")
-    _echo_submission(result.submission)
-    corr, sharpe = result.validation_corr_mean, result.validation_corr_sharpe
-    typer.echo(f"validation CORR: mean {corr:.4f}, sharpe {sharpe:.2f}")
+    if result.submission is not None:
+        _echo_submission(result.submission)
+    for name, slot in result.slots.items():
+        label = "" if len(result.slots) == 1 else f" ({name})"
+        corr, sharpe = slot.validation_corr_mean, slot.validation_corr_sharpe
+        typer.echo(
+            f"validation CORR{label}: mean {corr:.4f}, sharpe {sharpe:.2f} over {slot.validation_eras} eras"
+        )
+        for name, title in LEAD_METRICS.items():
+            metric = slot.validation_metrics[name]
+            if metric.not_computed:
+                typer.echo(f"validation {title}{label}: not computed: {metric.not_computed}")
+            else:
+                figures = metric.summary[STACK]
+                typer.echo(
+                    f"validation {title}{label}: mean {figures['mean']:.4f}, sharpe {figures['sharpe']:.2f} "
+                    f"over {figures['eras']} eras (against {metric.against})"
+                )
 
 
 @app.command()
@@ -109,11 +137,27 @@ def submit(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write and validate, but do not upload")] = False,
     force: Annotated[bool, typer.Option("--force", help="Upload even if this round was submitted")] = False,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="Submit only this model slot (repeatable) [default: every slot]"),
+    ] = None,
+    wait_minutes: Annotated[
+        int | None,
+        typer.Option(
+            "--wait-minutes",
+            help="Keep checking this long for the round to open "
+            "[default: deployments.round.wait_for_round_minutes]",
+        ),
+    ] = None,
     config_dir: ConfigDirOption = None,
     set_: SetOption = None,
 ) -> None:
-    """Predict the open round with the latest trained run and upload once per model."""
-    overrides = _overrides_or_exit(config_dir, set_ or [])
+    """Predict the open round with each slot's latest trained run and upload once per model."""
+    pairs = list(set_ or [])
+    if wait_minutes is not None:  # an override, so the config's bounds check it
+        pairs.append(f"deployments.round.wait_for_round_minutes={wait_minutes}")
+    overrides = _overrides_or_exit(config_dir, pairs)
+    wait = _config_or_exit(config_dir, overrides).deployments.round.wait_for_round_minutes
     from flows.submit import submit_flow
 
     try:
@@ -121,6 +165,8 @@ def submit(
             round_number=round_number,
             dry_run=dry_run,
             force=force,
+            models=model or None,
+            wait_for_round_minutes=wait,
             config_dir=str(config_dir) if config_dir else None,
             overrides=overrides,
         )
@@ -135,40 +181,39 @@ def gpu(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     assume_free_vram: Annotated[
         str | None,
-        typer.Option("--assume-free-vram", help="Preview the tier for a card with this much free, e.g. 6GiB"),
+        typer.Option(
+            "--assume-free-vram", help="Preview the decision for a card with this much free, e.g. 6GiB"
+        ),
+    ] = None,
+    assume_shape: Annotated[
+        str | None,
+        typer.Option(
+            "--assume-shape",
+            help="Preview it for ROWSxFEATURES training rows (after era_stride), e.g. 2.7e6x2376",
+        ),
     ] = None,
     config_dir: ConfigDirOption = None,
 ) -> None:
-    """Show the GPU probe, whether LightGBM can use the GPU, and the tier a run would pick."""
+    """Show the GPU probe, whether LightGBM can use the GPU, the VRAM estimate and where a run would train."""
     import json
 
-    from numerflow.gpu.report import gpu_report, parse_size
+    from numerflow.gpu.report import gpu_report, parse_size, report_lines
+    from numerflow.gpu.shape import parse_shape
 
     config = _config_or_exit(config_dir, {})
     try:
         assumed = parse_size(assume_free_vram) if assume_free_vram is not None else None
     except ValueError as exc:
         raise _fail(f"--assume-free-vram: {exc}") from None
-    report = gpu_report(config, assumed)
-    if as_json:
-        typer.echo(json.dumps(report, indent=2))
-        return
-    probe, decision = report["probe"], report["decision"]
-    assert isinstance(probe, dict) and isinstance(decision, dict)
-    typer.echo(f"devices:    {len(probe['devices'])} ({probe['reason']})")
-    for device in probe["devices"]:
-        typer.echo(f"  #{device['index']} {device['name']}: {device['free_bytes'] / 2**30:.1f} of "
-                   f"{device['total_bytes'] / 2**30:.1f} GiB free")  # fmt: skip
-    capability = report["capability"]
-    if isinstance(capability, dict):
-        typer.echo(
-            f"LightGBM:   {'can' if capability['ok'] else 'cannot'} train on the GPU ({capability['reason']})"
-        )
-    if decision.get("tier") is None:
-        typer.echo(f"tier:       none: {decision['error']}")
+    try:
+        shape = parse_shape(assume_shape) if assume_shape is not None else None
+    except ValueError as exc:
+        raise _fail(f"--assume-shape: {exc}") from None
+    report = gpu_report(config, assumed, shape)
+    typer.echo(json.dumps(report, indent=2) if as_json else "\n".join(report_lines(report)))
+    decision = report["decision"]
+    if isinstance(decision, dict) and decision.get("tier") is None:
         raise typer.Exit(code=1)
-    typer.echo(f"tier:       {decision['tier']} ({decision['device_type']}): {decision['reason']}")
-    typer.echo(f"fallbacks:  {' -> '.join(decision['fallbacks']) or '-'}")
 
 
 @app.command()
@@ -289,26 +334,26 @@ def setup_alerts_command(
 def setup_credentials(
     block_name: Annotated[str, typer.Option("--block-name", help="Name of the Prefect block")] = "numerai",
     model: Annotated[
-        list[str] | None, typer.Option("--model", help="NAME=ID of a model to submit as (repeatable)")
+        list[str] | None, typer.Option("--model", help="NAME=ID or a bare model id to submit as (repeatable)")
     ] = None,
 ) -> None:
     """Save the Numerai API key into a Prefect block, from the environment or a prompt.
 
-    Reads NUMERAI_PUBLIC_ID, NUMERAI_SECRET_KEY and NUMERAI_MODEL_ID (NAME=ID[,NAME=ID...]).
+    Reads NUMERAI_PUBLIC_ID, NUMERAI_SECRET_KEY and NUMERAI_MODEL_ID: a bare model id (named
+    from the account, as the old scripts had it) or NAME=ID[,NAME=ID...].
     """
     from numerflow.numerai.blocks import NumeraiCredentials
+    from numerflow.numerai.client import NumeraiClient
+    from numerflow.numerai.errors import NumeraiError
+    from numerflow.numerai.model_ids import resolve_model_entries, split_model_ids
 
     public_id = os.environ.get("NUMERAI_PUBLIC_ID") or typer.prompt("Numerai public id", hide_input=True)
     secret_key = os.environ.get("NUMERAI_SECRET_KEY") or typer.prompt("Numerai secret key", hide_input=True)
-    pairs = [*(model or []), *filter(None, os.environ.get("NUMERAI_MODEL_ID", "").split(","))]
-    model_ids = {}
-    for pair in pairs:
-        name, sep, model_id = pair.partition("=")
-        if not sep or not name.strip() or not model_id.strip():
-            raise _fail(
-                f"model {pair!r}: expected NAME=ID, e.g. my_model=00000000-0000-0000-0000-000000000000"
-            )
-        model_ids[name.strip()] = model_id.strip()
+    entries = [*(model or []), *split_model_ids(os.environ.get("NUMERAI_MODEL_ID", ""))]
+    try:
+        model_ids = resolve_model_entries(entries, NumeraiClient(public_id, secret_key).model_ids)
+    except (ValueError, NumeraiError) as exc:
+        raise _fail(str(exc)) from None
     NumeraiCredentials(public_id=public_id, secret_key=secret_key, model_ids=model_ids).save(
         block_name, overwrite=True
     )
@@ -318,14 +363,19 @@ def setup_credentials(
 
 
 def _echo_submission(outcome: object) -> None:
-    from flows.submission import SubmissionOutcome
+    from numerflow.submit.steps import SubmissionOutcome
 
     assert isinstance(outcome, SubmissionOutcome)
     if outcome.status == "no-open-round":
         typer.echo(f"no submission: {outcome.message}")
         return
-    assert outcome.submission is not None
-    typer.echo(f"submission:     {outcome.submission.path} ({outcome.status}, round {outcome.round or '-'})")
+    for entry in outcome.slots:
+        if entry.submission is None:
+            typer.echo(f"submission:     {entry.slot}: none ({entry.error})")
+            continue
+        typer.echo(
+            f"submission:     {entry.submission.path} ({outcome.status}, round {outcome.round or '-'})"
+        )
     for upload in outcome.uploads:
         typer.echo(f"  {upload.model}: {upload.status} {upload.submission_id or upload.detail}")
 

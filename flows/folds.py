@@ -21,11 +21,11 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.naming import parent_run_name
-from numerflow.config.models import NumerflowConfig, ScaleOutConfig
-from numerflow.gpu.tiers import TierStep
+from numerflow.config.models import ScaleOutConfig
+from numerflow.gpu.tiers import DevicePolicy
 from numerflow.runs.names import child_run_name
+from numerflow.runs.steps import FitSpec
 from numerflow.train.fit import FoldResult
-from numerflow.train.folds import Fold
 from numerflow.train.prepare import PreparedData
 from numerflow.train.progress import eta_seconds, percent
 from tasks.training import train_fold
@@ -78,51 +78,66 @@ def _holding(resources: dict[str, float]) -> AbstractContextManager[object]:
 
 def _run_name() -> str:
     parameters = flow_run.parameters
-    where = "dask" if parameters["config"].training.scale_out.dask_address else "local"
-    role = f"folds-{len(parameters['folds'])}x{len(parameters['config'].training.targets)}-{where}"
-    return child_run_name(parent_run_name(), role)
+    where = "dask" if parameters["scale_out"].dask_address else "local"
+    return child_run_name(parent_run_name(), f"folds-{len(parameters['fits'])}-fits-{where}")
 
 
 @flow(name="numerflow-train-folds", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=1))
 def train_folds_flow(
-    config: NumerflowConfig,
-    prepared: PreparedData,
-    folds: list[Fold],
-    ladder: list[TierStep],
-    models_dir: Path,
+    fits: list[FitSpec],
+    prepared: dict[str, PreparedData],
+    scale_out: ScaleOutConfig,
+    seed: int,
     cache_dir: Path,
-) -> list[FoldResult]:
-    """Submit every fold x target to this flow's task runner and wait for all of them."""
-    scale_out = config.training.scale_out
+    device_policy: DevicePolicy,
+) -> dict[str, FoldResult | str]:
+    """Submit every fold x target to this flow's task runner and wait for all of them.
+
+    Returns each fit's result, or the error that stopped it: a failed fit fails only the slots
+    that need it, so the others still finish.
+    """
     distributed = scale_out.dask_address is not None
     with _holding(scale_out.task_resources):
-        futures = [
-            train_fold.submit(
-                prepared,
-                fold,
-                target,
-                None if distributed else ladder,  # a worker decides the tier for its own GPU
-                config.training.seed,
-                models_dir,
+        futures = {
+            fit.key: train_fold.submit(
+                prepared[fit.data_key],
+                fit,
+                seed,
                 cache_dir,
-                config if distributed else None,
+                device_policy if distributed else None,  # a worker decides the tier for its own GPU
             )
-            for target in config.training.targets
-            for fold in folds
-        ]
+            for fit in fits
+        }
     return _wait_with_progress(futures)
 
 
-def _wait_with_progress(futures: list[PrefectFuture[FoldResult]]) -> list[FoldResult]:
-    """Every fold's result, in submission order, while a progress artifact on this run shows
-    folds done and the time left (from the pace of the finished ones)."""
+def _wait_with_progress(futures: dict[str, PrefectFuture[FoldResult]]) -> dict[str, FoldResult | str]:
+    """Every fit's result or error, by key, while a progress artifact on this run shows fits
+    done and the time left (from the pace of the finished ones). A failed fit is counted as
+    done and recorded as its error; it does not fail the run."""
     started, total = time.monotonic(), len(futures)
     artifact_id = create_progress_artifact(0.0, description=f"0/{total} fold models trained")
-    for done, future in enumerate(as_completed(futures), start=1):
-        future.result()  # a failed fold fails the run here
+    failed = 0
+    for done, future in enumerate(as_completed(list(futures.values())), start=1):
+        if not _completed(future):
+            failed += 1
         eta = eta_seconds(done, total, time.monotonic() - started)
         left = f", about {eta / 60:.0f} min left" if eta else ""
+        errors = f", {failed} failed" if failed else ""
         update_progress_artifact(
-            artifact_id, percent(done, total), description=f"{done}/{total} fold models trained{left}"
+            artifact_id,
+            percent(done, total),
+            description=f"{done}/{total} fold models trained{errors}{left}",
         )
-    return [future.result() for future in futures]
+    return {key: _result_or_error(future) for key, future in futures.items()}
+
+
+def _completed(future: PrefectFuture[FoldResult]) -> bool:
+    future.wait()
+    return future.state.is_completed()
+
+
+def _result_or_error(future: PrefectFuture[FoldResult]) -> FoldResult | str:
+    if _completed(future):
+        return future.result()
+    return f"{future.state.name}: {future.state.message}"

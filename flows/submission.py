@@ -8,7 +8,6 @@ Offline (no download, no upload) it predicts the local live file and records a d
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -19,15 +18,19 @@ from prefect.states import Failed
 
 from flows.expected import fails_cleanly
 from flows.naming import parent_run_name, rename_run
-from numerflow.config.models import NumerflowConfig
+from numerflow.config.models import NumeraiConfig
 from numerflow.numerai.blocks import load_credentials
-from numerflow.numerai.client import NumeraiClient, RoundInfo
+from numerflow.numerai.client import NumeraiClient
 from numerflow.numerai.errors import NumeraiError
+from numerflow.numerai.rounds import round_state, wait_for_open_round
 from numerflow.ops.alerts import UPLOAD_GIVEN_UP_STATE, emit_round_started, emit_upload_given_up
-from numerflow.runs.manifest import latest_run, load_trained_run
+from numerflow.runs.manifest import load_trained_run
 from numerflow.runs.names import child_run_name, round_placeholder_name, round_run_name
+from numerflow.runs.plan import SubmitPlan, SubmitSlot
 from numerflow.submit.steps import (
+    SlotSubmission,
     SubmissionOutcome,
+    UploadOutcome,
     live_path,
     make_client,
     resolve_model_ids,
@@ -54,8 +57,7 @@ def _run_name() -> str:
 @flow(name="numerflow-submission", flow_run_name=_run_name)
 @fails_cleanly
 def submission_flow(
-    config: NumerflowConfig,
-    run_dir: Path | None = None,
+    plan: SubmitPlan,
     round_number: int | None = None,
     dry_run: bool = False,
     force: bool = False,
@@ -63,65 +65,124 @@ def submission_flow(
     poll_seconds: float = 30.0,
 ) -> SubmissionOutcome:
     logger = get_run_logger()
-    settings = config.training.numerai
+    settings = plan.numerai
     uploading = settings.upload and not dry_run
-    run_dir = run_dir or latest_run(config.training.work_dir)
-    if run_dir is None:
-        raise NumeraiError(f"no trained run in {config.training.work_dir}: run the weekly flow first")
-    run = load_trained_run(run_dir)
-    config = config.model_copy(deep=True)
-    config.training.data.version = run.data_version  # predict live data of the version it trained on
-
-    client, known_ids = connect(config) if uploading or settings.download else (None, {})
-    models = config.training.models
+    client, known_ids = connect(settings) if uploading or settings.download else (None, {})
+    models = plan.submitting_models()
     model_ids = (
         resolve_model_ids(models, known_ids, client) if uploading and client else dict.fromkeys(models, "")
     )
     if client is not None and round_number is None:
-        info = _wait_for_open_round(client, wait_for_round_minutes, poll_seconds)
+        info = wait_for_open_round(
+            lambda: current_round(client), wait_for_round_minutes, poll_seconds, logger.info
+        )
         if info is None or not info.is_open():
-            message = "no round is open for submissions right now" + (
-                f" (round {info.number} closed at {info.close_time:%Y-%m-%d %H:%M} UTC)" if info else ""
-            )
+            message = f"no round is open for submissions right now ({round_state(info)})"
             logger.info("%s; nothing to submit", message)
             return SubmissionOutcome(
                 status="no-open-round", round=info.number if info else None, message=message
             )
         round_number = info.number
-    _name_runs(round_number, config.training.models, uploading)
+    _name_runs(round_number, models, uploading)
     if uploading and round_number is not None:
         emit_round_started(round_number, list(model_ids))
 
-    if client is not None and settings.download and round_number is not None:
-        live_file = download_live_data(config, client, round_number, run.feature_names)
-    else:
-        live_file = live_path(config, round_number)
-        if not live_file.is_file():
-            live_file = live_path(config, None)
-    suffix = f"r{round_number}" if round_number is not None else "local"
-    live = predict_live_task(run, live_file, run_dir / f"live_{suffix}.parquet")
-    submission = write_submission_task(live, config.training.submission.path)
-    uploads = upload_submissions(
-        config, client if uploading else None, model_ids, submission, round_number, run.run_id, force,
-        dry_run=not uploading,
-    )  # fmt: skip
-    failed = any(u.status == "failed" for u in uploads)
+    live_files: dict[str, Path] = {}  # data version -> live file, fetched once for every slot
+    entries, uploads = [], []
+    for slot in plan.slots:
+        try:
+            entry, slot_uploads = _submit_slot(
+                plan, slot, client, model_ids, round_number, uploading, force, live_files
+            )
+        except Exception as exc:  # one slot's failure must not stop the others' uploads
+            reason = f"{type(exc).__name__}: {exc}"
+            logger.error("model slot %s: no submission: %s", slot.name, reason)
+            entry = SlotSubmission(slot=slot.name, submit_as=slot.submit_as, error=reason)
+            slot_uploads = (
+                [UploadOutcome(model=slot.submit_as, status="failed", detail=f"slot {slot.name}: {reason}")]
+                if slot.submit_as and uploading
+                else []
+            )
+        entries.append(entry)
+        uploads += slot_uploads
+    upload_failed = any(u.status == "failed" for u in uploads)
+    slot_failed = any(e.error is not None for e in entries)
     outcome = SubmissionOutcome(
-        status="upload-failed" if failed else "submitted" if uploading else "dry-run",
+        status="upload-failed"
+        if upload_failed
+        else "slot-failed"
+        if slot_failed
+        else "submitted"
+        if uploading
+        else "dry-run",
         round=round_number,
-        trained_run_id=run.run_id,
-        submission=submission,
+        slots=entries,
         uploads=uploads,
     )
     publish_submissions(outcome)
     return outcome
 
 
+def _submit_slot(
+    plan: SubmitPlan,
+    slot: SubmitSlot,
+    client: NumeraiClient | None,
+    model_ids: dict[str, str],
+    round_number: int | None,
+    uploading: bool,
+    force: bool,
+    live_files: dict[str, Path],
+) -> tuple[SlotSubmission, list[UploadOutcome]]:
+    """Predict the round with the slot's trained run, write its file, upload it to its model."""
+    if slot.trained_dir is None:
+        raise NumeraiError(
+            f"model slot {slot.name} has no trained run in {plan.work_dir}: run the weekly flow first"
+        )
+    run = load_trained_run(slot.trained_dir)
+    version = run.data_version  # predict live data of the version it trained on
+    if version not in live_files:
+        live_files[version] = _live_file(plan, client, version, round_number, run.feature_names)
+    suffix = f"r{round_number}" if round_number is not None else "local"
+    live = predict_live_task(run, live_files[version], slot.trained_dir / f"live_{suffix}.parquet")
+    submission = write_submission_task(live, slot.submission_path)
+    targets = {slot.submit_as: model_ids[slot.submit_as]} if slot.submit_as else {}
+    uploads = upload_submissions(
+        plan.work_dir, client if uploading else None, targets, submission, round_number, run.run_id, force,
+        dry_run=not uploading,
+    )  # fmt: skip
+    entry = SlotSubmission(
+        slot=slot.name, submit_as=slot.submit_as, trained_run_id=run.run_id, submission=submission
+    )
+    return entry, uploads
+
+
+def _live_file(
+    plan: SubmitPlan,
+    client: NumeraiClient | None,
+    version: str,
+    round_number: int | None,
+    features: list[str],
+) -> Path:
+    version_dir = plan.data_dir / version
+    if client is not None and plan.numerai.download and round_number is not None:
+        return download_live_data(version_dir, client, round_number, features)
+    live_file = live_path(version_dir, round_number)
+    return live_file if live_file.is_file() else live_path(version_dir, None)
+
+
 def upload_failure_state(outcome: SubmissionOutcome) -> State | None:
     """For uploads given up: one `numerflow.upload.given-up` event per model (the alert) and
-    the run's final state, Failed but named UploadGivenUp so the failed-run alert stays quiet."""
+    the run's final state, Failed but named UploadGivenUp so the failed-run alert stays quiet.
+    A slot that could not be predicted without an upload to give up (a dry run) fails the run
+    plainly, naming the slot."""
     failed = [u for u in outcome.uploads if u.status == "failed"]
     if not failed:
+        broken = outcome.failed_slots()
+        if broken:
+            return Failed(
+                message="model slot(s) could not be submitted: "
+                + "; ".join(f"{s.slot}: {s.error}" for s in broken)
+            )
         return None
     run_id = flow_run.get_id() or ""
     with get_client(sync_client=True) as client:
@@ -135,17 +196,6 @@ def upload_failure_state(outcome: SubmissionOutcome) -> State | None:
     )
 
 
-def _wait_for_open_round(client: NumeraiClient, minutes: int, poll_seconds: float) -> RoundInfo | None:
-    """The current round, checked again every `poll_seconds` for `minutes` until it is open."""
-    deadline = time.monotonic() + minutes * 60
-    while True:
-        info = current_round(client)
-        if (info is not None and info.is_open()) or time.monotonic() + poll_seconds > deadline:
-            return info
-        get_run_logger().info("round not open yet; checking again in %.0f s", poll_seconds)
-        time.sleep(poll_seconds)
-
-
 def _name_runs(round_number: int | None, models: list[str], uploading: bool) -> None:
     """A per-round parent run still carrying its placeholder name is named after what it does,
     e.g. round-1002-my_model (or ...-dry-run), and this subflow after it; under the weekly run
@@ -153,19 +203,19 @@ def _name_runs(round_number: int | None, models: list[str], uploading: bool) -> 
     parent = flow_run.get_parent_flow_run_id()
     if parent is None or parent_run_name() != round_placeholder_name(parent):
         return
-    name = round_run_name(round_number, models, uploading)
+    name = round_run_name(round_number, models, uploading)  # models: the Numerai models it submits as
     rename_run(name, parent)
     rename_run(child_run_name(name, "submission"))
 
 
-def connect(config: NumerflowConfig) -> tuple[NumeraiClient, dict[str, str]]:
-    """A client built from the credentials block named in the config, and the block's model ids.
+def connect(settings: NumeraiConfig) -> tuple[NumeraiClient, dict[str, str]]:
+    """A client built from the credentials block named in the settings, and the block's model ids.
 
     The block is loaded in the flow's own process and its secrets go straight into the
     client: they are never a parameter, a task result or a log line.
     """
-    credentials = load_credentials(config.training.numerai.credentials_block)
+    credentials = load_credentials(settings.credentials_block)
     client = make_client(
-        config, credentials.public_id.get_secret_value(), credentials.secret_key.get_secret_value()
+        settings, credentials.public_id.get_secret_value(), credentials.secret_key.get_secret_value()
     )
     return client, credentials.model_ids

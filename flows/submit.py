@@ -1,5 +1,5 @@
-"""The per-round submission flow: predict the open round with the latest trained run and
-upload once per model. Safe to trigger repeatedly: a model that already submitted this round
+"""The per-round submission flow: predict the open round with each model slot's latest trained
+run and upload once per model. Safe to trigger repeatedly: a model that already submitted this round
 from this trained run is skipped (`force` submits again). If the round is not open yet it
 keeps checking for `wait_for_round_minutes`; no open round then ends cleanly."""
 
@@ -14,6 +14,7 @@ from flows.hooks import alert_owner
 from flows.submission import SubmissionOutcome, round_placeholder, submission_flow, upload_failure_state
 from numerflow.config import load_config
 from numerflow.config.parameters import Models, RoundNumber, WaitMinutes, overrides_from
+from numerflow.runs.plan import submit_plan_for_round
 from tasks.gpu import probe_gpu
 
 # Rounds close an hour after they open: stop well inside the window.
@@ -37,13 +38,14 @@ def submit_flow(
     overrides: dict[str, Any] | None = None,
     config_dir: str | None = None,
 ) -> SubmissionOutcome:
-    """Submit the latest trained run's predictions for the open round.
+    """Submit each model slot's predictions from its latest trained run for the open round.
 
     Args:
         round_number: round to submit for (default: the open round)
         dry_run: write and validate the submission but do not upload
         force: upload even if this model already submitted this round from this run
-        models: Numerai model names to submit as (default: training.yaml models)
+        models: model slots to submit (default: all in training.yaml); a name not configured
+            there is a slot with the default recipe
         wait_for_round_minutes: keep checking this long for the round to open
         overrides: any other config key, as {"FILE.KEY": value}
         config_dir: folder with the YAML config files (default: ./config)
@@ -51,11 +53,11 @@ def submit_flow(
     config = load_config(config_dir, overrides_from(dict(locals()), overrides))
     probe_gpu()
     outcome = submission_flow(
-        config,
-        None,
+        submit_plan_for_round(config, models),
         round_number,
         dry_run=dry_run,
         force=force,
         wait_for_round_minutes=wait_for_round_minutes,
+        poll_seconds=config.deployments.round.poll_seconds,
     )
     return upload_failure_state(outcome) or outcome

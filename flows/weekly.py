@@ -1,11 +1,15 @@
-"""The weekly training flow: data -> era-aware folds -> stacking -> scores -> submission.
+"""The weekly training flow: one resolved plan -> shared data and fold models -> each model
+slot's stack, scores and submission.
 
-    download data if changed -> probe GPU, choose tier -> prepare data (bins built once)
-    -> train each fold x target -> stack and score per era -> manifest
-    -> submission subflow (live data, predictions, validated file, uploads) -> artifacts
+    download data if changed -> probe GPU, choose tier -> resolve the run plan (every slot)
+    -> prepare data once per feature set (bins built once) -> train each fold x target once,
+    however many slots share it -> per slot: stack and score, manifest -> submission subflow
+    (live data, each slot's predictions, validated files, one upload per model) -> artifacts
 
-Configuration is read and validated first, so a bad file or override fails before any work.
-Fold tasks run in a subflow on the task runner the config picks: one at a time locally (LightGBM
+Configuration is read and validated first, so a bad file or override fails before any work;
+everything after the plan reads the plan, never the config. A slot that fails does not stop
+the others: the run finishes them, then ends Failed naming the slots that failed.
+Fold tasks run in a subflow on the task runner the plan picks: one at a time locally (LightGBM
 already uses every core), or fanned out to an existing Dask cluster (`flows/folds.py`).
 """
 
@@ -17,13 +21,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.states import Failed
 from pydantic import BaseModel
 
 from flows.expected import fails_cleanly
 from flows.folds import check_cluster, fold_flow
 from flows.hooks import alert_owner
 from flows.naming import rename_run
-from flows.submission import SubmissionOutcome, connect, submission_flow, upload_failure_state
+from flows.submission import connect, submission_flow, upload_failure_state
 from numerflow.config import load_config
 from numerflow.config.parameters import (
     DaskAddress,
@@ -39,25 +44,42 @@ from numerflow.config.parameters import (
     Targets,
     overrides_from,
 )
-from numerflow.gpu.tiers import apply_data_limits
 from numerflow.runs.manifest import utc_now
 from numerflow.runs.names import weekly_run_name
-from numerflow.runs.steps import device_record, plan_folds, start_run, write_run_manifest
-from numerflow.score.evaluate import STACK
-from numerflow.submit.steps import resolve_version
+from numerflow.runs.plan import RunPlan, submit_plan_after_training
+from numerflow.runs.steps import (
+    RunPaths,
+    data_groups,
+    device_record,
+    plan_fits,
+    start_run,
+    write_slot_manifest,
+)
+from numerflow.score.evaluate import STACK, Evaluation
+from numerflow.score.validation import MetricScores
+from numerflow.submit.steps import SubmissionOutcome, resolve_version
+from numerflow.train.fit import FoldResult
+from numerflow.train.prepare import PreparedData
 from tasks.data import prepare_training_data
 from tasks.evaluation import publish_metrics, stack_and_score
 from tasks.gpu import choose_tier, probe_gpu
 from tasks.numerai import download_training_data
+from tasks.plan import publish_run_plan, resolve_run_plan
+
+
+class SlotResult(BaseModel):
+    validation_corr_mean: float
+    validation_corr_sharpe: float
+    validation_eras: int
+    summary: dict[str, dict[str, dict[str, float | int]]]
+    validation_metrics: dict[str, MetricScores]  # summaries only; the per-era rows are in the artifacts
 
 
 class WeeklyResult(BaseModel):
     run_id: str
     run_dir: Path
-    submission: SubmissionOutcome
-    validation_corr_mean: float
-    validation_corr_sharpe: float
-    summary: dict[str, dict[str, dict[str, float | int]]]
+    submission: SubmissionOutcome | None
+    slots: dict[str, SlotResult]
 
 
 def _run_name(version: str | None = None) -> str:
@@ -112,7 +134,8 @@ def weekly_flow(
         targets: targets to train, the main one first
         n_estimators: LightGBM trees per model
         learning_rate: LightGBM learning rate
-        models: Numerai model names to submit as
+        models: model slots to run (default: all in training.yaml); a name not configured there
+            is a slot with the default recipe
         dask_address: train the folds on this Dask cluster (tcp://host:8786) instead of here
         dry_run: write and validate the submission but do not upload
         overrides: any other config key, as {"FILE.KEY": value}
@@ -129,42 +152,90 @@ def weekly_flow(
         )
     created_at = utc_now()
 
-    client = connect(config)[0] if config.training.numerai.download else None
-    config = resolve_version(config, client)
-    rename_run(_run_name(config.training.data.version))
+    client = connect(config.training.numerai)[0] if config.training.numerai.download else None
+    version = resolve_version(config.training.data, client)
+    rename_run(_run_name(version))
     if client is not None:
-        download_training_data(config, client)
-
+        download_training_data(config.training.data.dir / version, client)
     probe = probe_gpu()
-    decision = choose_tier(config, probe)
-    config = apply_data_limits(config, decision)
-    params = decision.params
+    decision = choose_tier(config, probe, version, models)
+    plan = resolve_run_plan(config, version, decision, overrides, models)
+    publish_run_plan(plan)
+    paths = start_run(plan)
 
-    paths = start_run(config, params, decision)
-    prepared = prepare_training_data(config, params, paths)
-    folds = plan_folds(config, prepared)
-    train_folds = fold_flow(config.training.scale_out)
-    results = train_folds(config, prepared, folds, decision.ladder, paths.models_dir, paths.fold_cache_dir)
+    groups = data_groups(plan)
+    prepared = {key: prepare_training_data(plan, slots, paths) for key, slots in groups.items()}
+    fits, fits_by_slot = plan_fits(plan, prepared, paths)
+    train_folds = fold_flow(plan.scale_out)
+    results = train_folds(fits, prepared, plan.scale_out, plan.seed, paths.fold_cache_dir, plan.device_policy)
+    device = device_record(plan, probe, [r for r in results.values() if isinstance(r, FoldResult)])
 
-    evaluation = stack_and_score(config, prepared, results, paths)
-    device = device_record(decision, probe, results)
-    write_run_manifest(config, params, device, paths, prepared, folds, results, evaluation, created_at)
-    outcome = submission_flow(config, paths.run_dir, dry_run=not config.training.numerai.upload)
+    evaluations: dict[str, Evaluation] = {}
+    failed: dict[str, str] = {}
+    for slot in plan.slots:
+        slot_results = [results[key] for key in fits_by_slot[slot.name]]
+        errors = [r for r in slot_results if isinstance(r, str)]
+        if errors:
+            failed[slot.name] = f"{len(errors)} fold model(s) failed: {errors[0]}"
+            continue
+        try:
+            evaluations[slot.name] = _finish_slot(
+                plan, slot.name, prepared, slot_results, paths, device, created_at
+            )
+        except Exception as exc:  # one slot's failure must not stop the others
+            failed[slot.name] = f"{type(exc).__name__}: {exc}"
+    for name, reason in failed.items():
+        logger.error("slot %s failed: %s", name, reason)
+
+    outcome = None
+    if evaluations:
+        trained = {name: paths.slot_dir(name) for name in evaluations}
+        submit_plan = submit_plan_after_training(plan, trained)
+        outcome = submission_flow(submit_plan, dry_run=not plan.numerai.upload)
     seconds = time.monotonic() - started
-    publish_metrics(paths, config.training.data.version, evaluation, outcome, overrides, device, seconds)
+    publish_metrics(paths, plan.data.version, evaluations, failed, outcome, overrides, device, seconds)
 
-    failure = upload_failure_state(outcome)
+    failure = upload_failure_state(outcome) if outcome is not None else None  # sends upload alerts
+    if failed:  # a separate incident from any upload given up: the failed-run alert names the slots
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
+        also = f" (and {failure.message})" if failure is not None else ""
+        return Failed(message=f"run {paths.run_id}: model slot(s) failed: {reasons}{also}")
     if failure is not None:
-        return failure  # the model files and manifest stay; the upload alert goes out
-    validation = evaluation.summary["validation"][STACK]
-    logger.info(
-        "run %s: validation CORR %.4f (sharpe %.2f)", paths.run_id, validation["mean"], validation["sharpe"]
-    )
+        return failure  # the model files and manifests stay; the upload alert goes out
+    for name, evaluation in evaluations.items():
+        figures = evaluation.summary["validation"][STACK]
+        logger.info("slot %s: validation CORR %.4f (sharpe %.2f)", name, figures["mean"], figures["sharpe"])
     return WeeklyResult(
         run_id=paths.run_id,
         run_dir=paths.run_dir,
         submission=outcome,
-        validation_corr_mean=validation["mean"],
-        validation_corr_sharpe=validation["sharpe"],
-        summary=evaluation.summary,
+        slots={
+            name: SlotResult(
+                validation_corr_mean=e.summary["validation"][STACK]["mean"],
+                validation_corr_sharpe=e.summary["validation"][STACK]["sharpe"],
+                validation_eras=e.summary["validation"][STACK]["eras"],
+                summary=e.summary,
+                validation_metrics={
+                    k: m.model_copy(update={"per_era": []}) for k, m in e.validation_metrics.items()
+                },
+            )
+            for name, e in evaluations.items()
+        },
     )
+
+
+def _finish_slot(
+    plan: RunPlan,
+    name: str,
+    prepared: dict[str, PreparedData],
+    results: list[FoldResult],
+    paths: RunPaths,
+    device: dict[str, Any],
+    created_at: str,
+) -> Evaluation:
+    """Stack and score one slot, then write its manifest (which makes it the slot's latest)."""
+    slot = plan.slot(name)
+    data = prepared[slot.data_key()]
+    evaluation = stack_and_score(slot, plan.data, data, results, paths)
+    write_slot_manifest(plan, slot, device, paths, data, results, evaluation, created_at)
+    return evaluation

@@ -2,14 +2,18 @@
 
 Everything numerflow writes that another step or process reads (data, manifests, submissions)
 goes through `atomic_path`: write to a temporary file in the same folder, flush it to disk,
-then `os.replace` it onto the target. On any error the temporary file is removed.
+then `os.replace` it onto the target. On any error the temporary file is removed. On Windows a
+virus scanner or the search indexer may hold the new file open for a moment, which makes the
+replace fail with a sharing violation; `replace_with_retry` waits that out.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,10 +34,37 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         _fsync(tmp)
-        os.replace(tmp, target)
+        replace_with_retry(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+# Windows error codes for a file another process holds open: ERROR_ACCESS_DENIED, ERROR_SHARING_VIOLATION.
+SHARING_VIOLATIONS = (5, 32)
+REPLACE_RETRY_DELAYS_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # about 3 s in all
+
+
+def replace_with_retry(source: Path, target: Path) -> None:
+    """`os.replace(source, target)`, retried while Windows reports a sharing violation."""
+    for delay in (*REPLACE_RETRY_DELAYS_S, None):
+        try:
+            os.replace(source, target)
+            return
+        except PermissionError as exc:
+            if delay is None or getattr(exc, "winerror", None) not in SHARING_VIOLATIONS:
+                raise
+            time.sleep(delay)
+
+
+def remove_stale_temps(target: str | Path) -> list[Path]:
+    """Delete the temporary files `atomic_path` left beside `target` when its process was
+    killed. Only call it while holding the lock that guards writes to `target`."""
+    target = Path(target)
+    stale = list(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def write_text_atomic(target: str | Path, text: str) -> Path:
@@ -57,5 +88,6 @@ def _umask() -> int:
 
 
 def _fsync(path: Path) -> None:
-    with open(path, "rb") as handle:
+    # Writable: on Windows fsync (FlushFileBuffers) refuses a read-only handle.
+    with open(path, "r+b") as handle:
         os.fsync(handle.fileno())

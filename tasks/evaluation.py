@@ -7,21 +7,21 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from numerflow.config.models import NumerflowConfig
+from numerflow.runs.plan import DataPlan, SlotPlan
 from numerflow.runs.steps import RunPaths
 from numerflow.score.evaluate import Evaluation, evaluate
-from numerflow.score.report import markdown_summary, summary_rows
+from numerflow.score.report import markdown_summary, slot_rows, summary_rows
 from numerflow.submit.report import submission_table
 from numerflow.submit.steps import SubmissionOutcome
 from numerflow.train.fit import FoldResult
 from numerflow.train.prepare import PreparedData
 
 
-@task(name="stack-and-score")
+@task(name="stack-and-score", task_run_name="stack-and-score-{slot.name}")
 def stack_and_score(
-    config: NumerflowConfig, prepared: PreparedData, results: list[FoldResult], paths: RunPaths
+    slot: SlotPlan, data: DataPlan, prepared: PreparedData, results: list[FoldResult], paths: RunPaths
 ) -> Evaluation:
-    return evaluate(config, prepared, results, paths.run_dir)
+    return evaluate(slot, data, prepared, results, paths.slot_dir(slot.name))
 
 
 def publish_submissions(outcome: SubmissionOutcome) -> None:
@@ -33,8 +33,9 @@ def publish_submissions(outcome: SubmissionOutcome) -> None:
 def publish_metrics(
     paths: RunPaths,
     data_version: str,
-    evaluation: Evaluation,
-    submission: SubmissionOutcome,
+    evaluations: dict[str, Evaluation],
+    failed: dict[str, str],
+    submission: SubmissionOutcome | None,
     overrides: dict[str, Any],
     device: dict[str, Any],
     seconds: float,
@@ -42,25 +43,42 @@ def publish_metrics(
     """Artifacts with stable keys, so every run adds a version to the same collections. Called in
     the flow itself, not a task, so they belong to the flow run (the weekly run's page shows the
     submissions too)."""
-    publish_submissions(submission)
+    if submission is not None:
+        publish_submissions(submission)
     create_markdown_artifact(
         markdown_summary(
-            paths.run_id, data_version, evaluation, submission, overrides, device, paths.run_dir, seconds
+            paths.run_id,
+            data_version,
+            evaluations,
+            failed,
+            submission,
+            overrides,
+            device,
+            paths.run_dir,
+            seconds,
         ),
         key="numerflow-run-summary",
         description=f"weekly run {paths.run_id}",
     )
+    if not evaluations:
+        return
     create_table_artifact(
-        summary_rows(evaluation), key="numerflow-metrics", description="per-era CORR summary"
+        summary_rows(evaluations),
+        key="numerflow-metrics",
+        description="CORR, MMC, BMC, FNC and feature exposure per slot, split and model, with eras",
     )
-    create_table_artifact(evaluation.per_fold, key="numerflow-fold-metrics", description="CORR per fold")
     create_table_artifact(
-        evaluation.per_era["validation"],
+        slot_rows(evaluations, lambda e: e.per_fold),
+        key="numerflow-fold-metrics",
+        description="CORR per fold",
+    )
+    create_table_artifact(
+        slot_rows(evaluations, lambda e: e.per_era["validation"]),
         key="numerflow-validation-era-corr",
         description="CORR per validation era",
     )
     create_table_artifact(
-        evaluation.per_era["oof"],
+        slot_rows(evaluations, lambda e: e.per_era["oof"]),
         key="numerflow-oof-era-corr",
         description="out-of-fold CORR per era",
     )

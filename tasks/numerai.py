@@ -8,7 +8,6 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from numerflow.config.models import NumerflowConfig
 from numerflow.numerai.client import NumeraiClient, RoundInfo
 from numerflow.ops.alerts import emit_upload_accepted
 from numerflow.runs.manifest import TrainedRun
@@ -25,9 +24,9 @@ from numerflow.submit.steps import (
 
 
 @task(name="download-training-data", cache_policy=NO_CACHE)
-def download_training_data(config: NumerflowConfig, client: NumeraiClient) -> list[str]:
+def download_training_data(version_dir: Path, client: NumeraiClient) -> list[str]:
     logger = get_run_logger()
-    results = ensure_training_data(config, client)
+    results = ensure_training_data(version_dir, client)
     for result in results:
         logger.info(
             "%s: %s (%s)", result.path.name, "downloaded" if result.downloaded else "kept", result.reason
@@ -42,14 +41,14 @@ def current_round(client: NumeraiClient) -> RoundInfo | None:
 
 @task(name="download-live-data", cache_policy=NO_CACHE)
 def download_live_data(
-    config: NumerflowConfig, client: NumeraiClient, round_number: int, feature_names: list[str]
+    version_dir: Path, client: NumeraiClient, round_number: int, feature_names: list[str]
 ) -> Path:
-    result = ensure_live_data(config, client, round_number, feature_names)
+    result = ensure_live_data(version_dir, client, round_number, feature_names)
     get_run_logger().info("live data for round %d: %s (%s)", round_number, result.path.name, result.reason)
     return result.path
 
 
-@task(name="predict-live")
+@task(name="predict-live", task_run_name="predict-live-{run.slot}")
 def predict_live_task(run: TrainedRun, live_file: Path, out_path: Path) -> LivePredictions:
     return predict_live(run, live_file, out_path)
 
@@ -63,7 +62,7 @@ def write_submission_task(live: LivePredictions, target_path: Path) -> Submissio
 
 @task(name="upload-submissions", cache_policy=NO_CACHE)
 def upload_submissions(
-    config: NumerflowConfig,
+    work_dir: Path,
     client: NumeraiClient | None,
     model_ids: dict[str, str],
     submission: SubmissionRecord,
@@ -74,7 +73,7 @@ def upload_submissions(
 ) -> list[UploadOutcome]:
     logger = get_run_logger()
     outcomes = upload_for_models(
-        config, client, model_ids, submission, round_number, trained_run_id, force, dry_run
+        work_dir, client, model_ids, submission, round_number, trained_run_id, force, dry_run
     )
     for outcome in outcomes:
         logger.info("%s: %s %s", outcome.model, outcome.status, outcome.submission_id or outcome.detail)

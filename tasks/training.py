@@ -11,12 +11,13 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from numerflow.config.models import NumerflowConfig
 from numerflow.gpu.probe import probe_gpus
-from numerflow.gpu.tiers import TierStep, decision_for
+from numerflow.gpu.shape import fold_shape
+from numerflow.gpu.tiers import DevicePolicy, decision_for
+from numerflow.runs.plan import slot_ladder
+from numerflow.runs.steps import FitSpec
 from numerflow.train.fit import FoldResult, fit_fold_on_ladder
 from numerflow.train.foldcache import FoldCache
-from numerflow.train.folds import Fold
 from numerflow.train.prepare import PreparedData, ensure_bins
 from numerflow.train.progress import percent
 
@@ -35,34 +36,34 @@ def fold_progress(label: str) -> Callable[[int, int], None]:
 
 @task(
     name="train-fold",
-    task_run_name="train-{target}-fold-{fold.index}",
+    task_run_name="train-{fit.target}-fold-{fit.fold.index}",
     retries=1,
     retry_delay_seconds=5,
 )
 def train_fold(
     prepared: PreparedData,
-    fold: Fold,
-    target: str,
-    ladder: list[TierStep] | None,
+    fit: FitSpec,
     seed: int,
-    models_dir: Path,
     cache_dir: Path | None = None,
-    config: NumerflowConfig | None = None,
+    worker_policy: DevicePolicy | None = None,
 ) -> FoldResult:
-    """Train one fold x target; with no `ladder`, the tier is decided here, on the machine that trains."""
+    """Train one fold x target; with a `worker_policy`, the tier is decided here, on the machine
+    that trains (a Dask worker), for its own GPU."""
     logger = get_run_logger()
     where = f"{socket.gethostname()} pid {os.getpid()}"  # a Dask worker when scaled out
     if ensure_bins(prepared):
         logger.info("%s: bins were missing here; built them under key %s", where, prepared.bins.record.key)
-    if ladder is None:
-        if config is None:
-            raise ValueError("train_fold needs a tier ladder or the config to decide one")
-        decision = decision_for(config, probe_gpus())
-        ladder = decision.ladder
+    ladder = fit.ladder
+    if worker_policy is not None:
+        # The bins are built: this worker's GPU takes the fold as it is, or the CPU does.
+        shape = fold_shape(prepared, fit.fold)
+        decision = decision_for(worker_policy, probe_gpus(), shape, can_reduce=False)
+        ladder = slot_ladder(decision, worker_policy.base, fit.recipe_params)
         logger.info("%s: tier %s (%s)", where, decision.tier, decision.reason)
     cache = FoldCache(cache_dir) if cache_dir is not None else None
+    target, fold = fit.target, fit.fold
     progress = fold_progress(f"{target} fold {fold.index}")
-    result = fit_fold_on_ladder(prepared, fold, target, ladder, seed, models_dir, cache, progress)
+    result = fit_fold_on_ladder(prepared, fold, target, ladder, seed, fit.models_dir, cache, progress)
     if result.reused:
         progress(1, 1)
         logger.info("%s fold %d: finished before with the same inputs; reused", target, fold.index)

@@ -5,8 +5,9 @@ One threaded HTTP server on 127.0.0.1 serves
   models, submission_upload_auth, create_submission); auth errors as HTTP 200 + `errors`;
 - `GET|HEAD /files/<name>`: dataset files with Content-Length, ETag and Range support;
 - `PUT /upload/<token>`: stores uploaded submissions.
-Faults are switched per test: status bursts, hangs, truncated bodies, bad credentials, no
-open round. Every request is counted by kind so tests can assert what the client did.
+Faults are switched per test: status bursts, hangs, dropped connections (before or after the
+request took effect), truncated bodies, bad credentials, no open round, a round that opens
+later. Every request is counted by kind so tests can assert what the client did.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
+import sys
 import threading
 import time
 import uuid
@@ -31,6 +34,8 @@ class Faults:
     statuses: dict[str, list[int]] = field(default_factory=dict)  # next N answers of a kind
     hang_seconds: dict[str, float] = field(default_factory=dict)  # every answer of a kind
     truncate_next: dict[str, int] = field(default_factory=dict)  # file name -> times to truncate
+    drop_next: dict[str, int] = field(default_factory=dict)  # kind -> times to hang up, no effect
+    lose_answer_next: dict[str, int] = field(default_factory=dict)  # kind -> times to act, then hang up
 
 
 @dataclass
@@ -42,6 +47,8 @@ class FakeNumerai:
     )
     round_number: int | None = 1001
     round_open: bool = True
+    opens_at: datetime | None = None  # the round opens then (and stays open an hour)
+    opens_in: float | None = None  # sets opens_at this many seconds after the next rounds query
     files: dict[str, bytes] = field(default_factory=dict)  # "v5.2/train.parquet" -> bytes
     round_files: dict[tuple[str, int], bytes] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
@@ -54,7 +61,7 @@ class FakeNumerai:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> FakeNumerai:
         handler = _handler_for(self)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _QuietServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -112,6 +119,10 @@ class FakeNumerai:
                     }
                 }
             }
+        if kind == "submissions":
+            mine = [s for s in self.submissions if s["model_id"] == variables.get("modelId")]
+            listed = [{"id": s["id"], "filename": s["filename"], "insertedAt": s["at"]} for s in mine]
+            return kind, {"data": {"submissions": listed}}
         if kind == "create_submission":
             token = variables["filename"].removesuffix(".csv")
             if token not in self.uploads:
@@ -122,7 +133,8 @@ class FakeNumerai:
             with self._lock:
                 self.submissions.append(
                     {"id": submission_id, "model_id": variables["modelId"], "round": self.round_number,
-                     "body": self.uploads[token]}
+                     "filename": variables["filename"], "body": self.uploads[token],
+                     "at": _timestamp(datetime.now(UTC))}
                 )  # fmt: skip
             return kind, {"data": {"create_submission": {"id": submission_id}}}
         return kind, {"errors": [{"message": f"fake does not know: {text[:80]}"}], "data": None}
@@ -131,13 +143,23 @@ class FakeNumerai:
         if self.round_number is None:
             return None
         now = datetime.now(UTC)
-        opened = now - timedelta(minutes=10)
-        closes = now + timedelta(minutes=50) if self.round_open else now - timedelta(minutes=5)
+        if self.opens_in is not None:
+            self.opens_at, self.opens_in = now + timedelta(seconds=self.opens_in), None
+        if self.opens_at is not None:
+            opened, closes = self.opens_at, self.opens_at + timedelta(hours=1)
+        else:
+            opened = now - timedelta(minutes=10)
+            closes = now + timedelta(minutes=50) if self.round_open else now - timedelta(minutes=5)
         return {
             "number": self.round_number,
-            "openTime": opened.isoformat().replace("+00:00", "Z"),
-            "closeStakingTime": closes.isoformat().replace("+00:00", "Z"),
+            "openTime": _timestamp(opened),
+            "closeStakingTime": _timestamp(closes),
         }
+
+    def submissions_for(self, round_number: int, model: str = "my_model") -> list[dict]:
+        """What Numerai holds for (round, model): more than one is a double upload."""
+        model_id = self.models[model]
+        return [s for s in self.submissions if (s["round"], s["model_id"]) == (round_number, model_id)]
 
     def file_bytes(self, name: str, round_number: int | None) -> bytes | None:
         if round_number is not None and (name, round_number) in self.round_files:
@@ -150,12 +172,30 @@ class FakeNumerai:
             queue = self.faults.statuses.get(kind)
             return queue.pop(0) if queue else None
 
+    def take_once(self, faults: dict[str, int], kind: str) -> bool:
+        with self._lock:
+            if faults.get(kind, 0) > 0:
+                faults[kind] -= 1
+                return True
+            return False
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # clients hang up on purpose (skipped downloads) and faults drop connections
+        super().handle_error(request, client_address)
+
 
 def _operation(text: str) -> str:
-    for name in ("submission_upload_auth", "create_submission"):
+    for name in ("submission_upload_auth", "create_submission", "submissions"):
         if f"{name}(" in text:
             return name
     return "unknown"
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _handler_for(fake: FakeNumerai) -> type[BaseHTTPRequestHandler]:
@@ -174,6 +214,11 @@ def _handler_for(fake: FakeNumerai) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(body)
 
+        def _hang_up(self) -> None:
+            """Close the connection without an answer: the client sees it dropped."""
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+
         def _fault(self, kind: str) -> bool:
             status = fake.take_fault(kind)
             hang = fake.faults.hang_seconds.get(kind)
@@ -182,11 +227,17 @@ def _handler_for(fake: FakeNumerai) -> type[BaseHTTPRequestHandler]:
             if status is not None:
                 self._send(status, b'{"error": "injected"}', {"Content-Type": "application/json"})
                 return True
+            if fake.take_once(fake.faults.lose_answer_next, kind):
+                self._hang_up()  # the request already took effect
+                return True
             return False
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             body = json.loads(self.rfile.read(length) or b"{}")
+            if fake.take_once(fake.faults.drop_next, _operation(re.sub(r"\s+", " ", body.get("query", "")))):
+                self._hang_up()
+                return
             kind, answer = fake.graphql(
                 body.get("query", ""), body.get("variables"), self.headers.get("Authorization")
             )
@@ -230,6 +281,9 @@ def _handler_for(fake: FakeNumerai) -> type[BaseHTTPRequestHandler]:
         def do_PUT(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             body = self.rfile.read(length)
+            if fake.take_once(fake.faults.drop_next, "put"):
+                self._hang_up()
+                return
             if self._fault("put"):
                 return
             fake.uploads[self.path.removeprefix("/upload/")] = body

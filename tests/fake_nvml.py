@@ -63,6 +63,9 @@ class FakeNvml:
             raise RuntimeError("Not Found")
         return (handle, slot)
 
+    def nvmlDeviceGetPciInfo(self, handle: int) -> SimpleNamespace:
+        return SimpleNamespace(bus=0x10 + handle)  # card i sits on PCI bus 0x10 + i
+
     def nvmlDeviceGetUtilizationRates(self, handle: int) -> SimpleNamespace:
         return SimpleNamespace(gpu=7)
 

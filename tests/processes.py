@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+WINDOWS = sys.platform == "win32"
 
 
 class ProcessGroup:
@@ -32,7 +33,7 @@ class ProcessGroup:
             if name is not None and Path(log.name).stem != name:
                 continue
             if process.poll() is None:
-                process.send_signal(self.stop_signal)
+                ask_to_stop(process, self.stop_signal)
                 try:
                     process.wait(20)
                 except subprocess.TimeoutExpired:
@@ -40,6 +41,15 @@ class ProcessGroup:
                     process.wait(10)
             log.close()
             self._processes.remove((process, log))
+
+
+def ask_to_stop(process: subprocess.Popen, stop_signal: int) -> None:
+    """`stop_signal` on POSIX; on Windows `Popen.send_signal` knows only SIGTERM and console
+    events (which reach the whole console), so the process is terminated."""
+    if WINDOWS:
+        process.terminate()
+    else:
+        process.send_signal(stop_signal)
 
 
 def free_port() -> int:

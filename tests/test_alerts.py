@@ -4,14 +4,13 @@ webhook receiver standing in for Slack/Teams. Each incident must reach it exactl
 from __future__ import annotations
 
 import json
-import os
-import signal
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import psutil
 import pytest
 from prefect.client.orchestration import get_client
 
@@ -192,7 +191,7 @@ def test_a_killed_run_gives_a_crash_alert(env: dict) -> None:
                 break
             time.sleep(0.5)
     assert pid is not None, "the run did not start training in time"
-    os.kill(pid, signal.SIGKILL)
+    psutil.Process(pid).kill()
     messages = env["receiver"].wait_for(started, 1, timeout=30)
     time.sleep(5)
     messages = env["receiver"].since(started)

@@ -73,6 +73,9 @@ def test_demo_runs_end_to_end(tmp_path: Path, config_dir: Path) -> None:
     assert f"submission:     {work / 'submission.csv'} (dry-run" in result.output
     corr = float(result.output.split("validation CORR: mean ")[1].split(",")[0])
     assert corr > 0
+    # the demo's data has no benchmark or meta-model files: MMC and BMC say so, never zeros
+    assert "validation MMC: not computed: meta_model.parquet is not in" in result.output
+    assert "validation BMC: not computed: validation_benchmark_models.parquet is not in" in result.output
     assert len(pd.read_csv(work / "submission.csv")) == 120
 
 

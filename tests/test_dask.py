@@ -81,7 +81,7 @@ def _run_on_dask(cluster: DaskCluster, config_dir: Path, overrides: dict, work_d
 
 def _trees(run_dir: Path) -> dict[str, str]:
     """Each model's trees (the text before LightGBM's parameter dump), by its path in the run."""
-    manifest = read_manifest(run_dir)
+    manifest = read_manifest(run_dir / "slots" / "main")
     return {
         model: (run_dir / model).read_text().split("parameters:")[0]
         for paths in manifest.models.values()
@@ -93,7 +93,8 @@ def _assert_same_run(run_dir: Path, reference: Path) -> None:
     """Same models, tree for tree, and the same out-of-fold and validation scores."""
     assert _trees(run_dir) == _trees(reference)
     assert len(_trees(run_dir)) == N_MODELS
-    ours, theirs = read_manifest(run_dir).metrics, read_manifest(reference).metrics
+    ours = read_manifest(run_dir / "slots" / "main").metrics
+    theirs = read_manifest(reference / "slots" / "main").metrics
     assert ours["summary"] == theirs["summary"]
     drop = {"seconds", "reused"}
     assert [{k: v for k, v in row.items() if k not in drop} for row in ours["per_fold"]] == [
@@ -108,9 +109,9 @@ def test_fold_tasks_run_in_the_dask_workers_and_match_a_local_run(
     assert state.is_completed(), state.message
     run_dir = state.result().run_dir
 
-    trained_in = {r["pid"] for r in read_manifest(run_dir).fold_results}
+    trained_in = {r["pid"] for r in read_manifest(run_dir / "slots" / "main").fold_results}
     assert trained_in == set(cluster.pids().values())  # both workers trained, nothing ran here
-    assert {r["pid"] for r in read_manifest(local_run).fold_results} == {os.getpid()}
+    assert {r["pid"] for r in read_manifest(local_run / "slots" / "main").fold_results} == {os.getpid()}
     _assert_same_run(run_dir, local_run)
 
 
@@ -122,9 +123,9 @@ def test_a_worker_killed_mid_run_still_ends_in_a_complete_correct_run(
     flow = threading.Thread(target=lambda: outcome.update(state=_run_on_dask(cluster, *project, work_dir)))
     flow.start()
     deadline = time.monotonic() + 240
-    while not list(work_dir.glob("*/models/*/fold_*.txt")) and time.monotonic() < deadline:
+    while not list(work_dir.glob("*/models/*/*/fold_*.txt")) and time.monotonic() < deadline:
         time.sleep(0.05)
-    finished_before_kill = len(list(work_dir.glob("*/models/*/fold_*.txt")))
+    finished_before_kill = len(list(work_dir.glob("*/models/*/*/fold_*.txt")))
     assert 0 < finished_before_kill < N_MODELS, "the worker must die while folds are still training"
     cluster.kill("worker-b")
     flow.join(timeout=600)
@@ -132,7 +133,7 @@ def test_a_worker_killed_mid_run_still_ends_in_a_complete_correct_run(
     state = outcome["state"]
     assert state.is_completed(), state.message
     run_dir = state.result().run_dir
-    results = read_manifest(run_dir).fold_results
+    results = read_manifest(run_dir / "slots" / "main").fold_results
     assert len(results) == N_MODELS
     # Work that was lost with worker-b ran again on worker-a; nothing is missing or different.
     assert cluster.pids()["worker-a"] in {r["pid"] for r in results}
@@ -152,7 +153,7 @@ def test_tasks_that_hold_a_gpu_resource_run_only_on_gpu_workers(
     overrides = {**fast_overrides, "training.scale_out.task_resources": {"GPU": 1}}
     state = _run_on_dask(gpu_cluster, config_dir, overrides, tmp_path / "dask-runs")
     assert state.is_completed(), state.message
-    results = read_manifest(state.result().run_dir).fold_results
+    results = read_manifest(state.result().run_dir / "slots" / "main").fold_results
     assert len(results) == N_MODELS
     # One GPU resource on one worker: every task ran there, one at a time.
     assert {r["pid"] for r in results} == {gpu_cluster.pids()["gpu-worker"]}

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from numerai_tools.scoring import numerai_corr
 
-from numerflow.score.metrics import per_era_corr, summarize
+from numerflow.score.metrics import per_era_corr, summarize, summarize_recent
 from numerflow.score.stacking import cross_fitted, era_rank, fit_stacker
 
 
@@ -15,6 +15,20 @@ def test_summary_figures_by_hand() -> None:
     # cumulative 0.1, -0.1, -0.05, 0.25: worst fall from a peak is 0.1 -> -0.1
     assert figures["max_drawdown"] == pytest.approx(0.2)
     assert figures["eras"] == 4
+
+
+def test_drawdown_is_measured_from_zero() -> None:
+    # cumulative -0.1, -0.05, 0.0: the first era already falls 0.1 below the start
+    assert summarize(pd.Series([-0.1, 0.05, 0.05]))["max_drawdown"] == pytest.approx(0.1)
+    assert summarize(pd.Series([0.05, 0.05]))["max_drawdown"] == pytest.approx(0.0)
+
+
+def test_recent_figures_are_the_last_eras_only() -> None:
+    per_era = pd.Series([0.5] * 3 + [-0.1, 0.05, 0.05], index=range(1, 7))
+    figures = summarize_recent(per_era, eras=3)
+    assert figures["eras"] == 6 and figures["eras_last3"] == 3
+    assert figures["mean_last3"] == pytest.approx(0.0) and figures["max_drawdown_last3"] == pytest.approx(0.1)
+    assert figures["mean"] == pytest.approx(summarize(per_era)["mean"])
 
 
 def _scored_frame(rng: np.random.Generator, eras: int = 6, rows: int = 100) -> tuple:

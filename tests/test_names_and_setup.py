@@ -18,7 +18,7 @@ from numerflow.ops.schedule import describe_start, next_runs
 from numerflow.ops.worker import worker_argv
 from numerflow.runs.names import child_run_name, round_run_name, weekly_run_name
 from numerflow.submit.report import submission_table
-from numerflow.submit.steps import SubmissionOutcome, SubmissionRecord, UploadOutcome
+from numerflow.submit.steps import SlotSubmission, SubmissionOutcome, SubmissionRecord, UploadOutcome
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,14 +119,28 @@ def test_alert_links_follow_the_server_the_process_talks_to() -> None:
 
 def test_dry_run_submissions_table_has_no_blanks(tmp_path: Path) -> None:
     record = SubmissionRecord(path=tmp_path / "submission.csv", rows=10, sha256="ab" * 32)
-    offline = SubmissionOutcome(status="dry-run", trained_run_id="run-1", submission=record)
+    slot = SlotSubmission(slot="main", trained_run_id="run-1", submission=record)
+    offline = SubmissionOutcome(status="dry-run", slots=[slot])
     rows, description = submission_table(offline)
     assert description == "dry run for no round (local live file)"
+    assert rows[0]["slot"] == "main" and rows[0]["status"] == "dry-run" and rows[0]["trained_run"] == "run-1"
     assert all(value not in (None, "None", "") for row in rows for value in row.values())
+    nothing = SubmissionOutcome(status="no-open-round", round=1001, message="no round is open")
+    rows, description = submission_table(nothing)
+    assert description == "no open round for round 1001" and rows[0]["detail"] == "no round is open"
+    assert all(value not in (None, "None", "") for row in rows for value in row.values())
+    alpha = SlotSubmission(slot="alpha", submit_as="alpha", trained_run_id="run-1", submission=record)
+    broken = SlotSubmission(slot="beta", submit_as="beta", error="DataError: no live file")
     uploaded = SubmissionOutcome(
-        status="submitted", round=1002, trained_run_id="run-1", submission=record,
-        uploads=[UploadOutcome(model="alpha", status="uploaded", submission_id="sub-1")],
+        status="upload-failed", round=1002, slots=[alpha, broken],
+        uploads=[UploadOutcome(model="alpha", status="uploaded", submission_id="sub-1"),
+                 UploadOutcome(model="beta", status="failed", detail="slot beta: DataError: no live file")],
     )  # fmt: skip
     rows, description = submission_table(uploaded)
     assert description == "uploads for round 1002"
-    assert rows[0]["model"] == "alpha" and rows[0]["submission_id"] == "sub-1" and rows[0]["round"] == "1002"
+    assert [(r["slot"], r["model"], r["status"]) for r in rows] == [
+        ("alpha", "alpha", "uploaded"),
+        ("beta", "beta", "failed"),
+    ]
+    assert rows[0]["submission_id"] == "sub-1" and rows[0]["round"] == "1002" and rows[1]["file"] == "-"
+    assert all(value not in (None, "None", "") for row in rows for value in row.values())

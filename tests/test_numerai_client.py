@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 
 from numerflow.numerai.client import NumeraiClient, Timeouts
-from numerflow.numerai.download import expectation_for, fetch
+from numerflow.numerai.download import check_file, expectation_for, fetch
 from numerflow.numerai.errors import AuthError, TransientError
+from numerflow.score.references import BENCHMARK_FILE, META_MODEL_FILE
+from numerflow.submit.steps import ensure_training_data
 from tests.fake_numerai import FakeNumerai
 
 TRAIN = "v5.2/train.parquet"
@@ -54,6 +56,26 @@ def test_first_run_downloads_second_does_not_changed_file_does(fake: FakeNumerai
     third = fetch(client, TRAIN, dest, expectation_for(TRAIN))
     assert third.downloaded and third.reason == "changed on the server" and fake.counts["get"] == 2
     assert len(pd.read_parquet(dest)) == 100
+
+
+def test_training_data_brings_the_scoring_files_numerai_lists(
+    fake: FakeNumerai, version_dir: Path, tmp_path: Path
+) -> None:
+    del fake.files[f"v5.2/{META_MODEL_FILE}"]  # not listed, as for v5.0
+    dest = tmp_path / "v5.2"
+    results = ensure_training_data(dest, _client(fake))
+    assert [r.path.name for r in results if r.downloaded] == [
+        "features.json",
+        "train.parquet",
+        "validation.parquet",
+        BENCHMARK_FILE,
+    ]
+    assert (dest / BENCHMARK_FILE).read_bytes() == fake.files[f"v5.2/{BENCHMARK_FILE}"]
+    assert not (dest / META_MODEL_FILE).exists()
+    assert not any(r.downloaded for r in ensure_training_data(dest, _client(fake)))  # unchanged: kept
+
+    with pytest.raises(TransientError, match="numerai_meta_model"):  # never used as a meta model
+        check_file(version_dir / BENCHMARK_FILE, expectation_for(META_MODEL_FILE))
 
 
 def test_a_local_file_changed_by_hand_is_fetched_again(fake: FakeNumerai, tmp_path: Path) -> None:
@@ -113,7 +135,7 @@ def test_missing_keys_fail_before_any_request(fake: FakeNumerai, monkeypatch: py
     monkeypatch.delenv("NUMERAI_SECRET_KEY", raising=False)
     client = NumeraiClient(None, None, api_url=fake.api_url, retry_budget_seconds=5)
     with pytest.raises(AuthError, match="API keys required"):
-        client.upload(Path("predictions.csv"), "model-id")
+        client.upload_target(Path("predictions.csv"), "model-id")
     assert sum(fake.counts.values()) == 0
 
 
@@ -148,12 +170,17 @@ def test_no_open_round_and_between_rounds(fake: FakeNumerai) -> None:
     assert _client(fake).current_round() is None
 
 
-def test_upload_through_numerapi(fake: FakeNumerai, tmp_path: Path) -> None:
-    path = tmp_path / "predictions.csv"
-    path.write_text("id,prediction\nn1,0.5\n")
-    submission_id = _client(fake).upload(path, fake.models["my_model"])
-    assert fake.submissions[0]["id"] == submission_id
-    assert fake.submissions[0]["body"] == path.read_bytes()
+def test_temp_files_of_an_interrupted_download_are_removed_on_the_next_run(
+    fake: FakeNumerai, tmp_path: Path
+) -> None:
+    dest = tmp_path / "live_1001.parquet"
+    stale = tmp_path / ".live_1001.parquet.k2x9q1.tmp"  # what a SIGKILLed download leaves
+    stale.write_bytes(fake.files[TRAIN][:100])
+    other = tmp_path / ".train.parquet.k2x9q1.tmp"  # another file's: not ours to touch
+    other.write_bytes(b"x")
+    fetch(_client(fake), TRAIN, dest, expectation_for(TRAIN))
+    assert not stale.exists() and other.exists()
+    assert dest.read_bytes() == fake.files[TRAIN]
 
 
 def test_endpoint_override_env_wins_over_config(monkeypatch: pytest.MonkeyPatch) -> None:

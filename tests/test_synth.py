@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 
 from numerflow.data.synth import SynthSpec, generate
+from numerflow.score.references import BENCHMARK_FILE, META_MODEL_COLUMN, META_MODEL_FILE
+from tests.conftest import SMALL_SPEC
 
 
 def test_v5_schema(version_dir: Path) -> None:
@@ -63,6 +65,27 @@ def test_planted_signal_lives_in_the_small_set(version_dir: Path) -> None:
     informative = json.loads((version_dir / "synth_spec.json").read_text())["informative"]
     small = meta["feature_sets"]["small"]
     assert any(f"feature_{i:04d}" in small for i in informative)
+
+
+def test_benchmark_and_meta_model_files_follow_the_planted_signal(version_dir: Path) -> None:
+    validation = pd.read_parquet(version_dir / "validation.parquet", columns=["era", "target"])
+    benchmarks = pd.read_parquet(version_dir / BENCHMARK_FILE)
+    meta = pd.read_parquet(version_dir / META_MODEL_FILE)
+    assert benchmarks.index.equals(validation.index)  # every validation row, like Numerai's file
+    assert "v52_lgbm_ender20" in benchmarks.columns and "v52_lgbm_cyrusd60" in benchmarks.columns
+    assert meta.columns.tolist() == ["era", "data_type", META_MODEL_COLUMN]
+    assert meta["era"].astype(int).min() == SMALL_SPEC.meta_model_from_era  # recent eras only
+    assert meta["era"].astype(int).max() == SMALL_SPEC.eras
+
+    joined = validation.join(benchmarks["v52_lgbm_ender20"]).join(meta[META_MODEL_COLUMN]).dropna()
+    corr = joined.drop(columns="era").corr(method="spearman")["target"]
+    # both carry the target's signal; the meta model with less noise than the benchmark
+    assert corr[META_MODEL_COLUMN] > corr["v52_lgbm_ender20"] > 0.05
+
+
+def test_reference_files_are_optional(tmp_path: Path) -> None:
+    directory = generate(tmp_path, SynthSpec(eras=20, rows_per_era=30, features=12, reference_files=False))
+    assert not (directory / BENCHMARK_FILE).exists() and not (directory / META_MODEL_FILE).exists()
 
 
 def test_bad_spec_is_refused() -> None:

@@ -15,7 +15,7 @@ from prefect.client.schemas.filters import (
 
 from flows.weekly import weekly_flow
 from numerflow.config import ConfigError
-from numerflow.runs.manifest import latest_run, read_manifest
+from numerflow.runs.manifest import latest_run, latest_slot_run, read_manifest
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -26,6 +26,7 @@ ARTIFACT_KEYS = [
     "numerflow-validation-era-corr",
     "numerflow-oof-era-corr",
     "numerflow-submissions",
+    "numerflow-run-plan",
 ]
 
 
@@ -37,28 +38,46 @@ def test_weekly_flow_trains_scores_and_writes_a_valid_submission(
     result = state.result()
 
     # The planted signal is found, by every base model and by the stack.
-    assert result.validation_corr_mean > 0.05
-    manifest = read_manifest(result.run_dir)
+    assert list(result.slots) == ["main"] and result.slots["main"].validation_corr_mean > 0.05
+    slot_dir = result.run_dir / "slots" / "main"
+    manifest = read_manifest(slot_dir)
     for split in ("oof", "validation"):
         assert set(manifest.metrics["summary"][split]) == {"target", "target_cyrusd_20", "stack"}
         assert all(m["mean"] > 0 for m in manifest.metrics["summary"][split].values())
     assert len(manifest.metrics["per_fold"]) == 2 * 3  # targets x folds
+    # every labelled validation era past the embargo is scored, by CORR and by Numerai's metrics
+    validation = pd.read_parquet(version_dir / "validation.parquet", columns=["era", "data_type"])
+    labelled = validation.loc[validation["data_type"] == "validation", "era"].astype(int)
+    embargo = fast_overrides["training.folds.embargo_eras"]
+    past = sorted(set(labelled[labelled > manifest.data["training_eras"][1] + embargo]))
+    assert manifest.data["validation_eras"] == past
+    assert manifest.metrics["summary"]["validation"]["stack"]["eras"] == len(past)
+    scored = manifest.metrics["validation"]
+    assert scored["bmc"]["summary"]["stack"]["eras"] == len(past)
+    assert 0 < scored["mmc"]["summary"]["stack"]["eras"] < len(past)  # the meta model: recent eras only
+    assert (
+        scored["fnc"]["not_computed"] is None and scored["feature_exposure"]["summary"]["stack"]["mean"] > 0
+    )
     assert manifest.params["n_estimators"] == 60 and manifest.data["version"] == "v5.2"
-    assert manifest.models["target"] == [f"models/target/fold_{k}.txt" for k in range(3)]
-    assert latest_run(Path(fast_overrides["training.work_dir"])) == result.run_dir
+    [recipe] = {Path(p).parts[1] for p in manifest.models["target"]}
+    assert manifest.models["target"] == [f"models/{recipe}/target/fold_{k}.txt" for k in range(3)]
+    work_dir = Path(fast_overrides["training.work_dir"])
+    assert latest_run(work_dir) == result.run_dir and latest_slot_run(work_dir, "main") == slot_dir
+    assert (result.run_dir / "plan.json").is_file()
     bins = manifest.data["bins"]  # binned once for the 6 models, by the loader the guard chose
     assert bins["built"] and bins["record"]["rows"] == manifest.data["training_rows"]
     assert bins["plan"]["loader"] == bins["record"]["loader"] == "arrow"
 
-    assert result.submission.status == "dry-run" and result.submission.trained_run_id == result.run_id
-    submission = pd.read_csv(result.submission.submission.path)
+    [entry] = result.submission.slots
+    assert result.submission.status == "dry-run" and entry.trained_run_id == result.run_id
+    submission = pd.read_csv(entry.submission.path)
     live_ids = pd.read_parquet(version_dir / "live.parquet").index.to_series()
     validate_submission_numerai(live_ids.reset_index(drop=True), submission)
-    assert result.submission.submission.rows == len(live_ids)
+    assert entry.submission.rows == len(live_ids)
 
     effective = (result.run_dir / "program_output_params.yaml").read_text()
     assert "n_estimators: 60" in effective
-    assert (result.run_dir / "live_local.parquet").is_file()
+    assert (slot_dir / "live_local.parquet").is_file()
 
     flow_run_id = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
@@ -74,6 +93,7 @@ def test_weekly_flow_trains_scores_and_writes_a_valid_submission(
     assert mine == set(ARTIFACT_KEYS)
     summary = next(a for a in artifacts if a.key == "numerflow-run-summary" and a.flow_run_id == flow_run_id)
     assert result.run_id in summary.data and "validation CORR" in summary.data
+    assert "BMC is measured against v52_lgbm_ender20" in summary.data
 
 
 def test_bad_override_fails_before_any_work(config_dir: Path, fast_overrides: dict) -> None:
@@ -89,8 +109,9 @@ def test_bad_override_fails_before_any_work(config_dir: Path, fast_overrides: di
 def test_gpu_error_in_one_fold_falls_back_and_the_run_completes(
     config_dir: Path, fast_overrides: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Simulated: an 8 GiB card with 6 GiB free that LightGBM can use, and a GPU out-of-memory
-    error in fold 1 only. The other folds train on the medium tier; fold 1 steps down to CPU."""
+    """Simulated: an 8 GiB card with 6 GiB free that LightGBM can use (`gpu.device: gpu`, since
+    `auto` keeps data this small on the CPU), and a GPU out-of-memory error in fold 1 only. The
+    other folds train on the GPU; fold 1 steps down to the CPU."""
     import lightgbm
 
     import numerflow.gpu.tiers as gpu_tiers
@@ -118,19 +139,20 @@ def test_gpu_error_in_one_fold_falls_back_and_the_run_completes(
         return result.model_copy(update={"device_type": params.device_type})
 
     monkeypatch.setattr(fit, "fit_fold", gpu_that_fails_on_fold_1)
-    overrides = fast_overrides | {"training.targets": ["target"]}
+    overrides = fast_overrides | {"training.targets": ["target"], "program_input_params.gpu.device": "gpu"}
     state = weekly_flow(config_dir=str(config_dir), overrides=overrides, return_state=True)
     assert state.is_completed(), state.message
-    manifest = read_manifest(state.result().run_dir)
+    manifest = read_manifest(state.result().run_dir / "slots" / "main")
 
-    assert manifest.device["tier"] == "medium" and "6.0 GiB free" in manifest.device["reason"]
+    assert manifest.device["tier"] == "gpu" and "6.0 GiB free" in manifest.device["reason"]
+    assert "needs about" in manifest.device["reason"]  # the VRAM estimate of the run's shape
     tiers = {r["fold"]: r["tier"] for r in manifest.fold_results}
-    assert tiers == {0: "medium", 1: "cpu", 2: "medium"}
+    assert tiers == {0: "gpu", 1: "cpu", 2: "gpu"}
     steps = [(d["fold"], d["from"], d["to"]) for d in manifest.device["downgrades"]]
-    assert steps == [(1, "medium", "safe"), (1, "safe", "cpu")]
+    assert steps == [(1, "gpu", "cpu")]
     assert all("out of memory" in d["error"] for d in manifest.device["downgrades"])
     effective = (state.result().run_dir / "program_output_params.yaml").read_text()
-    assert "name: medium" in effective and "device_type: gpu" in effective
+    assert "name: gpu" in effective and "device_type: gpu" in effective
 
 
 def test_gpu_required_without_a_gpu_fails_before_training(config_dir: Path, fast_overrides: dict) -> None:

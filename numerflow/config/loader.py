@@ -2,6 +2,10 @@
 
 Errors name the file, the key and the reason, e.g.
 `config/training.yaml: folds.n_folds: Input should be greater than or equal to 2 (got 1)`.
+
+`params.KEY=VALUE` overrides a LightGBM parameter of the active parameter source
+(`program_input_params.yaml`, or `model_params.yaml` with `params_source: manual`), so the
+same override reaches LightGBM whichever file the run trains with.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ CONFIG_FILES = (
     "deployments",
     "alerts",
 )
+
+
+ACTIVE_PARAMS = "params"  # override prefix for the active parameter file's `params:`
 
 
 class ConfigError(ValueError):
@@ -62,12 +69,13 @@ def load_config(
     if not directory.is_dir():
         raise ConfigError(f"{directory}: config directory not found")
     raw = {name: _read_yaml(directory / f"{name}.yaml") for name in CONFIG_FILES}
-    for key, value in (overrides or {}).items():
+    overrides = _to_active_source(raw, overrides or {})
+    for key, value in overrides.items():
         _apply_override(raw, key, value)
     try:
         config = NumerflowConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, directory, overrides or {})) from None
+        raise ConfigError(_describe(exc, directory, overrides)) from None
     return _resolve_paths(config, directory.resolve().parent)
 
 
@@ -89,12 +97,24 @@ def _names() -> list[str]:
     return [f"{name}.yaml" for name in CONFIG_FILES]
 
 
+def _to_active_source(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`params.KEY` -> `program_input_params.params.KEY` or `model_params.params.KEY`, by the
+    `params_source` in force (an override of it included)."""
+    source = overrides.get("training.params_source", raw["training"].get("params_source", "program"))
+    parameter_file = "model_params" if source == "manual" else "program_input_params"
+    return {
+        f"{parameter_file}.{key}" if key.startswith(f"{ACTIVE_PARAMS}.") else key: value
+        for key, value in overrides.items()
+    }
+
+
 def _apply_override(raw: dict[str, Any], key: str, value: Any) -> None:
     file_name, _, dotted = key.partition(".")
     if file_name not in raw or not dotted:
         raise ConfigError(
             f"override {key!r}: keys start with a config file name "
-            f"({', '.join(CONFIG_FILES)}) followed by the key, e.g. training.folds.n_folds"
+            f"({', '.join(CONFIG_FILES)}) followed by the key, e.g. training.folds.n_folds, "
+            f"or with {ACTIVE_PARAMS}. for the active parameter file, e.g. params.learning_rate"
         )
     node = raw[file_name]
     parts = dotted.split(".")
@@ -109,6 +129,9 @@ def _apply_override(raw: dict[str, Any], key: str, value: Any) -> None:
 def _describe(exc: ValidationError, directory: Path, overrides: Mapping[str, Any]) -> str:
     lines = []
     for error in exc.errors():
+        if not error["loc"]:  # a check across files; its message starts with the file it names
+            lines.append(f"{directory}/{error['msg'].removeprefix('Value error, ')}")
+            continue
         file_name, *path = (str(p) for p in error["loc"])
         key = ".".join(path) or "(top level)"
         reason = error["msg"]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DATA_VERSION_PATTERN = r"^(v\d+\.\d+|latest)$"
 Loader = Literal["auto", "arrow", "stream"]  # how parquet becomes binned LightGBM data
@@ -28,7 +28,10 @@ class DataConfig(StrictModel):
         "latest", pattern=DATA_VERSION_PATTERN, description="vX.Y, or latest: the newest listed"
     )
     dir: Path = Path("data")
-    era_stride: int = Field(4, ge=1, le=52, description="use every Nth era (1 = all eras)")
+    era_stride: int = Field(4, ge=1, le=52, description="train on every Nth era (1 = all eras)")
+    validation_era_stride: int = Field(
+        1, ge=1, le=52, description="score on every Nth labelled validation era (1 = all of them)"
+    )
     row_limit: int | None = Field(None, ge=100, description="cap on training rows (last resort)")
     loader: Loader = Field(
         "auto", description="how parquet becomes binned LightGBM data: auto picks by size and free memory"
@@ -43,6 +46,29 @@ class FoldsConfig(StrictModel):
     n_folds: int = Field(4, ge=2, le=20)
     embargo_eras: int = Field(
         8, ge=0, le=52, description="eras dropped from training on each side of a validation block"
+    )
+
+
+class ScoringConfig(StrictModel):
+    """How validation predictions are judged, besides CORR against the main target."""
+
+    benchmark_model: str | None = Field(
+        None,
+        min_length=1,
+        description="column of validation_benchmark_models.parquet BMC is measured against; "
+        "null: the data version's reference benchmark (v52_lgbm_ender20 for v5.2)",
+    )
+    fnc_feature_set: str | None = Field(
+        "fncv3_features",
+        min_length=1,
+        description="features.json set FNC and feature exposure neutralise against (Numerai's FNC "
+        "uses fncv3_features); null, or a set the data lacks: the slot's own features",
+    )
+    feature_metrics_eras: int | None = Field(
+        200,
+        ge=1,
+        description="FNC and feature exposure on the newest N validation eras (each era neutralises "
+        "against every feature: about 0.5 s an era at 42 features, 35 s at 2,376); null: every era",
     )
 
 
@@ -84,22 +110,80 @@ class ScaleOutConfig(StrictModel):
         return resources
 
 
+StackingKind = Literal["mean", "ridge", "none"]
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9_]+$"  # Numerai model names: letters, digits, underscores
+
+
+def check_param_overrides(params: dict[str, Any]) -> dict[str, Any]:
+    """A partial set of LightGBM parameters: known names, values in range."""
+    unknown = sorted(set(params) - set(LightGBMParams.model_fields))
+    if unknown:
+        raise ValueError(f"unknown LightGBM parameters {unknown} (known: see program_input_params.yaml)")
+    LightGBMParams(**params)  # values in range
+    return params
+
+
+ParamChanges = Annotated[dict[str, Any], AfterValidator(check_param_overrides)]
+
+
+class SlotConfig(StrictModel):
+    """One Numerai model slot: its name on Numerai and the recipe that differs from the defaults.
+
+    Every field left out takes the run's default (training.yaml targets/folds/stacking,
+    features.yaml, the active parameter file), so `- my_model` alone is the default recipe.
+    """
+
+    name: str = Field(pattern=MODEL_NAME_PATTERN, description="the Numerai model name it submits as")
+    targets: list[str] | None = Field(None, min_length=1, description="default: training.yaml targets")
+    feature_set: str | None = Field(None, description="default: features.yaml")
+    features: list[str] | None = None
+    max_features: int | None = Field(None, ge=1)
+    param_set: str | None = Field(None, description="a named set under param_sets: in the parameter file")
+    params: ParamChanges = Field(default_factory=dict, description="LightGBM parameters for this slot only")
+    folds: FoldsConfig | None = None
+    stacking: StackingKind | None = None
+    submit: bool = Field(True, description="false: train and score it, never upload it")
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, targets: list[str] | None) -> list[str] | None:
+        return None if targets is None else check_targets(targets)
+
+    @model_validator(mode="after")
+    def _one_feature_source(self) -> SlotConfig:
+        if self.feature_set is not None and self.features is not None:
+            raise ValueError("set at most one of 'feature_set' and 'features'")
+        return self
+
+
+def check_targets(targets: list[str]) -> list[str]:
+    bad = [t for t in targets if not TARGET_PATTERN.match(t)]
+    if bad:
+        raise ValueError(f"{bad} are not Numerai target names (expected 'target' or 'target_<name>_20|60')")
+    if len(set(targets)) != len(targets):
+        raise ValueError("targets are listed twice")
+    return targets
+
+
 class TrainingConfig(StrictModel):
     """`config/training.yaml`."""
 
     data: DataConfig = DataConfig()
     targets: list[str] = Field(default_factory=lambda: ["target"], min_length=1)
     folds: FoldsConfig = FoldsConfig()
-    stacking: Literal["mean", "ridge", "none"] = "mean"
+    stacking: StackingKind = "mean"
     params_source: Literal["program", "manual"] = Field(
         "program",
         description="program: program_input_params.yaml; manual: model_params.yaml as is",
     )
     work_dir: Path = Path("runs")
     submission: SubmissionConfig = SubmissionConfig()
+    scoring: ScoringConfig = ScoringConfig()
     numerai: NumeraiConfig = NumeraiConfig()
     scale_out: ScaleOutConfig = ScaleOutConfig()
-    models: list[str] = Field(default_factory=list, description="Numerai model names to submit as")
+    models: list[SlotConfig] = Field(
+        default_factory=list, description="Numerai model slots: a name, or a name with its own recipe"
+    )
     seed: int = Field(42, ge=0)
 
     def bins_root(self) -> Path:
@@ -108,20 +192,23 @@ class TrainingConfig(StrictModel):
     @field_validator("targets")
     @classmethod
     def _targets_are_numerai_names(cls, targets: list[str]) -> list[str]:
-        bad = [t for t in targets if not TARGET_PATTERN.match(t)]
-        if bad:
-            raise ValueError(
-                f"{bad} are not Numerai target names (expected 'target' or 'target_<name>_20|60')"
-            )
-        if len(set(targets)) != len(targets):
-            raise ValueError("targets are listed twice")
-        return targets
+        return check_targets(targets)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _names_are_slots(cls, models: Any) -> Any:
+        # `- my_model` is the short form of `- name: my_model` (the default recipe)
+        if isinstance(models, list):
+            return [{"name": m} if isinstance(m, str) else m for m in models]
+        return models
 
     @field_validator("models")
     @classmethod
-    def _model_names_unique(cls, models: list[str]) -> list[str]:
-        if len(set(models)) != len(models):
-            raise ValueError("model names are listed twice")
+    def _model_names_unique(cls, models: list[SlotConfig]) -> list[SlotConfig]:
+        names = [m.name for m in models]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"model names are listed twice: {twice}")
         return models
 
 
@@ -160,7 +247,8 @@ class LightGBMParams(StrictModel):
         True, description="column-wise histograms: about 1 byte a cell less than row-wise, 10-20% slower"
     )
     device_type: Literal["cpu", "gpu", "cuda"] = "cpu"
-    gpu_device_id: int | None = Field(None, ge=0, description="OpenCL/CUDA device; set by the GPU tier")
+    gpu_platform_id: int | None = Field(None, ge=0, description="OpenCL platform; set by the GPU decision")
+    gpu_device_id: int | None = Field(None, ge=0, description="OpenCL/CUDA device; set by the GPU decision")
     gpu_use_dp: bool = Field(False, description="double precision on the GPU (slower, more memory)")
 
     def to_lightgbm(self, seed: int) -> dict[str, object]:
@@ -192,70 +280,65 @@ DATASET_FIELDS = frozenset({"max_bin", "bin_construct_sample_cnt", "min_data_in_
 
 
 class GpuConfig(StrictModel):
-    required: bool = Field(False, description="fail before training when no usable GPU (or GPU_REQUIRED=1)")
-    learner: Literal["gpu", "cuda"] = Field(
-        "gpu", description="gpu: OpenCL learner of the PyPI wheel; cuda: a CUDA build of LightGBM"
+    """How the GPU is used (numerflow.gpu.tiers decides, from a VRAM estimate of the data)."""
+
+    device: Literal["auto", "cpu", "gpu", "cuda"] = Field(
+        "auto",
+        description="auto: the OpenCL learner for folds of at least min_gpu_cells, else the CPU; "
+        "gpu: the OpenCL learner (the PyPI wheel) whenever it works; cuda: a CUDA build (Linux); cpu",
     )
-    device_index: int | None = Field(None, ge=0, description="which visible GPU; default: most free memory")
-
-
-class Tier(StrictModel):
-    """A set of parameters for a range of free GPU memory."""
-
-    min_free_vram_gib: float = Field(ge=0)
-    params: dict[str, Any] = Field(default_factory=dict, description="LightGBM parameters this tier sets")
-    row_limit: int | None = Field(None, ge=100)
-    max_features: int | None = Field(None, ge=1)
+    required: bool = Field(False, description="fail before training when no usable GPU (or GPU_REQUIRED=1)")
+    device_index: int | None = Field(None, ge=0, description="which NVML card; default: most free memory")
+    opencl_platform: str | None = Field(
+        None, min_length=1, description="OpenCL platform: its index or part of its name; default NVIDIA's"
+    )
+    min_gpu_cells: float | None = Field(
+        None, ge=0, description="auto's break-even in fold rows x features; null: calibrated, else built-in"
+    )
+    when_too_big: Literal["reduce", "cpu"] = Field(
+        "reduce", description="a fold the VRAM cannot hold: fewer rows/features that fit, or the CPU"
+    )
+    params: ParamChanges = Field(default_factory=dict, description="LightGBM parameters for GPU training")
 
     @field_validator("params")
     @classmethod
-    def _known_params(cls, params: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(params) - set(LightGBMParams.model_fields))
-        if unknown:
-            raise ValueError(f"unknown LightGBM parameters {unknown}")
-        LightGBMParams(**params)  # values in range
+    def _device_is_decided(cls, params: dict[str, Any]) -> dict[str, Any]:
+        settled = sorted({"device_type", "gpu_platform_id", "gpu_device_id"} & set(params))
+        if settled:
+            raise ValueError(f"{settled} are chosen by the GPU decision; set gpu.device / gpu.device_index")
         return params
-
-
-def _default_tiers() -> dict[str, Tier]:
-    # Sized for the 8 GB cards the old scripts targeted; the OpenCL learner tops out near 8 GB.
-    return {
-        "full": Tier(min_free_vram_gib=7.0, params={"max_bin": 255}),
-        "medium": Tier(min_free_vram_gib=5.0, params={"max_bin": 63}),
-        "safe": Tier(min_free_vram_gib=1.5, params={"max_bin": 15}, row_limit=1_500_000, max_features=1000),
-        "cpu": Tier(min_free_vram_gib=0.0, params={"device_type": "cpu"}),
-    }
 
 
 class ProgramInputParams(StrictModel):
     """`config/program_input_params.yaml`: the parameters the automated program trains with,
-    and the GPU tiers that adjust them to the free VRAM."""
+    and how the GPU is used."""
 
     params: LightGBMParams = LightGBMParams()
+    param_sets: dict[str, ParamChanges] = Field(
+        default_factory=dict, description="named changes to params that model slots refer to"
+    )
     gpu: GpuConfig = GpuConfig()
-    tiers: dict[str, Tier] = Field(default_factory=_default_tiers)
 
-    @field_validator("tiers")
+    @model_validator(mode="before")
     @classmethod
-    def _cpu_tier_exists(cls, tiers: dict[str, Tier]) -> dict[str, Tier]:
-        if "cpu" not in tiers:
-            raise ValueError("a 'cpu' tier is required: it is where every fallback ends")
-        if tiers["cpu"].params.get("device_type", "cpu") != "cpu":
-            raise ValueError("the 'cpu' tier must train on the CPU")
-        return tiers
-
-    def ordered_tiers(self) -> list[tuple[str, Tier]]:
-        """GPU tiers from the most demanding down, then the CPU tier."""
-        gpu = sorted(
-            ((n, t) for n, t in self.tiers.items() if n != "cpu"), key=lambda item: -item[1].min_free_vram_gib
-        )
-        return [*gpu, ("cpu", self.tiers["cpu"])]
+    def _retired_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "tiers" in data:
+            raise ValueError(
+                "tiers: retired; the GPU is now sized by a VRAM estimate of the data (see `numerflow gpu`). "
+                "Delete `tiers:`; pin GPU-only LightGBM parameters under gpu.params"
+            )
+        if isinstance(data, dict) and isinstance(data.get("gpu"), dict) and "learner" in data["gpu"]:
+            raise ValueError("gpu.learner: renamed; use gpu.device: auto | gpu | cuda | cpu")
+        return data
 
 
 class ModelParams(StrictModel):
     """`config/model_params.yaml`: static defaults for the manual path (`params_source: manual`)."""
 
     params: LightGBMParams = LightGBMParams()
+    param_sets: dict[str, ParamChanges] = Field(
+        default_factory=dict, description="named changes to params that model slots refer to"
+    )
 
 
 class ProgramOutputParams(StrictModel):
@@ -289,6 +372,7 @@ class RoundScheduleConfig(ScheduleConfig):
     wait_for_round_minutes: int = Field(
         30, ge=0, le=45, description="keep checking this long for the round to open"
     )
+    poll_seconds: float = Field(30, ge=1, le=600, description="while waiting, check this often")
 
 
 class DeploymentsConfig(StrictModel):
@@ -331,7 +415,21 @@ class NumerflowConfig(StrictModel):
     deployments: DeploymentsConfig
     alerts: AlertsConfig
 
+    def parameter_file(self) -> ProgramInputParams | ModelParams:
+        """The active parameter source: program_input_params.yaml or model_params.yaml."""
+        return self.program_input_params if self.training.params_source == "program" else self.model_params
+
     def effective_params(self) -> LightGBMParams:
-        source = self.training.params_source
-        chosen = self.program_input_params if source == "program" else self.model_params
-        return chosen.params.model_copy()
+        return self.parameter_file().params.model_copy()
+
+    @model_validator(mode="after")
+    def _param_sets_exist(self) -> NumerflowConfig:
+        known = self.parameter_file().param_sets
+        for slot in self.training.models:
+            if slot.param_set is not None and slot.param_set not in known:
+                raise ValueError(
+                    f"training.yaml: models: {slot.name}: param_set {slot.param_set!r} is not under "
+                    f"param_sets: in {self.training.params_source}'s parameter file "
+                    f"(known: {sorted(known) or 'none'})"
+                )
+        return self

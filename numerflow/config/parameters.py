@@ -51,9 +51,8 @@ PARAMETER_KEYS = {
     "feature_set": "features.feature_set",
     "max_features": "features.max_features",
     "targets": "training.targets",
-    "n_estimators": "program_input_params.params.n_estimators",
-    "learning_rate": "program_input_params.params.learning_rate",
-    "models": "training.models",
+    "n_estimators": "params.n_estimators",  # the active parameter file's, program or manual
+    "learning_rate": "params.learning_rate",
     "dask_address": "training.scale_out.dask_address",
 }
 

@@ -18,26 +18,25 @@ match its recorded size and digest is rebuilt, never used.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
+from filelock import FileLock
 from pydantic import BaseModel, ConfigDict
 
 from numerflow.cachedirs import prune_entries
 from numerflow.data.memory import MemoryPlan
 from numerflow.data.rows import FeatureRows, SelectedRows
-from numerflow.io import write_json_atomic
+from numerflow.io import replace_with_retry, write_json_atomic
 
 BINS_FILE = "train.bin"
 RECORD_FILE = "bins.json"
@@ -156,7 +155,8 @@ class BinsCache:
         if record is not None:
             return record, False
         self.root.mkdir(parents=True, exist_ok=True)
-        with _locked(self.root / f".{key}.lock"):
+        # filelock: flock on POSIX (Linux NFS maps it to NFS locks), LockFileEx on Windows.
+        with FileLock(self.root / f".{key}.lock"):
             record = self.lookup(key)  # built by another process while this one waited
             if record is not None:
                 return record, False
@@ -175,7 +175,7 @@ class BinsCache:
                     digest=_file_digest(staging / BINS_FILE),
                 )
                 write_json_atomic(staging / RECORD_FILE, record.model_dump())
-                os.rename(staging, self.root / key)
+                replace_with_retry(staging, self.root / key)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
             return record, True
@@ -207,13 +207,3 @@ def _intact(path: Path, record: BinsRecord) -> bool:
 def _file_digest(path: Path) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

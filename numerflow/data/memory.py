@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import psutil
 from pydantic import BaseModel, ConfigDict
 
 from numerflow.config.models import Loader
@@ -78,8 +79,9 @@ def estimate_peaks(shape: DataShape) -> dict[str, int]:
 
 
 def available_memory() -> tuple[int, str]:
-    """Bytes this process can still use: MemAvailable, capped by a cgroup limit if one is set."""
-    available, source = _meminfo_available(), "MemAvailable in /proc/meminfo"
+    """Bytes this process can still use: the system's available memory (MemAvailable on Linux,
+    the same figure psutil gives on Windows and macOS), capped by a cgroup limit if one is set."""
+    available, source = psutil.virtual_memory().available, "available memory (psutil)"
     limit = _cgroup_headroom()
     if limit is not None and limit < available:
         available, source = limit, "cgroup memory limit"
@@ -131,13 +133,7 @@ def _advice(
     )
 
 
-def _meminfo_available() -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) * 1024
-    raise OSError("/proc/meminfo has no MemAvailable line")
-
-
+# Linux containers only: elsewhere these files do not exist and the cgroup cap is skipped.
 CGROUPS = (  # (limit, usage, stat, reclaimable page-cache key) for cgroup v2, then v1
     (
         "/sys/fs/cgroup/memory.max",

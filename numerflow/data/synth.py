@@ -3,7 +3,8 @@
 Writes `<out>/<version>/{train,validation,live}.parquet` and `features.json` in the v5 schema:
 string `id` index, 4-digit `era` strings, `data_type`, int8 `feature_*` in 0..4, a main
 `target` and auxiliary `target_<name>_20|60` targets in 5 bins of [0, 1] (auxiliary ones may be
-NaN), validation eras without targets at the end, and a live era.
+NaN), validation eras without targets at the end, and a live era. With `reference_files` it
+also writes `validation_benchmark_models.parquet` and `meta_model.parquet` (see `_references`).
 
 The main target depends on a few "informative" features with weights that drift from era to
 era around a positive mean, so a working model scores a clearly positive mean per-era CORR
@@ -14,6 +15,7 @@ seed derived from (seed, era), so output is deterministic and memory stays flat 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from numerflow.io import atomic_path, write_json_atomic
+from numerflow.score.references import (
+    BENCHMARK_FILE,
+    META_MODEL_COLUMN,
+    META_MODEL_FILE,
+    benchmark_column,
+)
 
 # Feature values come from a standard normal cut at its 5/25/75/95 % quantiles, as in Numerai.
 FEATURE_CUTS = np.array([-1.6449, -0.6745, 0.6745, 1.6449], dtype=np.float32)
@@ -41,6 +49,10 @@ FEATURE_GROUPS = (
 )
 ROW_GROUP_ROWS = 50_000
 LIVE_ERA = "X"  # what Numerai's live file is reported to carry; nothing depends on it
+# Reference predictions are a target's planted signal plus this much noise (in signal std):
+# the meta model is the better informed, each benchmark model the weaker.
+META_MODEL_NOISE = 1.0
+BENCHMARK_NOISE = 2.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,7 @@ class SynthSpec:
     validation_fraction: float = 0.25
     unlabelled_eras: int = 4  # validation eras at the end without targets, as in Numerai's file
     live_rows: int | None = None  # defaults to rows_per_era
+    reference_files: bool = True  # benchmark-model and meta-model files beside validation.parquet
     signal: float = 0.15  # share of the main target's variance the informative features explain
     aux_targets: tuple[AuxTarget, ...] = field(default=DEFAULT_AUX)
 
@@ -106,6 +119,12 @@ class SynthSpec:
     def target_names(self) -> list[str]:
         return ["target", *(aux.name for aux in self.aux_targets)]
 
+    @property
+    def meta_model_from_era(self) -> int:
+        """The meta model covers the newer half of the validation eras, as Numerai's covers
+        only recent eras."""
+        return self.train_eras + (self.eras - self.train_eras) // 2 + 1
+
 
 @dataclass(frozen=True)
 class _Plan:
@@ -128,12 +147,21 @@ def generate(out: str | Path, spec: SynthSpec | None = None) -> Path:
     validation = range(spec.train_eras + 1, spec.eras + 1)
 
     _write_file(target_dir / "train.parquet", spec, plan, ((e, "train", True) for e in train))
-    _write_file(
-        target_dir / "validation.parquet",
-        spec,
-        plan,
-        ((e, "validation" if e <= labelled else "test", e <= labelled) for e in validation),
-    )
+    with ExitStack() as files:
+        sink = files.enter_context(_Sink(target_dir / "validation.parquet"))
+        reference_sinks = [
+            files.enter_context(_Sink(target_dir / name))
+            for name in ((BENCHMARK_FILE, META_MODEL_FILE) if spec.reference_files else ())
+        ]
+        for era in validation:
+            data_type = "validation" if era <= labelled else "test"
+            frame, signals = _era_frame(spec, plan, era, data_type, era <= labelled)
+            sink.add(frame)
+            if reference_sinks:
+                for reference_sink, references in zip(
+                    reference_sinks, _references(spec, era, frame, signals), strict=True
+                ):
+                    reference_sink.add(references)
     _write_file(target_dir / "live.parquet", spec, plan, iter([(spec.eras + 1, "live", False)]))
     write_json_atomic(target_dir / "features.json", _features_json(spec, plan))
     write_json_atomic(
@@ -155,34 +183,52 @@ def _plan(spec: SynthSpec) -> _Plan:
 
 
 def _write_file(path: Path, spec: SynthSpec, plan: _Plan, eras: Iterator[tuple[int, str, bool]]) -> None:
-    with atomic_path(path) as tmp:
-        writer: pq.ParquetWriter | None = None
-        pending: list[pd.DataFrame] = []
-        pending_rows = 0
+    with _Sink(path) as sink:
+        for era, data_type, labelled in eras:
+            sink.add(_era_frame(spec, plan, era, data_type, labelled)[0])
+
+
+class _Sink:
+    """A parquet file written era by era in row groups of about ROW_GROUP_ROWS rows, renamed
+    into place only when complete."""
+
+    def __init__(self, path: Path) -> None:
+        self._atomic = atomic_path(path)
+        self._writer: pq.ParquetWriter | None = None
+        self._pending: list[pd.DataFrame] = []
+        self._pending_rows = 0
+
+    def __enter__(self) -> _Sink:
+        self._tmp = self._atomic.__enter__()
+        return self
+
+    def add(self, frame: pd.DataFrame) -> None:
+        self._pending.append(frame)
+        self._pending_rows += len(frame)
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def __exit__(self, *exc: object) -> None:
         try:
-            for era, data_type, labelled in eras:
-                frame = _era_frame(spec, plan, era, data_type, labelled)
-                pending.append(frame)
-                pending_rows += len(frame)
-                if pending_rows >= ROW_GROUP_ROWS:
-                    writer = _flush(tmp, writer, pending)
-                    pending, pending_rows = [], 0
-            if pending or writer is None:
-                writer = _flush(tmp, writer, pending)
+            if exc[0] is None and (self._pending or self._writer is None):
+                self._flush()
         finally:
-            if writer is not None:
-                writer.close()
+            if self._writer is not None:
+                self._writer.close()
+            self._atomic.__exit__(*exc)
+
+    def _flush(self) -> None:
+        table = pa.Table.from_pandas(pd.concat(self._pending), preserve_index=True)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._tmp, table.schema, compression="snappy")
+        self._writer.write_table(table, row_group_size=len(table))
+        self._pending, self._pending_rows = [], 0
 
 
-def _flush(path: Path, writer: pq.ParquetWriter | None, frames: list[pd.DataFrame]) -> pq.ParquetWriter:
-    table = pa.Table.from_pandas(pd.concat(frames), preserve_index=True)
-    if writer is None:
-        writer = pq.ParquetWriter(path, table.schema, compression="snappy")
-    writer.write_table(table, row_group_size=len(table))
-    return writer
-
-
-def _era_frame(spec: SynthSpec, plan: _Plan, era: int, data_type: str, labelled: bool) -> pd.DataFrame:
+def _era_frame(
+    spec: SynthSpec, plan: _Plan, era: int, data_type: str, labelled: bool
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """One era's rows, and each target's planted signal (before noise and binning)."""
     rng = np.random.default_rng([spec.seed, era])
     rows = (spec.live_rows or spec.rows_per_era) if data_type == "live" else spec.rows_per_era
     latent = rng.standard_normal((rows, plan.cluster_of.max() + 1), dtype=np.float32)
@@ -198,34 +244,59 @@ def _era_frame(spec: SynthSpec, plan: _Plan, era: int, data_type: str, labelled:
     # Era-varying weights: each era scales every informative weight by a factor around 1.
     era_weights = plan.base_weights * rng.normal(1.0, 0.8, size=len(plan.base_weights))
     informative = features[:, plan.informative].astype(np.float32) - 2.0
-    targets = {"target": _target(rng, informative, era_weights, spec.signal, 0.0)}
+    signals = {"target": _signal(informative, era_weights)}
+    targets = {"target": _target(rng, signals["target"], spec.signal, 0.0)}
     for aux in spec.aux_targets:
         if aux.weight_noise == 0 and aux.noise == 0:
-            values = targets["target"].copy()
+            signals[aux.name], values = signals["target"], targets["target"].copy()
         else:
-            weights = era_weights + plan.aux_weight_shift[aux.name]
-            values = _target(rng, informative, weights, spec.signal, aux.noise)
+            signals[aux.name] = _signal(informative, era_weights + plan.aux_weight_shift[aux.name])
+            values = _target(rng, signals[aux.name], spec.signal, aux.noise)
             values[rng.random(rows) < aux.nan_fraction] = np.nan
         targets[aux.name] = values
     for name, values in targets.items():
         frame[name] = values if labelled else np.full(rows, np.nan, dtype=np.float32)
-    return frame
+    return frame, signals
 
 
-def _target(
-    rng: np.random.Generator,
-    informative: np.ndarray,
-    weights: np.ndarray,
-    signal: float,
-    extra: float,
-) -> np.ndarray:
+def _references(
+    spec: SynthSpec, era: int, frame: pd.DataFrame, signals: dict[str, np.ndarray]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An era's benchmark models (one per auxiliary target: its planted signal plus
+    BENCHMARK_NOISE) and meta model (the main target's signal plus META_MODEL_NOISE, in the
+    eras it covers), ranked into (0, 1) like Numerai's."""
+    rng = np.random.default_rng([spec.seed, era, 2])  # its own stream: the data stays as it was
+    columns = {"era": frame["era"], "data_type": frame["data_type"]}
+    benchmarks = pd.DataFrame(columns, index=frame.index)
+    for aux in spec.aux_targets:
+        benchmarks[benchmark_column(spec.version, aux.name)] = _noisy_rank(
+            rng, signals[aux.name], BENCHMARK_NOISE
+        )
+    meta = pd.DataFrame(columns, index=frame.index)
+    meta[META_MODEL_COLUMN] = _noisy_rank(rng, signals["target"], META_MODEL_NOISE)
+    covered = era >= spec.meta_model_from_era
+    return benchmarks, meta if covered else meta.iloc[:0]  # no rows outside the covered eras
+
+
+def _noisy_rank(rng: np.random.Generator, signal: np.ndarray, noise: float) -> np.ndarray:
+    return _percentiles(signal + rng.standard_normal(len(signal)) * noise).astype(np.float32)
+
+
+def _percentiles(values: np.ndarray) -> np.ndarray:
+    """Each value's rank within the era, in (0, 1)."""
+    return (np.argsort(np.argsort(values, kind="stable"), kind="stable") + 0.5) / len(values)
+
+
+def _signal(informative: np.ndarray, weights: np.ndarray) -> np.ndarray:
     raw = informative @ weights
-    raw = (raw - raw.mean()) / (raw.std() + 1e-9)
+    return (raw - raw.mean()) / (raw.std() + 1e-9)
+
+
+def _target(rng: np.random.Generator, raw: np.ndarray, signal: float, extra: float) -> np.ndarray:
     noise_scale = np.sqrt((1 - signal) / signal) if signal > 0 else 1.0
     mix = raw * (signal > 0) + rng.standard_normal(len(raw)) * noise_scale * (1 + extra)
     # Bin by rank within the era: 5/20/50/20/5 % into 0, .25, .5, .75, 1.
-    pct = (np.argsort(np.argsort(mix, kind="stable"), kind="stable") + 0.5) / len(mix)
-    return TARGET_VALUES[np.searchsorted(TARGET_BIN_EDGES, pct)]
+    return TARGET_VALUES[np.searchsorted(TARGET_BIN_EDGES, _percentiles(mix))]
 
 
 def _ids(rng: np.random.Generator, era: int, rows: int) -> list[str]:

@@ -24,6 +24,7 @@ class GpuDevice(BaseModel):
     free_bytes: int
     utilization_percent: int | None = None
     mig: bool = False
+    pci_bus: int | None = None  # matches the card to its OpenCL device (numerflow.gpu.numbering)
 
 
 class GpuProbe(BaseModel):
@@ -115,6 +116,7 @@ def _device(nvml: ModuleType, index: int, handle: object, name: str, uuid: str, 
         free_bytes=int(memory.free),
         utilization_percent=_utilization(nvml, handle),
         mig=mig,
+        pci_bus=None if mig else _pci_bus(nvml, handle),
     )
 
 
@@ -160,6 +162,13 @@ def _utilization(nvml: ModuleType, handle: object) -> int | None:
         return int(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
     except Exception:
         return None  # not supported on every device (e.g. MIG slices)
+
+
+def _pci_bus(nvml: ModuleType, handle: object) -> int | None:
+    try:
+        return int(nvml.nvmlDeviceGetPciInfo(handle).bus)
+    except Exception:
+        return None  # not every driver answers; the OpenCL match then goes by CUDA's number
 
 
 def _cuda_version(nvml: ModuleType) -> str | None:

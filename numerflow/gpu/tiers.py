@@ -1,19 +1,33 @@
-"""GPU tiers: pick LightGBM parameters by the free VRAM and build the fallback ladder down
-to the CPU.
+"""The GPU decision: CPU or GPU, which device, how much data, and the fallback ladder.
 
-The decision needs three answers: what NVML sees (`numerflow.gpu.probe`), whether the
-installed LightGBM trains on the GPU (`numerflow.gpu.capability`), and whether the owner
-requires a GPU (`gpu.required` or `GPU_REQUIRED=1`)."""
+It is made from measured facts (numerflow.gpu.vram): the GPU only where it is faster than the
+CPU (`gpu.device: auto` compares a fold's cells with the break-even), and only with data whose
+estimated VRAM fits the chosen card; when it does not, the leanest smaller shape that fits
+(or the CPU, as configured). The inputs are what NVML sees (`numerflow.gpu.probe`), whether
+the installed LightGBM trains on that card and on which device (`numerflow.gpu.capability`),
+whether the owner requires a GPU (`gpu.required` or `GPU_REQUIRED=1`), and the data's shape.
+A fold that still hits a GPU error steps down the ladder to the CPU (`numerflow.train.fit`)."""
 
 from __future__ import annotations
 
 import os
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from numerflow.config.models import DATASET_FIELDS, LightGBMParams, NumerflowConfig, ProgramInputParams
-from numerflow.gpu.capability import Capability, check_capability
-from numerflow.gpu.probe import GIB, GpuDevice, GpuProbe
+from numerflow.gpu.capability import Capability, check_capability, default_cache_dir
+from numerflow.gpu.numbering import cuda_ordinal
+from numerflow.gpu.probe import GpuDevice, GpuProbe
+from numerflow.gpu.vram import (
+    BUILT_IN,
+    Learner,
+    TrainingShape,
+    VramFit,
+    VramModel,
+    describe_fit,
+    fit_to_vram,
+    vram_model,
+)
 
 
 class GpuRequiredError(RuntimeError):
@@ -21,20 +35,23 @@ class GpuRequiredError(RuntimeError):
 
 
 class TierStep(BaseModel):
-    """One rung of the fallback ladder: a tier name and the parameters it trains with."""
+    """One rung of the fallback ladder: where it trains (gpu, cuda, cpu) and with what."""
 
     tier: str
     params: LightGBMParams
 
 
 class TierDecision(BaseModel):
-    tier: str
+    tier: str  # the first rung
     reason: str
     device: GpuDevice | None = None
     capability: Capability | None = None
-    ladder: list[TierStep]  # the chosen tier first, the CPU last
-    row_limit: int | None = None
+    ladder: list[TierStep]  # the chosen rung first, the CPU last
+    # Data limits the decision imposes (only ever tighter than the config's):
+    era_stride: int | None = None
     max_features: int | None = None
+    shape: TrainingShape | None = None  # what a fold was sized as (after the limits)
+    vram: VramFit | None = None
 
     @property
     def params(self) -> LightGBMParams:
@@ -43,6 +60,10 @@ class TierDecision(BaseModel):
 
 def gpu_required(program: ProgramInputParams) -> bool:
     return program.gpu.required or os.environ.get("GPU_REQUIRED", "").strip() in ("1", "true", "yes")
+
+
+def learner_of(program: ProgramInputParams) -> Learner:
+    return "cuda" if program.gpu.device == "cuda" else "gpu"
 
 
 def choose_device(probe: GpuProbe, device_index: int | None) -> GpuDevice | None:
@@ -55,80 +76,116 @@ def choose_device(probe: GpuProbe, device_index: int | None) -> GpuDevice | None
 
 
 def decide(
-    program: ProgramInputParams, probe: GpuProbe, capability: Capability | None, required: bool
+    program: ProgramInputParams,
+    probe: GpuProbe,
+    capability: Capability | None,
+    required: bool,
+    shape: TrainingShape | None,
+    model: VramModel | None = None,
+    can_reduce: bool = True,
 ) -> TierDecision:
-    """The tier for this run. `capability` is None when it was not checked (no usable device)."""
-    device = choose_device(probe, program.gpu.device_index)
-    why_not = None
-    if device is None:
-        why_not = (
-            probe.describe()
-            if program.gpu.device_index is None
-            else (f"GPU index {program.gpu.device_index} is not visible ({probe.describe()})")
-        )
-    elif capability is not None and not capability.ok:
-        why_not = f"LightGBM cannot train on {device.name}: {capability.reason}"
-    if why_not is not None:
+    """Where this run trains. `capability` is None when it was not checked; `shape` None when the
+    data are not known (the VRAM is then not checked); `model` defaults to the built-in constants;
+    `can_reduce` is False once the data are binned (a Dask worker deciding for itself)."""
+    gpu = program.gpu
+    learner = learner_of(program)
+    device = choose_device(probe, gpu.device_index)
+
+    def cpu(why: str) -> TierDecision:
         if required:
             raise GpuRequiredError(
-                f"a GPU is required (gpu.required in program_input_params.yaml or GPU_REQUIRED=1) "
-                f"but {why_not}. See README 'GPU training' to install a GPU-capable LightGBM, or "
-                "set gpu.required: false to train on the CPU"
+                f"a GPU is required (gpu.required in program_input_params.yaml or GPU_REQUIRED=1) but {why}. "
+                "See README 'GPU training' to install a GPU-capable LightGBM, or set gpu.required: false"
             )
-        return _decision(program, "cpu", f"training on CPU: {why_not}", None, capability)
-    assert device is not None
-    free_gib = device.free_bytes / GIB
-    for name, tier in program.ordered_tiers():
-        if name != "cpu" and free_gib >= tier.min_free_vram_gib:
-            reason = (
-                f"{device.name} has {free_gib:.1f} GiB free (tier {name} needs {tier.min_free_vram_gib:g})"
-            )
-            return _decision(program, name, reason, device, capability)
-    reason = f"{device.name} has only {free_gib:.1f} GiB free, below every GPU tier"
-    if required:
-        raise GpuRequiredError(f"a GPU is required but {reason}")
-    return _decision(program, "cpu", f"training on CPU: {reason}", device, capability)
+        return _on_cpu(program, f"training on CPU: {why}", device, capability, shape)
 
-
-def _decision(
-    program: ProgramInputParams,
-    name: str,
-    reason: str,
-    device: GpuDevice | None,
-    capability: Capability | None,
-) -> TierDecision:
-    tiers = program.ordered_tiers()
-    names = [n for n, _ in tiers]
-    chosen = program.tiers[name]
-    first = tier_params(program, name, device, program.params)
-    # Lower rungs keep the run's dataset parameters: the data is binned once, with the first rung's.
-    ladder = [TierStep(tier=name, params=first)]
-    for lower in names[names.index(name) + 1 :]:
-        params = tier_params(program, lower, device, program.params)
-        keep = {f: getattr(first, f) for f in DATASET_FIELDS}
-        ladder.append(TierStep(tier=lower, params=params.model_copy(update=keep)))
-    return TierDecision(
-        tier=name,
-        reason=reason,
-        device=device,
-        capability=capability,
-        ladder=ladder,
-        row_limit=chosen.row_limit,
-        max_features=chosen.max_features,
+    if gpu.device == "cpu":
+        return cpu("gpu.device is cpu")
+    if device is None:
+        index = gpu.device_index
+        return cpu(
+            probe.describe() if index is None else f"GPU index {index} is not visible ({probe.describe()})"
+        )
+    if capability is not None and not capability.ok:
+        return cpu(f"{device.name}: {capability.reason}")
+    if shape is None:
+        reason = (
+            f"{device.name}, {device.free_bytes / 2**30:.1f} GiB free; data shape not known, VRAM not checked"
+        )
+        return _on_gpu(program, reason, device, capability, shape, probe)
+    model = model or BUILT_IN[learner]
+    threshold = gpu.min_gpu_cells if gpu.min_gpu_cells is not None else model.min_gpu_cells
+    if gpu.device == "auto" and not required and shape.fold_cells < threshold:
+        source = "gpu.min_gpu_cells" if gpu.min_gpu_cells is not None else model.source
+        return cpu(
+            f"gpu.device auto: a fold of {shape.describe()} is below the GPU's break-even of {threshold:.2g} "
+            f"cells ({source}), where the CPU is faster"
+        )
+    fit = fit_to_vram(shape, model, device.free_bytes, can_reduce and gpu.when_too_big == "reduce")
+    figures = f"{device.name}: {describe_fit(fit, device.free_bytes, shape)}"
+    if not fit.fits:
+        why = (
+            "gpu.when_too_big is cpu"
+            if gpu.when_too_big == "cpu"
+            else "nor with up to twice the era_stride and half the features"
+        )
+        return cpu(f"{figures}; it does not fit ({why})")
+    decision = _on_gpu(program, figures, device, capability, fit.shape, probe)
+    return decision.model_copy(
+        update={"era_stride": fit.era_stride, "max_features": fit.max_features, "vram": fit}
     )
 
 
-def tier_params(
-    program: ProgramInputParams, name: str, device: GpuDevice | None, base: LightGBMParams
+def _cpu_params(program: ProgramInputParams) -> LightGBMParams:
+    return program.params.model_copy(
+        update={"device_type": "cpu", "gpu_platform_id": None, "gpu_device_id": None}
+    )
+
+
+def _on_cpu(
+    program: ProgramInputParams, reason: str, device: GpuDevice | None, capability: Capability | None,
+    shape: TrainingShape | None,
+) -> TierDecision:  # fmt: skip
+    ladder = [TierStep(tier="cpu", params=_cpu_params(program))]
+    return TierDecision(
+        tier="cpu", reason=reason, device=device, capability=capability, ladder=ladder, shape=shape
+    )
+
+
+def _on_gpu(
+    program: ProgramInputParams, reason: str, device: GpuDevice, capability: Capability | None,
+    shape: TrainingShape | None, probe: GpuProbe,
+) -> TierDecision:  # fmt: skip
+    learner = learner_of(program)
+    first = gpu_params(program, learner, device, probe, capability)
+    # The CPU rung keeps the dataset parameters: the data are binned once, with the first rung's.
+    keep = {f: getattr(first, f) for f in DATASET_FIELDS}
+    ladder = [
+        TierStep(tier=learner, params=first),
+        TierStep(tier="cpu", params=_cpu_params(program).model_copy(update=keep)),
+    ]
+    return TierDecision(
+        tier=learner, reason=reason, device=device, capability=capability, ladder=ladder, shape=shape
+    )
+
+
+def gpu_params(
+    program: ProgramInputParams,
+    learner: str,
+    device: GpuDevice,
+    probe: GpuProbe,
+    capability: Capability | None,
 ) -> LightGBMParams:
-    tier = program.tiers[name]
-    update = dict(tier.params)
-    if name == "cpu":
-        update.update(device_type="cpu", gpu_device_id=None)
+    """The user's parameters, their GPU-only ones (gpu.params), and the device by the learner's
+    numbering: the OpenCL platform and device the capability check trained on, or CUDA's number."""
+    if capability is not None and capability.device_id is not None:
+        ids = {"gpu_platform_id": capability.platform_id, "gpu_device_id": capability.device_id}
     else:
-        update.setdefault("device_type", program.gpu.learner)
-        update.setdefault("gpu_device_id", device.index if device is not None else None)
-    return LightGBMParams.model_validate({**base.model_dump(), **update})
+        ordinal = cuda_ordinal(probe, device)
+        ids = {"gpu_platform_id": None, "gpu_device_id": ordinal if learner == "cuda" else None}
+    return LightGBMParams.model_validate(
+        {**program.params.model_dump(), **program.gpu.params, "device_type": learner, **ids}
+    )
 
 
 def manual_decision(params: LightGBMParams, probe: GpuProbe) -> TierDecision:
@@ -147,29 +204,42 @@ def manual_decision(params: LightGBMParams, probe: GpuProbe) -> TierDecision:
     )
 
 
-def decision_for(config: NumerflowConfig, probe: GpuProbe) -> TierDecision:
-    """The tier for this machine: manual parameters as written, or the VRAM-sized program tiers."""
-    if config.training.params_source == "manual":
-        return manual_decision(config.effective_params(), probe)
-    program = config.program_input_params
-    return decide(program, probe, capability_for(program, probe), gpu_required(program))
+class DevicePolicy(BaseModel):
+    """What the device decision depends on in the configuration; a Dask worker decides from it
+    for its own GPU."""
+
+    model_config = ConfigDict(frozen=True)
+
+    params_source: str
+    program: ProgramInputParams
+    base: LightGBMParams  # the active parameter file's params, before any slot changes
+
+    @classmethod
+    def of(cls, config: NumerflowConfig) -> DevicePolicy:
+        return cls(
+            params_source=config.training.params_source,
+            program=config.program_input_params,
+            base=config.effective_params(),
+        )
 
 
-def apply_data_limits(config: NumerflowConfig, decision: TierDecision) -> NumerflowConfig:
-    """A tier's row_limit/max_features tighten the user's own, never loosen them."""
-    if decision.row_limit is None and decision.max_features is None:
-        return config
-    updated = config.model_copy(deep=True)
-    updated.training.data.row_limit = _tighter(config.training.data.row_limit, decision.row_limit)
-    updated.features.max_features = _tighter(config.features.max_features, decision.max_features)
-    return updated
-
-
-def _tighter(user: int | None, tier: int | None) -> int | None:
-    return tier if user is None else user if tier is None else min(user, tier)
+def decision_for(
+    policy: DevicePolicy, probe: GpuProbe, shape: TrainingShape | None = None, can_reduce: bool = True
+) -> TierDecision:
+    """The decision for this machine and the run's data `shape` (numerflow.gpu.shape; None: the
+    VRAM is not checked): manual parameters as written, or the measured GPU decision with this
+    machine's calibration."""
+    if policy.params_source == "manual":
+        return manual_decision(policy.base, probe)
+    program = policy.program
+    model = vram_model(learner_of(program), default_cache_dir())
+    capability = capability_for(program, probe)
+    return decide(program, probe, capability, gpu_required(program), shape, model, can_reduce)
 
 
 def capability_for(program: ProgramInputParams, probe: GpuProbe) -> Capability | None:
-    """The capability check for the GPU a run would choose; None when no GPU is visible."""
+    """The capability check for the GPU a run would choose; None when no GPU would be used."""
     device = choose_device(probe, program.gpu.device_index)
-    return check_capability(program.gpu.learner, device, probe) if device is not None else None
+    if device is None or program.gpu.device == "cpu":
+        return None
+    return check_capability(learner_of(program), device, probe, opencl_platform=program.gpu.opencl_platform)

@@ -9,6 +9,7 @@ error. Every numerapi method (rounds, models, uploads) runs unchanged on top of 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +34,18 @@ query ($filename: String! $round: Int $tournament: Int) {
   dataset(filename: $filename round: $round tournament: $tournament)
 }
 """
+# numerapi 3.1.1's create mutation: numerapi only sends it inside `upload_predictions`, which
+# also PUTs the file without checking the answer, so numerflow sends the steps one by one.
+CREATE_SUBMISSION = """
+mutation($filename: String! $tournament: Int! $modelId: String $triggerId: String, $dataDatestamp: Int) {
+  create_submission(filename: $filename tournament: $tournament modelId: $modelId
+                    triggerId: $triggerId source: "numerapi" dataDatestamp: $dataDatestamp) { id }
+}
+"""
 NO_ROUND_MESSAGES = ("Current round not open for submissions",)
+S3_ERROR = re.compile(
+    r"<Code>(?P<code>[^<]{1,80})</Code>(?:.*?<Message>(?P<message>[^<]{1,200})</Message>)?", re.S
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,14 @@ class Timeouts:
 
     def as_tuple(self) -> tuple[float, float]:
         return (self.connect, self.read)
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    """Where to PUT a submission file, and the name Numerai gave it (unique per request)."""
+
+    filename: str
+    url: str
 
 
 @dataclass(frozen=True)
@@ -166,14 +186,48 @@ class NumeraiClient:
     def model_ids(self) -> dict[str, str]:
         return self._call("list models", self.api.get_models)
 
-    def upload(self, path: Path, model_id: str) -> str:
-        """Upload a submission file; returns Numerai's submission id."""
-        return self._call(
-            f"upload {path.name}",
-            lambda: self.api.upload_predictions(
-                file_path=str(path), model_id=model_id, timeout=self.timeouts.as_tuple()
-            ),
-        )
+    # The upload steps below are single attempts: `numerflow.numerai.uploads` retries each on its
+    # own, so a retry never repeats a step that already took effect.
+
+    def upload_target(self, path: Path, model_id: str) -> UploadTarget:
+        auth = self.api._upload_auth("submission_upload_auth", str(path), CLASSIC_TOURNAMENT, model_id)
+        return UploadTarget(filename=auth["filename"], url=auth["url"])
+
+    def put_file(self, url: str, data: bytes) -> None:
+        """PUT the file to the upload URL and check the answer, which numerapi ignores."""
+        headers = {"x_compute_id": os.getenv("NUMERAI_COMPUTE_ID")}  # as numerapi; None drops it
+        try:
+            response = requests.put(url, data=data, headers=headers, timeout=self.timeouts.as_tuple())
+        except requests.Timeout:
+            raise TransientError(f"file upload (PUT): no answer within {self.timeouts.read:.0f} s") from None
+        except requests.RequestException as exc:  # never the exception text: it holds the signed URL
+            raise TransientError(f"file upload (PUT) failed: {type(exc).__name__}") from None
+        status = response.status_code
+        if status >= 500 or status == 429:
+            raise TransientError(f"file upload (PUT) answered HTTP {status}")
+        if status >= 300:
+            raise NumeraiError(
+                f"file upload (PUT) refused: HTTP {status} {response.reason}{_storage_error(response.text)}: "
+                "the upload URL was rejected (expired, or the file is not allowed); not retried"
+            )
+
+    def create_submission(self, server_filename: str, model_id: str) -> str:
+        variables = {
+            "filename": server_filename,
+            "tournament": CLASSIC_TOURNAMENT,
+            "modelId": model_id,
+            "triggerId": os.getenv("TRIGGER_ID"),
+            "dataDatestamp": None,
+        }
+        result = self.api.raw_query(CREATE_SUBMISSION, variables, authorization=True)
+        return result["data"]["create_submission"]["id"]
+
+    def submission_named(self, model_id: str, server_filename: str) -> str | None:
+        """The id of the model's submission of this uploaded file, if Numerai holds one."""
+        for submission in self.api.submission_ids(model_id):
+            if submission["filename"] == server_filename:
+                return submission["id"]
+        return None
 
 
 def newest_data_version(datasets: list[str]) -> str:
@@ -182,6 +236,14 @@ def newest_data_version(datasets: list[str]) -> str:
     if not versions:
         raise NumeraiError("Numerai lists no dataset version with a train.parquet")
     return max(versions, key=lambda v: tuple(int(p) for p in v.lstrip("v").split(".")))
+
+
+def _storage_error(body: str) -> str:
+    """The storage service's error code and message (S3's XML), never the rest of the body."""
+    found = S3_ERROR.search(body or "")
+    if not found:
+        return ""
+    return f" ({found['code']}" + (f": {found['message']}" if found["message"] else "") + ")"
 
 
 def _aware(moment: datetime) -> datetime:

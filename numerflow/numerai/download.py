@@ -6,12 +6,14 @@ stalled body. Here numerapi only supplies the file's URL; the bytes are fetched 
 bounded timeout into a temporary file, checked (byte count, readable parquet with the
 expected columns and rows, or JSON with the expected keys) and only then renamed into place.
 A sidecar `<file>.source.json` remembers the server's ETag/size/Last-Modified, so an
-unchanged file costs one HEAD request and is not fetched again.
+unchanged file costs one HEAD request and is not fetched again. One process at a time fetches
+a file (a lease beside it); temporary files of a killed download are removed on the next fetch.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,11 +23,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import requests
 
-from numerflow.io import atomic_path, write_json_atomic
+from numerflow.io import atomic_path, remove_stale_temps, write_json_atomic
 from numerflow.numerai.client import NumeraiClient
 from numerflow.numerai.errors import TransientError
+from numerflow.numerai.locks import WAIT_FOREVER, held
+from numerflow.score.references import BENCHMARK_FILE, META_MODEL_COLUMN, META_MODEL_FILE
 
 CHUNK_BYTES = 1 << 20
+logger = logging.getLogger("numerflow.numerai")
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,10 @@ def expectation_for(filename: str, feature_names: list[str] | None = None) -> Ex
     base = filename.rsplit("/", 1)[-1]
     if base.endswith(".json"):
         return Expectation(json_keys=("feature_sets", "targets"))
+    if base == META_MODEL_FILE:
+        return Expectation(columns=("id", META_MODEL_COLUMN))
+    if base == BENCHMARK_FILE:
+        return Expectation(columns=("id", "era"))
     features = tuple(feature_names or ())
     if base.startswith("train"):
         return Expectation(columns=("id", "era", "target", *features))
@@ -66,6 +75,21 @@ def fetch(
     force: bool = False,
 ) -> DownloadResult:
     """Make `dest` hold Numerai's current `filename`, downloading only when needed."""
+    # A big file may take long to arrive; the holder is alive (heartbeat) or its lease ends.
+    with held(dest.with_name(f".{dest.name}.lock"), WAIT_FOREVER, f"download {filename}"):
+        for stale in remove_stale_temps(dest):
+            logger.info("removed %s, left by an interrupted download", stale.name)
+        return _fetch_locked(client, filename, dest, expectation, round_number, force)
+
+
+def _fetch_locked(
+    client: NumeraiClient,
+    filename: str,
+    dest: Path,
+    expectation: Expectation,
+    round_number: int | None,
+    force: bool,
+) -> DownloadResult:
     url = client.dataset_url(filename, round_number)
     remote = client.retrying(lambda: _head(url, client), f"check {filename}")
     sidecar = _sidecar(dest)

@@ -1,8 +1,14 @@
-"""The append-only submission ledger: one JSON line per upload, in the work directory.
+"""The append-only submission ledger and its journal of upload attempts, in the work directory.
 
-It answers "has this model already submitted this round from this trained run?", which is
-what makes repeated triggers of the per-round flow upload once. Lines are appended with a
-single write and fsync, so a crash leaves at most one incomplete last line, which is ignored.
+- `submissions.jsonl`: one line per submission Numerai holds (its submission id and the name
+  Numerai gave the file). It answers "has this model already submitted this round from this
+  trained run?", which is what makes repeated triggers of the per-round flow upload once.
+- `upload_attempts.jsonl`: one line per attempt of each upload step. A create is journalled
+  *before* it is sent, so a create whose outcome is unknown (lost answer, killed process) can
+  be settled later by asking Numerai instead of uploading again.
+
+Lines are appended with a single write and fsync, so a crash leaves at most one incomplete
+last line, which is ignored. Callers hold the (round, model) upload lock around read-then-append.
 """
 
 from __future__ import annotations
@@ -11,11 +17,16 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
 LEDGER_NAME = "submissions.jsonl"
+ATTEMPTS_NAME = "upload_attempts.jsonl"
+
+Step = Literal["upload-url", "put", "create", "lookup"]
+Result = Literal["started", "ok", "failed", "found", "not-found"]
+Line = TypeVar("Line", bound=BaseModel)
 
 
 class LedgerEntry(BaseModel):
@@ -27,37 +38,50 @@ class LedgerEntry(BaseModel):
     sha256: str
     rows: int
     forced: bool = False
+    server_filename: str | None = None  # Numerai's name for the uploaded file
+    attempts: dict[str, int] = {}  # step -> attempts it took
+    recovered: str | None = None  # how the id was learned when create's answer never came
+
+
+class Attempt(BaseModel):
+    recorded_at: str
+    round: int
+    model: str
+    trained_run_id: str
+    sha256: str
+    rows: int
+    step: Step
+    result: Result
+    server_filename: str | None = None
+    detail: str = ""
 
 
 def ledger_path(work_dir: Path) -> Path:
     return work_dir / LEDGER_NAME
 
 
+def attempts_path(work_dir: Path) -> Path:
+    return work_dir / ATTEMPTS_NAME
+
+
 def append(work_dir: Path, **fields: Any) -> LedgerEntry:
-    entry = LedgerEntry(recorded_at=datetime.now(UTC).isoformat(timespec="seconds"), **fields)
-    path = ledger_path(work_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = (entry.model_dump_json() + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    entry = LedgerEntry(recorded_at=_now(), **fields)
+    _append_line(ledger_path(work_dir), entry)
     return entry
 
 
+def record_attempt(work_dir: Path, **fields: Any) -> Attempt:
+    attempt = Attempt(recorded_at=_now(), **fields)
+    _append_line(attempts_path(work_dir), attempt)
+    return attempt
+
+
 def entries(work_dir: Path) -> list[LedgerEntry]:
-    path = ledger_path(work_dir)
-    if not path.is_file():
-        return []
-    found = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            found.append(LedgerEntry.model_validate(json.loads(line)))
-        except ValueError:
-            continue  # an incomplete last line from a crash mid-append
-    return found
+    return _read_lines(ledger_path(work_dir), LedgerEntry)
+
+
+def attempts(work_dir: Path) -> list[Attempt]:
+    return _read_lines(attempts_path(work_dir), Attempt)
 
 
 def already_submitted(
@@ -67,3 +91,45 @@ def already_submitted(
         if (entry.round, entry.model, entry.trained_run_id) == (round_number, model, trained_run_id):
             return entry
     return None
+
+
+def unsettled_creates(work_dir: Path, round_number: int, model: str) -> list[Attempt]:
+    """Creates sent for (round, model) whose outcome is still unknown: not in the ledger, and
+    not looked up on Numerai after they were sent."""
+    pending: dict[str | None, Attempt] = {}
+    for attempt in attempts(work_dir):
+        if (attempt.round, attempt.model) != (round_number, model):
+            continue
+        if attempt.step == "create" and attempt.result == "started":
+            pending[attempt.server_filename] = attempt
+        elif attempt.step == "lookup":
+            pending.pop(attempt.server_filename, None)
+    held = {e.server_filename for e in entries(work_dir)}
+    return [a for name, a in pending.items() if name not in held]
+
+
+def _append_line(path: Path, record: BaseModel) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = (record.model_dump_json() + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_lines(path: Path, model: type[Line]) -> list[Line]:
+    if not path.is_file():
+        return []
+    found = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            found.append(model.model_validate(json.loads(line)))
+        except ValueError:
+            continue  # an incomplete last line from a crash mid-append
+    return found
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -34,7 +34,8 @@ from numerflow.numerai import ledger
 from numerflow.numerai.blocks import NumeraiCredentials
 from numerflow.ops.alerts import MISSED_ROUND, RUN_FAILED, UPLOAD_GIVEN_UP, ZOMBIE
 from numerflow.ops.deploy import deployment_specs
-from numerflow.runs.manifest import latest_run, read_manifest
+from numerflow.runs.manifest import latest_slot_run, read_manifest
+from numerflow.runs.plan import select_slots
 from numerflow.score.evaluate import STACK
 
 AUTOMATIONS = [RUN_FAILED, UPLOAD_GIVEN_UP, MISSED_ROUND, ZOMBIE]
@@ -209,17 +210,21 @@ def _next_runs(client: SyncPrefectClient, config: NumerflowConfig, config_dir: P
 
 
 def _latest_training(config: NumerflowConfig) -> dict[str, Any] | None:
-    run_dir = latest_run(config.training.work_dir)
-    if run_dir is None:
-        return None
-    manifest = read_manifest(run_dir)
-    validation = manifest.metrics.get("summary", {}).get("validation", {}).get(STACK, {})
-    return {
-        "run_id": manifest.run_id,
-        "finished_at": manifest.finished_at,
-        "data_version": manifest.data.get("version"),
-        "validation_corr": validation.get("mean"),
-    }
+    """Each configured slot's newest trained run and its validation CORR (None: never trained)."""
+    slots: dict[str, dict[str, Any]] = {}
+    for slot in select_slots(config):
+        slot_dir = latest_slot_run(config.training.work_dir, slot.name)
+        if slot_dir is None or not (slot_dir / "manifest.json").is_file():
+            continue
+        manifest = read_manifest(slot_dir)
+        validation = manifest.metrics.get("summary", {}).get("validation", {}).get(STACK, {})
+        slots[slot.name] = {
+            "run_id": manifest.run_id,
+            "finished_at": manifest.finished_at,
+            "data_version": manifest.data.get("version"),
+            "validation_corr": validation.get("mean"),
+        }
+    return slots or None
 
 
 def _latest_round(config: NumerflowConfig) -> dict[str, Any] | None:

@@ -66,8 +66,9 @@ def _run_line(run: dict[str, Any] | None, training: dict[str, Any] | None) -> st
     line = f"{run['name']} {run['state']} (started {run['started']})"
     if run["message"]:
         line += f": {run['message']}"
-    if training and training["validation_corr"] is not None:
-        line += f"; latest trained {training['run_id']}: validation CORR {training['validation_corr']:.4f}"
+    for slot, trained in (training or {}).items():
+        if trained["validation_corr"] is not None:
+            line += f"; {slot} trained {trained['run_id']}: validation CORR {trained['validation_corr']:.4f}"
     return line
 
 

@@ -25,10 +25,14 @@ from pydantic import BaseModel, Field
 from numerflow.io import write_json_atomic, write_text_atomic
 
 LATEST_POINTER = "LATEST"
+LATEST_DIR = "latest"  # one pointer file per model slot
+SLOTS_DIR = "slots"  # <run>/slots/<slot>/: manifest, predictions and scores of each slot
 
 
 class Manifest(BaseModel):
     run_id: str
+    slot: str | None = None  # the model slot; its model paths are relative to the run folder
+    submit_as: str | None = None
     created_at: str
     finished_at: str | None = None
     code_version: str
@@ -89,28 +93,33 @@ def read_manifest(run_dir: Path) -> Manifest:
     return Manifest.model_validate_json((run_dir / "manifest.json").read_text(encoding="utf-8"))
 
 
-def mark_latest(work_dir: Path, run_dir: Path) -> None:
+def mark_latest(work_dir: Path, run_dir: Path, slot: str) -> None:
+    """`<work_dir>/latest/<slot>` names the slot's newest trained run; `LATEST` the newest run."""
+    write_text_atomic(work_dir / LATEST_DIR / slot, run_dir.name + "\n")
     write_text_atomic(work_dir / LATEST_POINTER, run_dir.name + "\n")
 
 
 class TrainedRun(BaseModel):
-    """What prediction needs from a finished training run."""
+    """What prediction needs from a finished training run of one slot."""
 
     run_id: str
-    run_dir: Path
+    slot: str
+    slot_dir: Path
     data_version: str
     feature_names: list[str]
     models: dict[str, list[Path]]
     stacker: dict[str, Any]
 
 
-def load_trained_run(run_dir: Path) -> TrainedRun:
-    manifest = read_manifest(run_dir)
-    if manifest.stacker is None or not manifest.models:
-        raise ValueError(f"{run_dir / 'manifest.json'}: the run has no models or stacker")
+def load_trained_run(slot_dir: Path) -> TrainedRun:
+    manifest = read_manifest(slot_dir)
+    if manifest.stacker is None or not manifest.models or manifest.slot is None:
+        raise ValueError(f"{slot_dir / 'manifest.json'}: not a trained model slot (no models or stacker)")
+    run_dir = slot_dir.parents[1]
     return TrainedRun(
         run_id=manifest.run_id,
-        run_dir=run_dir,
+        slot=manifest.slot,
+        slot_dir=slot_dir,
         data_version=manifest.data["version"],
         feature_names=manifest.features,
         models={t: [run_dir / p for p in paths] for t, paths in manifest.models.items()},
@@ -119,9 +128,18 @@ def load_trained_run(run_dir: Path) -> TrainedRun:
 
 
 def latest_run(work_dir: Path) -> Path | None:
-    """The newest complete run, or None when no run has finished yet."""
-    pointer = work_dir / LATEST_POINTER
+    """The newest run that trained at least one slot, or None when none has finished yet."""
+    return _pointed(work_dir, work_dir / LATEST_POINTER)
+
+
+def latest_slot_run(work_dir: Path, slot: str) -> Path | None:
+    """The folder of the slot's newest trained run, or None when it has never been trained."""
+    run_dir = _pointed(work_dir, work_dir / LATEST_DIR / slot)
+    return run_dir / SLOTS_DIR / slot if run_dir is not None else None
+
+
+def _pointed(work_dir: Path, pointer: Path) -> Path | None:
     if not pointer.is_file():
         return None
     run_dir = work_dir / pointer.read_text(encoding="utf-8").strip()
-    return run_dir if (run_dir / "manifest.json").is_file() else None
+    return run_dir if (run_dir / SLOTS_DIR).is_dir() else None

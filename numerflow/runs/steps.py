@@ -1,5 +1,6 @@
-"""The weekly run's bookkeeping steps as plain functions: the run folder, data preparation,
-folds, the device record and the manifest. Prefect tasks wrap these; tests call them directly."""
+"""The weekly run's bookkeeping steps as plain functions: the run folder, data preparation once
+per feature set, the deduplicated fold x target fits, the device record and each slot's manifest.
+Prefect tasks wrap these; tests call them directly."""
 
 from __future__ import annotations
 
@@ -8,22 +9,29 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from numerflow.config.models import LightGBMParams, NumerflowConfig
+from numerflow.config.models import LightGBMParams
 from numerflow.data.binned import BinsCache
-from numerflow.data.files import (
-    read_features_json,
-    select_features,
-    training_eras,
-)
+from numerflow.data.files import training_eras
 from numerflow.gpu.probe import GpuProbe
-from numerflow.gpu.tiers import TierDecision
-from numerflow.io import write_yaml_atomic
-from numerflow.runs.manifest import Manifest, code_version, mark_latest, new_run_id, utc_now, write_manifest
+from numerflow.gpu.tiers import TierStep
+from numerflow.io import write_json_atomic, write_yaml_atomic
+from numerflow.runs.manifest import (
+    SLOTS_DIR,
+    Manifest,
+    code_version,
+    mark_latest,
+    new_run_id,
+    utc_now,
+    write_manifest,
+)
+from numerflow.runs.plan import RunPlan, SlotPlan, plan_record, short_digest
 from numerflow.score.evaluate import Evaluation, model_paths
 from numerflow.train.fit import FoldResult
 from numerflow.train.foldcache import CACHE_DIR_NAME, FoldCache
 from numerflow.train.folds import Fold, make_folds
 from numerflow.train.prepare import PreparedData, bin_training_rows
+
+PLAN_FILE = "plan.json"
 
 
 class RunPaths(BaseModel):
@@ -33,78 +41,149 @@ class RunPaths(BaseModel):
     run_dir: Path
 
     @property
-    def prepared_dir(self) -> Path:
-        return self.run_dir / "prepared"
-
-    @property
-    def models_dir(self) -> Path:
-        return self.run_dir / "models"
-
-    @property
     def fold_cache_dir(self) -> Path:
         return self.run_dir.parent / CACHE_DIR_NAME
 
+    def prepared_dir(self, data_key: str) -> Path:
+        return self.run_dir / "prepared" / data_key
 
-def start_run(config: NumerflowConfig, params: LightGBMParams, decision: TierDecision) -> RunPaths:
-    """Create the run directory and record the effective parameters before training."""
+    def models_dir(self, recipe: str) -> Path:
+        return self.run_dir / "models" / recipe
+
+    def slot_dir(self, slot: str) -> Path:
+        return self.run_dir / SLOTS_DIR / slot
+
+
+class FitSpec(BaseModel):
+    """One fold x target to train; slots with the same recipe share it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str  # recipe, target and fold: equal keys are the same model
+    data_key: str
+    fold: Fold
+    target: str
+    recipe_params: LightGBMParams  # before the device decision: a Dask worker decides its own
+    ladder: list[TierStep]
+    models_dir: Path
+
+
+def start_run(plan: RunPlan) -> RunPaths:
+    """Create the run directory and record the plan and effective parameters before training."""
     run_id = new_run_id()
-    run_dir = config.training.work_dir / run_id
+    run_dir = plan.work_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
     paths = RunPaths(run_id=run_id, run_dir=run_dir)
     FoldCache(paths.fold_cache_dir).prune()
-    BinsCache(config.training.bins_root()).prune()
+    BinsCache(plan.data.bins_dir).prune()
+    write_json_atomic(run_dir / PLAN_FILE, {"run_id": run_id, **plan_record(plan)})
     effective = {
         "run_id": run_id,
-        "params_source": config.training.params_source,
-        "params": params.model_dump(mode="json"),
+        "params_source": plan.params_source,
         "tier": {
-            "name": decision.tier,
-            "reason": decision.reason,
-            "fallbacks": [s.tier for s in decision.ladder[1:]],
+            "name": plan.decision.tier,
+            "reason": plan.decision.reason,
+            "fallbacks": [s.tier for s in plan.decision.ladder[1:]],
         },
-        "row_limit": config.training.data.row_limit,
-        "max_features": config.features.max_features,
-        "data_version": config.training.data.version,
-        "targets": config.training.targets,
-        "folds": config.training.folds.model_dump(mode="json"),
-        "stacking": config.training.stacking,
-        "seed": config.training.seed,
+        "data_version": plan.data.version,
+        "row_limit": plan.data.row_limit,
+        "seed": plan.seed,
+        "slots": {
+            slot.name: {
+                "submit_as": slot.submit_as,
+                "params": slot.params.model_dump(mode="json"),
+                "targets": slot.targets,
+                "features": slot.feature_source,
+                "folds": slot.folds.model_dump(mode="json"),
+                "stacking": slot.stacking,
+            }
+            for slot in plan.slots
+        },
     }
-    output = config.program_output_params
+    output = plan.output
     write_yaml_atomic(run_dir / output.run_file, effective)
     if output.latest_file is not None:
         latest = output.latest_file
-        write_yaml_atomic(latest if latest.is_absolute() else config.training.work_dir / latest, effective)
+        write_yaml_atomic(latest if latest.is_absolute() else plan.work_dir / latest, effective)
     return paths
 
 
-def prepare_data(config: NumerflowConfig, params: LightGBMParams, paths: RunPaths) -> PreparedData:
-    """Select features and training rows, then bin them once for every fold and target."""
-    data = config.training.data
-    version_dir = data.version_dir()
-    features = select_features(read_features_json(version_dir), config.features)
-    train_path = version_dir / "train.parquet"
-    n_folds = config.training.folds.n_folds
+def data_groups(plan: RunPlan) -> dict[str, list[SlotPlan]]:
+    """Slots by the bins they can share (same features and dataset parameters)."""
+    groups: dict[str, list[SlotPlan]] = {}
+    for slot in plan.slots:
+        groups.setdefault(slot.data_key(), []).append(slot)
+    return groups
+
+
+def prepare_data(plan: RunPlan, slots: list[SlotPlan], paths: RunPaths) -> PreparedData:
+    """Fix the training rows and bin them once for every fold, target and slot of the group."""
+    data = plan.data
+    train_path = data.version_dir / "train.parquet"
+    n_folds = max(slot.folds.n_folds for slot in slots)
     return bin_training_rows(
         train_path,
-        features,
-        config.training.targets,
-        params,
-        paths.prepared_dir,
-        bins_dir=config.training.bins_root(),
+        slots[0].features,
+        list(dict.fromkeys(t for slot in slots for t in slot.targets)),
+        slots[0].params,
+        paths.prepared_dir(slots[0].data_key()),
+        bins_dir=data.bins_dir,
         eras=training_eras(train_path, data.era_stride, data.row_limit).tolist(),
         loader=data.loader,
         train_fraction=(n_folds - 1) / n_folds,
     )
 
 
-def plan_folds(config: NumerflowConfig, prepared: PreparedData) -> list[Fold]:
-    folds = config.training.folds
-    return make_folds(prepared.eras, folds.n_folds, folds.embargo_eras)
+def slot_folds(slot: SlotPlan, prepared: PreparedData) -> list[Fold]:
+    return make_folds(prepared.eras, slot.folds.n_folds, slot.folds.embargo_eras)
 
 
-def device_record(decision: TierDecision, probe: GpuProbe, results: list[FoldResult]) -> dict[str, Any]:
+def recipe_key(plan: RunPlan, slot: SlotPlan) -> str:
+    """Slots with equal recipes (data, folds, parameters, seed) train the same fold models."""
+    return short_digest(
+        {
+            "data": slot.data_key(),
+            "folds": slot.folds.model_dump(),
+            "params": slot.params.model_dump(mode="json"),
+            "seed": plan.seed,
+        }
+    )
+
+
+def plan_fits(
+    plan: RunPlan, prepared: dict[str, PreparedData], paths: RunPaths
+) -> tuple[list[FitSpec], dict[str, list[str]]]:
+    """Every fold x target to train, each once however many slots need it, and the fit keys
+    of each slot."""
+    fits: dict[str, FitSpec] = {}
+    by_slot: dict[str, list[str]] = {}
+    for slot in plan.slots:
+        recipe = recipe_key(plan, slot)
+        data_key = slot.data_key()
+        keys = []
+        for target in slot.targets:
+            for fold in slot_folds(slot, prepared[data_key]):
+                key = f"{recipe}/{target}/{fold.index}"
+                fits.setdefault(
+                    key,
+                    FitSpec(
+                        key=key,
+                        data_key=data_key,
+                        fold=fold,
+                        target=target,
+                        recipe_params=slot.recipe_params,
+                        ladder=slot.ladder,
+                        models_dir=paths.models_dir(recipe),
+                    ),
+                )
+                keys.append(key)
+        by_slot[slot.name] = keys
+    return list(fits.values()), by_slot
+
+
+def device_record(plan: RunPlan, probe: GpuProbe, results: list[FoldResult]) -> dict[str, Any]:
     """What the run trained on: the tier, why, what NVML saw, and every fold's step down."""
+    decision = plan.decision
     return {
         "tier": decision.tier,
         "reason": decision.reason,
@@ -117,27 +196,28 @@ def device_record(decision: TierDecision, probe: GpuProbe, results: list[FoldRes
     }
 
 
-def write_run_manifest(
-    config: NumerflowConfig,
-    params: LightGBMParams,
+def write_slot_manifest(
+    plan: RunPlan,
+    slot: SlotPlan,
     device: dict[str, Any],
     paths: RunPaths,
     prepared: PreparedData,
-    folds: list[Fold],
     results: list[FoldResult],
     evaluation: Evaluation,
     created_at: str,
 ) -> Path:
-    """Write manifest.json once training is scored, then point `<work_dir>/LATEST` at this run."""
-    data = config.training.data
+    """Write the slot's manifest.json once it is scored, then make it the slot's latest run."""
+    data = plan.data
     manifest = Manifest(
         run_id=paths.run_id,
+        slot=slot.name,
+        submit_as=slot.submit_as,
         created_at=created_at,
         finished_at=utc_now(),
         code_version=code_version(),
         data={
             "version": data.version,
-            "dir": str(data.version_dir()),
+            "dir": str(data.version_dir),
             "era_stride": data.era_stride,
             "row_limit": data.row_limit,
             "training_rows": prepared.rows,
@@ -145,19 +225,27 @@ def write_run_manifest(
             "training_eras": [prepared.eras[0], prepared.eras[-1], len(prepared.eras)],
             "validation_eras": evaluation.validation_eras,
         },
-        features=prepared.feature_names,
-        targets=prepared.targets,
-        params=params.model_dump(mode="json") | {"seed": config.training.seed},
+        features=slot.features,
+        targets=slot.targets,
+        params=slot.params.model_dump(mode="json") | {"seed": plan.seed},
         device=device,
-        folds=[fold.model_dump(mode="json") for fold in folds],
+        folds=[fold.model_dump(mode="json") for fold in slot_folds(slot, prepared)],
         fold_results=[r.model_dump(mode="json") for r in results],
         models={
             t: [str(p.relative_to(paths.run_dir)) for p in ps]
-            for t, ps in model_paths(results, prepared.targets).items()
+            for t, ps in model_paths(results, slot.targets).items()
         },
         stacker=evaluation.stacker.model_dump(mode="json"),
-        metrics={"summary": evaluation.summary, "per_fold": evaluation.per_fold},
+        metrics={
+            "summary": evaluation.summary,
+            "per_fold": evaluation.per_fold,
+            "validation": {
+                name: metric.model_dump(exclude={"per_era"})
+                for name, metric in evaluation.validation_metrics.items()
+            },
+        },
     )
-    path = write_manifest(paths.run_dir, manifest)
-    mark_latest(config.training.work_dir, paths.run_dir)
+    slot_dir = paths.slot_dir(slot.name)
+    path = write_manifest(slot_dir, manifest)
+    mark_latest(plan.work_dir, paths.run_dir, slot.name)
     return path

@@ -9,15 +9,16 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from numerflow.config.models import NumerflowConfig
 from numerflow.data.files import (
     to_era_numbers,
     validation_eras,
 )
 from numerflow.data.rows import FeatureRows, SelectedRows
 from numerflow.io import atomic_path
+from numerflow.runs.plan import DataPlan, SlotPlan
 from numerflow.score.metrics import per_era_corr, summarize, summarize_all
 from numerflow.score.stacking import Stacker, cross_fitted, era_rank, fit_stacker
+from numerflow.score.validation import MetricScores, ValidationSet, era_rows, numerai_metrics
 from numerflow.train.fit import FoldResult
 from numerflow.train.predict import load_models, predict_rows
 from numerflow.train.prepare import PreparedData
@@ -29,10 +30,11 @@ class Evaluation(BaseModel):
     """Scores of every base model and the stack, out of fold and on validation."""
 
     stacker: Stacker
-    summary: dict[str, dict[str, dict[str, float | int]]]  # {"oof"|"validation": {model: figures}}
+    summary: dict[str, dict[str, dict[str, float | int]]]  # {"oof"|"validation": {model: CORR figures}}
     per_era: dict[str, list[dict[str, Any]]]  # {"oof"|"validation": rows of era -> CORR}
     per_fold: list[dict[str, Any]]
     validation_eras: list[int]
+    validation_metrics: dict[str, MetricScores]  # "mmc", "bmc", "fnc", "feature_exposure"
 
 
 def model_paths(results: list[FoldResult], targets: list[str]) -> dict[str, list[Path]]:
@@ -53,12 +55,12 @@ def load_oof(results: list[FoldResult], targets: list[str]) -> pd.DataFrame:
 
 
 def evaluate(
-    config: NumerflowConfig, prepared: PreparedData, results: list[FoldResult], run_dir: Path
+    slot: SlotPlan, data: DataPlan, prepared: PreparedData, results: list[FoldResult], out_dir: Path
 ) -> Evaluation:
-    """Stack the base models and score everything per era, out of fold and on validation."""
-    targets = config.training.targets
+    """Stack the slot's base models and score everything per era, out of fold and on validation."""
+    targets = slot.targets
     main = targets[0]
-    kind = config.training.stacking
+    kind = slot.stacking
 
     oof = load_oof(results, targets)
     meta = pd.read_parquet(prepared.meta_path, columns=["id", main]).set_index("id")
@@ -66,55 +68,59 @@ def evaluate(
     ranked = era_rank(oof[targets], oof["era"].to_numpy())
     stacker = fit_stacker(kind, ranked, oof_target)
     oof[STACK] = cross_fitted(kind, ranked, oof_target, oof["fold"].to_numpy())
-    with atomic_path(run_dir / "oof.parquet") as tmp:
+    with atomic_path(out_dir / "oof.parquet") as tmp:
         oof.to_parquet(tmp)
     oof_scores = per_era_corr(oof[[*targets, STACK]], oof_target, oof["era"].to_numpy())
 
-    val_predictions, val_target, val_eras = _predict_validation(config, prepared, results)
+    validation = _predict_validation(slot, data, prepared, results)
+    val_predictions, val_target, val_eras = validation.predictions, validation.target, validation.eras
     val_predictions[STACK] = stacker.combine(era_rank(val_predictions[targets], val_eras))
-    with atomic_path(run_dir / "validation.parquet") as tmp:
+    with atomic_path(out_dir / "validation.parquet") as tmp:
         val_predictions.assign(era=val_eras, target=val_target).to_parquet(tmp)
     val_scores = per_era_corr(val_predictions, val_target, val_eras)
 
     return Evaluation(
         stacker=stacker,
         summary={"oof": summarize_all(oof_scores), "validation": summarize_all(val_scores)},
-        per_era={"oof": _era_rows(oof_scores), "validation": _era_rows(val_scores)},
+        per_era={"oof": era_rows(oof_scores), "validation": era_rows(val_scores)},
         per_fold=_fold_rows(oof, oof_scores, results),
         validation_eras=sorted({int(e) for e in val_eras}),
+        validation_metrics=numerai_metrics(validation, data),
     )
+
+
+def scored_validation_eras(data: DataPlan, last_train_era: int, embargo: int) -> np.ndarray:
+    """Every `validation_era_stride`-th labelled validation era past the embargo (all by default),
+    whatever the training's `era_stride`."""
+    path = data.version_dir / "validation.parquet"
+    return validation_eras(path, last_train_era, embargo, era_stride=data.validation_era_stride)
 
 
 def _predict_validation(
-    config: NumerflowConfig, prepared: PreparedData, results: list[FoldResult]
-) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
-    """Base-model predictions on the labelled validation eras past the embargo, read in batches."""
-    main = prepared.targets[0]
-    path = config.training.data.version_dir() / "validation.parquet"
-    eras = validation_eras(
-        path,
-        last_train_era=max(prepared.eras),
-        embargo=config.training.folds.embargo_eras,
-        era_stride=config.training.data.era_stride,
-    )
+    slot: SlotPlan, data: DataPlan, prepared: PreparedData, results: list[FoldResult]
+) -> ValidationSet:
+    """Base-model predictions on the scored validation eras, read in batches."""
+    main = slot.targets[0]
+    path = data.version_dir / "validation.parquet"
+    eras = scored_validation_eras(data, max(prepared.eras), slot.folds.embargo_eras)
     rows = SelectedRows(path, eras.tolist())
     if len(rows) == 0:
         raise ValueError("no validation eras left after the embargo; lower embargo_eras or add data")
     meta = rows.table(["id", "era", main])
-    models = load_models(model_paths(results, prepared.targets))
+    models = load_models(model_paths(results, slot.targets))
     predictions = predict_rows(models, FeatureRows(rows, prepared.feature_names))
     predictions.index = pd.Index(meta["id"].to_numpy(zero_copy_only=False).astype(str), name="id")
     target = pd.Series(meta[main].to_numpy(zero_copy_only=False).astype(np.float32), index=predictions.index)
     era_numbers = to_era_numbers(path, meta["era"].to_numpy(zero_copy_only=False))
     labelled = target.notna().to_numpy()
-    return predictions[labelled], target[labelled], era_numbers[labelled]
-
-
-def _era_rows(scores: pd.DataFrame) -> list[dict[str, Any]]:
-    return [
-        {"era": f"{int(era):04d}", **{k: round(float(v), 6) for k, v in row.items()}}
-        for era, row in scores.iterrows()
-    ]
+    return ValidationSet(
+        rows=rows,
+        features=slot.neutralisers,
+        positions=np.flatnonzero(labelled),
+        predictions=predictions[labelled],
+        target=target[labelled],
+        eras=era_numbers[labelled],
+    )
 
 
 def _fold_rows(oof: pd.DataFrame, scores: pd.DataFrame, results: list[FoldResult]) -> list[dict[str, Any]]:
@@ -132,6 +138,7 @@ def _fold_rows(oof: pd.DataFrame, scores: pd.DataFrame, results: list[FoldResult
                 "validation_rows": result.validation_rows,
                 "corr_mean": round(figures["mean"], 6),
                 "corr_sharpe": round(figures["sharpe"], 4),
+                "eras": figures["eras"],
                 "seconds": result.seconds,
                 "device": result.device_type,
                 "tier": result.tier,

@@ -1,15 +1,27 @@
 """Per-era scoring with numerai-tools, and the summary figures Numerai participants read.
 
-`numerai_corr` is Numerai's own CORR (tie-kept rank, gaussianise, ^1.5 on both sides); it is
-applied era by era, as Numerai scores, then summarised as mean, std (ddof=0), sharpe and
-max drawdown of the cumulative per-era score, as in Numerai's tutorial.
+`numerai_corr` is Numerai's own CORR (tie-kept rank, gaussianise, ^1.5 on both sides);
+`correlation_contribution` is MMC against the meta model and BMC against a benchmark model;
+`feature_neutral_corr` is FNC and `max_feature_correlation` the largest feature exposure. Each
+is applied era by era, as Numerai scores, then summarised as mean, std (ddof=0), sharpe and
+max drawdown of the cumulative per-era score (from zero: before the first era nothing is
+earned, so a losing first era counts), as in Numerai's tutorial.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import numpy as np
 import pandas as pd
-from numerai_tools.scoring import numerai_corr
+from numerai_tools.scoring import (
+    correlation_contribution,
+    feature_neutral_corr,
+    max_feature_correlation,
+    numerai_corr,
+)
+
+RECENT_ERAS = 200  # Numerai's research tooling also reads every figure over the last 200 eras
 
 
 def per_era_corr(predictions: pd.DataFrame, target: pd.Series, eras: np.ndarray) -> pd.DataFrame:
@@ -20,10 +32,49 @@ def per_era_corr(predictions: pd.DataFrame, target: pd.Series, eras: np.ndarray)
     target = target.rename("target")
     known = target.notna().to_numpy()
     predictions, target, eras = predictions[known], target[known], np.asarray(eras)[known]
-    scores = {}
-    for era in np.unique(eras):
-        rows = eras == era
-        scores[era] = numerai_corr(predictions[rows], target[rows])
+    return _per_era(eras, lambda rows: numerai_corr(predictions[rows], target[rows]))
+
+
+def per_era_contribution(
+    predictions: pd.DataFrame, reference: pd.Series, target: pd.Series, eras: np.ndarray
+) -> pd.DataFrame:
+    """`correlation_contribution` of every column against `reference` (the meta model: MMC; a
+    benchmark model: BMC), one row per era, on the rows the reference covers; eras it does not
+    cover at all have no row."""
+    reference = reference.reindex(predictions.index).rename("reference")
+    target = target.rename("target")
+    known = reference.notna().to_numpy() & target.notna().to_numpy()
+    predictions, reference, target = predictions[known], reference[known], target[known]
+    return _per_era(
+        np.asarray(eras)[known],
+        lambda rows: correlation_contribution(predictions[rows], reference[rows], target[rows]),
+    )
+
+
+def per_era_feature_scores(
+    predictions: pd.DataFrame, target: pd.Series, era_features: Iterable[tuple[int, pd.DataFrame]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """FNC (`feature_neutral_corr`) and the max feature exposure (`max_feature_correlation`) of
+    every column, one row per era; `era_features` yields each era's features indexed by id."""
+    target = target.rename("target")
+    fnc, exposure = {}, {}
+    for era, unsorted in era_features:
+        features = unsorted.sort_index()  # numerai-tools' neutralisation wants ids in order
+        rows = predictions.loc[features.index]
+        # A constant column has neither figure (numerai-tools would fail on it): it stays NaN
+        varying = rows.loc[:, rows.nunique() > 1]
+        fnc[era] = feature_neutral_corr(varying, features, target.loc[features.index]).reindex(rows.columns)
+        exposure[era] = pd.Series(
+            {c: max_feature_correlation(varying[c], features)[1] for c in varying}, dtype=float
+        ).reindex(rows.columns)
+    return _by_era(fnc), _by_era(exposure)
+
+
+def _per_era(eras: np.ndarray, score: Callable[[np.ndarray], pd.Series]) -> pd.DataFrame:
+    return _by_era({era: score(eras == era) for era in np.unique(eras)})
+
+
+def _by_era(scores: dict[int, pd.Series]) -> pd.DataFrame:
     frame = pd.DataFrame.from_dict(scores, orient="index")
     frame.index.name = "era"
     return frame
@@ -42,7 +93,9 @@ def summarize(per_era: pd.Series) -> dict[str, float]:
         }
     mean, std = float(values.mean()), float(values.std(ddof=0))
     cumulative = values.cumsum()
-    drawdown = float((cumulative.expanding().max() - cumulative).max())
+    # The peak starts at zero (nothing earned yet), so a losing first era is a drawdown too.
+    peak = cumulative.expanding().max().clip(lower=0.0)
+    drawdown = float((peak - cumulative).max())
     return {
         "mean": mean,
         "std": std,
@@ -52,5 +105,17 @@ def summarize(per_era: pd.Series) -> dict[str, float]:
     }
 
 
+def recent(figure: str, eras: int = RECENT_ERAS) -> str:
+    """The key of `figure` over the last `eras` eras, e.g. mean_last200."""
+    return f"{figure}_last{eras}"
+
+
+def summarize_recent(per_era: pd.Series, eras: int = RECENT_ERAS) -> dict[str, float]:
+    """`summarize` over every era, then over the last `eras` eras (keys from `recent`)."""
+    values = per_era.dropna().sort_index()
+    latest = summarize(values.iloc[-eras:])
+    return {**summarize(values), **{recent(name, eras): value for name, value in latest.items()}}
+
+
 def summarize_all(per_era: pd.DataFrame) -> dict[str, dict[str, float]]:
-    return {column: summarize(per_era[column]) for column in per_era.columns}
+    return {column: summarize_recent(per_era[column]) for column in per_era.columns}

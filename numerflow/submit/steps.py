@@ -4,7 +4,6 @@ submission file and idempotent uploads. Prefect tasks in `tasks/numerai.py` wrap
 from __future__ import annotations
 
 import json
-import logging
 import re
 from pathlib import Path
 from typing import Literal
@@ -13,19 +12,19 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from numerflow.config.models import NumerflowConfig
+from numerflow.config.models import DataConfig, NumeraiConfig
 from numerflow.data.files import DataError, read_live
 from numerflow.io import atomic_path
-from numerflow.numerai import ledger
 from numerflow.numerai.client import NumeraiClient, Timeouts, newest_data_version
 from numerflow.numerai.download import DownloadResult, expectation_for, fetch
 from numerflow.numerai.errors import NumeraiError
+from numerflow.numerai.uploads import UploadOutcome, UploadRequest, upload_once
 from numerflow.runs.manifest import TrainedRun
+from numerflow.score.references import SCORING_FILES
 from numerflow.score.stacking import Stacker, era_rank
 from numerflow.submit.file import build_submission, file_sha256, write_submission
 from numerflow.train.predict import predict
 
-logger = logging.getLogger("numerflow.submit")
 TRAINING_FILES = ("features.json", "train.parquet", "validation.parquet")
 VERSION_DIR = re.compile(r"^v\d+\.\d+$")
 
@@ -41,24 +40,28 @@ class SubmissionRecord(BaseModel):
     sha256: str
 
 
-class UploadOutcome(BaseModel):
-    model: str
-    status: Literal["uploaded", "skipped", "dry-run", "failed"]
-    submission_id: str | None = None
-    detail: str = ""
+class SlotSubmission(BaseModel):
+    """What one model slot submitted: the file from its trained run, or why it could not."""
+
+    slot: str
+    submit_as: str | None = None
+    trained_run_id: str | None = None
+    submission: SubmissionRecord | None = None
+    error: str | None = None
 
 
 class SubmissionOutcome(BaseModel):
-    status: Literal["submitted", "dry-run", "no-open-round", "upload-failed"]
+    status: Literal["submitted", "dry-run", "no-open-round", "upload-failed", "slot-failed"]
     round: int | None = None
-    trained_run_id: str | None = None
-    submission: SubmissionRecord | None = None
+    slots: list[SlotSubmission] = []
     uploads: list[UploadOutcome] = []
     message: str = ""
 
+    def failed_slots(self) -> list[SlotSubmission]:
+        return [s for s in self.slots if s.error is not None]
 
-def make_client(config: NumerflowConfig, public_id: str | None, secret_key: str | None) -> NumeraiClient:
-    settings = config.training.numerai
+
+def make_client(settings: NumeraiConfig, public_id: str | None, secret_key: str | None) -> NumeraiClient:
     return NumeraiClient(
         public_id=public_id,
         secret_key=secret_key,
@@ -68,11 +71,10 @@ def make_client(config: NumerflowConfig, public_id: str | None, secret_key: str 
     )
 
 
-def resolve_version(config: NumerflowConfig, client: NumeraiClient | None) -> NumerflowConfig:
-    """Replace `version: latest` with Numerai's newest version (or the newest local folder)."""
-    data = config.training.data
+def resolve_version(data: DataConfig, client: NumeraiClient | None) -> str:
+    """The configured version, or for `latest` Numerai's newest version (or the newest local folder)."""
     if data.version != "latest":
-        return config
+        return data.version
     if client is not None:
         version = newest_data_version(client.list_datasets())
     else:
@@ -88,15 +90,14 @@ def resolve_version(config: NumerflowConfig, client: NumeraiClient | None) -> Nu
                 "or set training.data.version"
             )
         version = max(local, key=lambda v: tuple(int(x) for x in v[1:].split(".")))
-    resolved = config.model_copy(deep=True)
-    resolved.training.data.version = version
-    return resolved
+    return version
 
 
-def ensure_training_data(config: NumerflowConfig, client: NumeraiClient) -> list[DownloadResult]:
-    """features.json first (its feature list checks the parquet files), then train and validation."""
-    version_dir = config.training.data.version_dir()
-    version = config.training.data.version
+def ensure_training_data(version_dir: Path, client: NumeraiClient) -> list[DownloadResult]:
+    """features.json first (its feature list checks the parquet files), then train and validation,
+    then the benchmark-model and meta-model files that BMC and MMC are scored against, where
+    Numerai lists them for the version (v5.0 has no meta model)."""
+    version = version_dir.name
     results = [
         fetch(
             client,
@@ -112,22 +113,28 @@ def ensure_training_data(config: NumerflowConfig, client: NumeraiClient) -> list
         results.append(
             fetch(client, f"{version}/{name}", version_dir / name, expectation_for(name, features))
         )
+    listed = set(client.list_datasets())
+    for name in SCORING_FILES:
+        if f"{version}/{name}" in listed:
+            results.append(fetch(client, f"{version}/{name}", version_dir / name, expectation_for(name)))
     return results
 
 
-def live_path(config: NumerflowConfig, round_number: int | None) -> Path:
+def live_path(version_dir: Path, round_number: int | None) -> Path:
     """Round-specific live file when the round is known; the plain live.parquet otherwise."""
-    version_dir = config.training.data.version_dir()
     return version_dir / (f"live_{round_number}.parquet" if round_number is not None else "live.parquet")
 
 
 def ensure_live_data(
-    config: NumerflowConfig, client: NumeraiClient, round_number: int, feature_names: list[str]
+    version_dir: Path, client: NumeraiClient, round_number: int, feature_names: list[str]
 ) -> DownloadResult:
-    version = config.training.data.version
-    dest = live_path(config, round_number)
+    dest = live_path(version_dir, round_number)
     return fetch(
-        client, f"{version}/live.parquet", dest, expectation_for("live.parquet", feature_names), round_number
+        client,
+        f"{version_dir.name}/live.parquet",
+        dest,
+        expectation_for("live.parquet", feature_names),
+        round_number,
     )
 
 
@@ -174,7 +181,7 @@ def resolve_model_ids(models: list[str], known: dict[str, str], client: NumeraiC
 
 
 def upload_for_models(
-    config: NumerflowConfig,
+    work_dir: Path,
     client: NumeraiClient | None,
     model_ids: dict[str, str],
     submission: SubmissionRecord,
@@ -183,12 +190,10 @@ def upload_for_models(
     force: bool,
     dry_run: bool,
 ) -> list[UploadOutcome]:
-    """Upload once per model and round from a trained run; record each upload in the ledger.
+    """One upload per model and round from a trained run (`numerflow.numerai.uploads`).
 
-    A model that already has a ledger entry for (round, model, trained run) is skipped unless
-    `force`. Failures are returned, not raised, so one model's failure does not stop the others.
+    Failures are returned, not raised, so one model's failure does not stop the others.
     """
-    work_dir = config.training.work_dir
     outcomes = []
     for model, model_id in model_ids.items():
         if dry_run or client is None or round_number is None:
@@ -196,32 +201,8 @@ def upload_for_models(
                 UploadOutcome(model=model, status="dry-run", detail=f"would upload {submission.path}")
             )
             continue
-        previous = ledger.already_submitted(work_dir, round_number, model, trained_run_id)
-        if previous and not force:
-            outcomes.append(
-                UploadOutcome(
-                    model=model,
-                    status="skipped",
-                    submission_id=previous.submission_id,
-                    detail=f"already submitted for round {round_number} from run {trained_run_id}",
-                )
-            )
-            continue
-        try:
-            submission_id = client.upload(submission.path, model_id)
-        except NumeraiError as exc:
-            logger.error("upload for %s failed: %s", model, exc)
-            outcomes.append(UploadOutcome(model=model, status="failed", detail=str(exc)))
-            continue
-        ledger.append(
-            work_dir,
-            round=round_number,
-            model=model,
-            trained_run_id=trained_run_id,
-            submission_id=submission_id,
-            sha256=submission.sha256,
-            rows=submission.rows,
-            forced=bool(previous),
+        request = UploadRequest(
+            round_number, model, model_id, trained_run_id, submission.path, submission.rows
         )
-        outcomes.append(UploadOutcome(model=model, status="uploaded", submission_id=submission_id))
+        outcomes.append(upload_once(client, work_dir, request, force))
     return outcomes

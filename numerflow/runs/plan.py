@@ -1,0 +1,299 @@
+"""The run plan: config files, `--set` overrides and flow parameters resolved once, at the start
+of a run, into one frozen, typed record of what the run will do.
+
+The data version is resolved, the device decision and its data limits are applied, and every
+model slot has its own targets, features, LightGBM parameters (from the active parameter file,
+its parameter set and its own changes), fold ladder, folds and stacking. Steps receive the plan
+or the part they need and never reload or patch the configuration. The plan is written to the
+run folder and published as an artifact: what the run really did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from numerflow.config.models import (
+    FeaturesConfig,
+    FoldsConfig,
+    LightGBMParams,
+    Loader,
+    NumeraiConfig,
+    NumerflowConfig,
+    ProgramOutputParams,
+    ScaleOutConfig,
+    SlotConfig,
+    StackingKind,
+)
+from numerflow.data.files import DataError, read_features_json, select_features
+from numerflow.gpu.tiers import DevicePolicy, TierDecision, TierStep
+from numerflow.runs.manifest import latest_slot_run
+from numerflow.score.references import reference_benchmark
+
+DEFAULT_SLOT = "main"  # the one slot of a run that names no Numerai models: trained, never uploaded
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataPlan(Frozen):
+    version: str
+    version_dir: Path
+    era_stride: int  # training eras
+    validation_era_stride: int  # scored validation eras, independent of the training stride
+    benchmark_model: str  # the validation_benchmark_models.parquet column BMC is measured against
+    feature_metrics_eras: int | None  # FNC and feature exposure on the newest N validation eras
+    row_limit: int | None
+    loader: Loader
+    bins_dir: Path
+
+
+class SlotPlan(Frozen):
+    """One model slot, fully resolved."""
+
+    name: str
+    submit_as: str | None  # the Numerai model name; None: never uploaded
+    targets: list[str]
+    features: list[str]
+    feature_source: str  # where the features came from, for people
+    neutralisers: list[str]  # the features FNC and feature exposure are measured against
+    recipe_params: LightGBMParams  # the slot's parameters before the device decision
+    ladder: list[TierStep]  # parameters to train with, then the fallbacks down to the CPU
+    folds: FoldsConfig
+    stacking: StackingKind
+    submission_path: Path
+
+    @property
+    def params(self) -> LightGBMParams:
+        return self.ladder[0].params
+
+    def data_key(self) -> str:
+        """Slots with the same key share one set of bins: same features, same dataset params."""
+        return short_digest({"features": self.features, "dataset": self.params.dataset_params()})
+
+
+class RunPlan(Frozen):
+    data: DataPlan
+    slots: list[SlotPlan]
+    decision: TierDecision
+    device_policy: DevicePolicy
+    params_source: str
+    seed: int
+    work_dir: Path
+    numerai: NumeraiConfig
+    scale_out: ScaleOutConfig
+    output: ProgramOutputParams
+    overrides: dict[str, Any]
+
+    def slot(self, name: str) -> SlotPlan:
+        return next(s for s in self.slots if s.name == name)
+
+    def submitting_models(self) -> list[str]:
+        return [s.submit_as for s in self.slots if s.submit_as]
+
+
+class SubmitSlot(Frozen):
+    """A slot to submit for: its Numerai model and the trained run that predicts it."""
+
+    name: str
+    submit_as: str | None
+    trained_dir: Path | None  # <run>/slots/<slot>; None: the slot has never been trained
+    submission_path: Path
+
+
+class SubmitPlan(Frozen):
+    """What a submission needs: Numerai settings, where data and the ledger live, the slots."""
+
+    numerai: NumeraiConfig
+    work_dir: Path
+    data_dir: Path
+    slots: list[SubmitSlot]
+
+    def submitting_models(self) -> list[str]:
+        return [s.submit_as for s in self.slots if s.submit_as]
+
+
+def submit_plan_for_round(config: NumerflowConfig, only: list[str] | None = None) -> SubmitPlan:
+    """The per-round plan: every chosen slot with its latest trained run."""
+    training = config.training
+    chosen = select_slots(config, only)
+    return SubmitPlan(
+        numerai=training.numerai,
+        work_dir=training.work_dir,
+        data_dir=training.data.dir,
+        slots=[
+            SubmitSlot(
+                name=slot.name,
+                submit_as=slot.name if slot.submit else None,
+                trained_dir=latest_slot_run(training.work_dir, slot.name),
+                submission_path=submission_path(config, slot.name, len(chosen) > 1),
+            )
+            for slot in chosen
+        ],
+    )
+
+
+def submit_plan_after_training(plan: RunPlan, trained: dict[str, Path]) -> SubmitPlan:
+    """The weekly run's plan: the slots it trained, each with the run folder it just wrote."""
+    return SubmitPlan(
+        numerai=plan.numerai,
+        work_dir=plan.work_dir,
+        data_dir=plan.data.version_dir.parent,
+        slots=[
+            SubmitSlot(
+                name=slot.name,
+                submit_as=slot.submit_as,
+                trained_dir=trained[slot.name],
+                submission_path=slot.submission_path,
+            )
+            for slot in plan.slots
+            if slot.name in trained
+        ],
+    )
+
+
+def resolve_plan(
+    config: NumerflowConfig,
+    version: str,
+    decision: TierDecision,
+    overrides: dict[str, Any] | None = None,
+    only: list[str] | None = None,
+) -> RunPlan:
+    """The plan for `config` on data `version` (resolved, on disk) and the device `decision`."""
+    training = config.training
+    version_dir = training.data.dir / version
+    features_json = read_features_json(version_dir)
+    chosen = select_slots(config, only)
+    slots = [_slot_plan(config, slot, features_json, decision, several=len(chosen) > 1) for slot in chosen]
+    return RunPlan(
+        data=DataPlan(
+            version=version,
+            version_dir=version_dir,
+            era_stride=max(training.data.era_stride, decision.era_stride or 1),  # the GPU may need fewer rows
+            validation_era_stride=training.data.validation_era_stride,
+            benchmark_model=training.scoring.benchmark_model or reference_benchmark(version),
+            feature_metrics_eras=training.scoring.feature_metrics_eras,
+            row_limit=training.data.row_limit,
+            loader=training.data.loader,
+            bins_dir=training.bins_root(),
+        ),
+        slots=slots,
+        decision=decision,
+        device_policy=DevicePolicy.of(config),
+        params_source=training.params_source,
+        seed=training.seed,
+        work_dir=training.work_dir,
+        numerai=training.numerai,
+        scale_out=training.scale_out,
+        output=config.program_output_params,
+        overrides=dict(overrides or {}),
+    )
+
+
+def select_slots(config: NumerflowConfig, only: list[str] | None = None) -> list[SlotConfig]:
+    """The configured slots (or the default slot), narrowed to `only` when given.
+
+    A name in `only` that is not configured is a slot with the default recipe, so the old
+    `models: [name]` parameter still means "submit as these models".
+    """
+    configured = config.training.models or [SlotConfig(name=DEFAULT_SLOT, submit=False)]
+    if not only:
+        return configured
+    by_name = {slot.name: slot for slot in configured}
+    return [by_name.get(name) or SlotConfig(name=name) for name in dict.fromkeys(only)]
+
+
+def submission_path(config: NumerflowConfig, slot: str, several: bool) -> Path:
+    """The configured path for a single slot; `<stem>_<slot><suffix>` beside it for several."""
+    path = config.training.submission.path
+    return path.with_name(f"{path.stem}_{slot}{path.suffix}") if several else path
+
+
+def slot_params(config: NumerflowConfig, slot: SlotConfig) -> LightGBMParams:
+    """The active parameter file's params, then the slot's parameter set, then its own changes."""
+    source = config.parameter_file()
+    changes = {**(source.param_sets[slot.param_set] if slot.param_set else {}), **slot.params}
+    return LightGBMParams.model_validate({**source.params.model_dump(), **changes})
+
+
+def slot_ladder(decision: TierDecision, base: LightGBMParams, params: LightGBMParams) -> list[TierStep]:
+    """The decision's rungs applied to a slot: each rung's changes to the base parameters
+    (device, GPU id, tier settings) on top of the slot's own parameters."""
+    base_values = base.model_dump()
+    ladder = []
+    for step in decision.ladder:
+        changes = {k: v for k, v in step.params.model_dump().items() if v != base_values[k]}
+        ladder.append(TierStep(tier=step.tier, params=params.model_copy(update=changes)))
+    return ladder
+
+
+def _slot_plan(
+    config: NumerflowConfig,
+    slot: SlotConfig,
+    features_json: dict[str, object],
+    decision: TierDecision,
+    several: bool,
+) -> SlotPlan:
+    features_config = features_config_of(config.features, slot)
+    max_features = _tighter(features_config.max_features, decision.max_features)
+    features_config = features_config.model_copy(update={"max_features": max_features})
+    try:
+        features = select_features(features_json, features_config)
+    except DataError as exc:
+        raise DataError(f"model slot {slot.name}: {exc}") from None
+    base = config.effective_params()
+    recipe_params = slot_params(config, slot)
+    return SlotPlan(
+        name=slot.name,
+        submit_as=slot.name if slot.submit else None,
+        targets=slot.targets or config.training.targets,
+        features=features,
+        feature_source=_describe_features(features_config, len(features)),
+        neutralisers=_neutralisers(features_json, config.training.scoring.fnc_feature_set, features),
+        recipe_params=recipe_params,
+        ladder=slot_ladder(decision, base, recipe_params),
+        folds=slot.folds or config.training.folds,
+        stacking=slot.stacking or config.training.stacking,
+        submission_path=submission_path(config, slot.name, several),
+    )
+
+
+def features_config_of(defaults: FeaturesConfig, slot: SlotConfig) -> FeaturesConfig:
+    if slot.feature_set is None and slot.features is None:
+        chosen = defaults
+    else:
+        chosen = FeaturesConfig(feature_set=slot.feature_set, features=slot.features)
+    max_features = slot.max_features if slot.max_features is not None else defaults.max_features
+    return chosen.model_copy(update={"max_features": max_features})
+
+
+def _neutralisers(features_json: dict[str, object], feature_set: str | None, own: list[str]) -> list[str]:
+    """The named set (Numerai's FNC uses fncv3_features: a fraction of all features, so a tenth
+    of the cost an era) when the data has it, else the slot's own features."""
+    sets = features_json["feature_sets"]
+    assert isinstance(sets, dict)
+    return list(sets[feature_set]) if feature_set and sets.get(feature_set) else own
+
+
+def _describe_features(features: FeaturesConfig, count: int) -> str:
+    source = f"feature_set {features.feature_set}" if features.feature_set else "an explicit list"
+    limit = f", first {features.max_features}" if features.max_features is not None else ""
+    return f"{source}{limit}: {count} features"
+
+
+def _tighter(user: int | None, limit: int | None) -> int | None:
+    return limit if user is None else user if limit is None else min(user, limit)
+
+
+def short_digest(payload: dict[str, Any]) -> str:
+    return hashlib.blake2b(json.dumps(payload, sort_keys=True).encode(), digest_size=6).hexdigest()
+
+
+def plan_record(plan: RunPlan) -> dict[str, Any]:
+    """The plan as people read it (plan.json, the run-plan artifact)."""
+    return plan.model_dump(mode="json", exclude={"decision": {"ladder"}, "device_policy": True})

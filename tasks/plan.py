@@ -1,0 +1,68 @@
+"""The run plan as a task (resolved once, logged), and published as an artifact by the flow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+
+from numerflow.config.models import NumerflowConfig
+from numerflow.gpu.tiers import TierDecision
+from numerflow.runs.plan import RunPlan, resolve_plan
+
+
+@task(name="resolve-run-plan")
+def resolve_run_plan(
+    config: NumerflowConfig,
+    version: str,
+    decision: TierDecision,
+    overrides: dict[str, Any],
+    only: list[str] | None,
+) -> RunPlan:
+    plan = resolve_plan(config, version, decision, overrides, only)
+    logger = get_run_logger()
+    for slot in plan.slots:
+        logger.info(
+            "slot %s: targets %s, %s, %d folds, stacking %s, submits as %s",
+            slot.name,
+            slot.targets,
+            slot.feature_source,
+            slot.folds.n_folds,
+            slot.stacking,
+            slot.submit_as or "nothing (not uploaded)",
+        )
+    return plan
+
+
+def publish_run_plan(plan: RunPlan) -> None:
+    """The plan as the `numerflow-run-plan` artifact. Called in the flow itself, not a task, so it
+    belongs to the flow run with the run's other artifacts."""
+    create_table_artifact(
+        [
+            {
+                "slot": slot.name,
+                "submits as": slot.submit_as or "-",
+                "targets": ", ".join(slot.targets),
+                "features": slot.feature_source,
+                "folds": f"{slot.folds.n_folds} (embargo {slot.folds.embargo_eras})",
+                "stacking": slot.stacking,
+                "device": f"{slot.params.device_type} (tier {plan.decision.tier})",
+                "params": _changed(slot.params.model_dump(), plan.device_policy.base.model_dump()),
+            }
+            for slot in plan.slots
+        ],
+        key="numerflow-run-plan",
+        description=(
+            f"data {plan.data.version}, era stride {plan.data.era_stride} "
+            f"(validation {plan.data.validation_era_stride}), row limit {plan.data.row_limit}, "
+            f"BMC against {plan.data.benchmark_model}, seed {plan.seed}; "
+            f"tier {plan.decision.tier}: {plan.decision.reason}"
+        ),
+    )
+
+
+def _changed(params: dict[str, Any], base: dict[str, Any]) -> str:
+    """The slot's parameters that differ from the parameter file's, or 'as the file'."""
+    changes = {k: v for k, v in params.items() if v != base[k]}
+    return ", ".join(f"{k}={v}" for k, v in changes.items()) or "as the parameter file"

@@ -1,0 +1,51 @@
+"""The run summary leads with the figures a participant compares, each with its era count."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from numerflow.score.evaluate import STACK, Evaluation
+from numerflow.score.metrics import summarize_all
+from numerflow.score.report import markdown_summary
+from numerflow.score.stacking import Stacker
+from numerflow.score.validation import MetricScores
+
+REASON = "meta_model.parquet is not in data/v5.2 (training.yaml numerai.download fetches it)"
+
+
+def _evaluation(corr: list[float], bmc: list[float]) -> Evaluation:
+    scores = pd.DataFrame({"target": corr, STACK: corr}, index=range(1, len(corr) + 1))
+    contribution = pd.DataFrame({"target": bmc, STACK: bmc}, index=range(1, len(bmc) + 1))
+    return Evaluation(
+        stacker=Stacker(kind="mean", columns=["target"], weights=[1.0]),
+        summary={"oof": summarize_all(scores), "validation": summarize_all(scores)},
+        per_era={"oof": [], "validation": []},
+        per_fold=[],
+        validation_eras=list(range(1, len(corr) + 1)),
+        validation_metrics={
+            "mmc": MetricScores(against="meta model", not_computed=REASON),
+            "bmc": MetricScores(against="v52_lgbm_ender20", summary=summarize_all(contribution)),
+            "fnc": MetricScores(summary=summarize_all(scores)),
+        },
+    )
+
+
+def test_summary_leads_with_corr_mmc_bmc_and_eras_per_slot() -> None:
+    evaluations = {
+        "alpha": _evaluation([0.02, 0.04, -0.01], [0.01, -0.03, 0.005]),
+        "beta": _evaluation([0.01] * 5, [0.002] * 4),
+    }
+    text = markdown_summary("run-1", "v5.2", evaluations, {}, None)
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    assert header < next(i for i, line in enumerate(lines) if line.startswith("- data version"))
+    assert lines[header].split(" | ")[1:5] == ["validation CORR", "sharpe", "max drawdown", "eras"]
+    alpha = lines[header + 2]
+    assert alpha.startswith("| alpha | **0.0167** |") and "| 0.0100 | 3 |" in alpha  # drawdown, eras
+    assert "| not computed |" in alpha and "-0.0050 (sharpe" in alpha and "drawdown 0.0300, 3 eras)" in alpha
+    assert "| beta | **0.0100** |" in lines[header + 3] and "4 eras)" in lines[header + 3]
+    assert text.count(f"- MMC not computed: {REASON}") == 1  # once, not once per slot
+    assert text.count("- BMC is measured against v52_lgbm_ender20") == 1
+    # the full table carries every computed metric with its eras; MMC has no made-up row
+    assert "| alpha | validation | bmc | stack | -0.0050 |" in text
+    assert "| mmc |" not in text

@@ -1,0 +1,47 @@
+"""Windows cannot run here; the next best thing: numerflow with the POSIX-only modules
+unimportable (tests/simulate_windows.py), in fresh interpreters."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Their work happens in plain child interpreters (not under the block), and they are slow.
+NOT_SIMULATED = ("tests/test_tiers.py::test_capability_check_runs_once_per_environment",)
+NOT_SIMULATED_FILES = ("tests/test_windows_simulated.py", "tests/test_windows_supervisor.py")
+IMPORT_FCNTL_BLOCKED = "import tests.simulate_windows as w; w.block_posix_only_modules(); import fcntl"
+
+
+def _simulate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tests.simulate_windows", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def test_the_simulation_refuses_posix_only_modules() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_FCNTL_BLOCKED],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0 and "No module named 'fcntl' (simulated Windows)" in done.stderr
+
+
+def test_every_module_imports_without_posix_only_modules() -> None:
+    done = _simulate("imports")
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert int(re.search(r"imported (\d+) modules", done.stdout).group(1)) > 50
+
+
+def test_the_server_free_tests_pass_without_posix_only_modules(tmp_path: Path) -> None:
+    done = _simulate(
+        "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "simulated"), "tests",
+        *(f"--ignore={path}" for path in NOT_SIMULATED_FILES),
+        *(f"--deselect={test}" for test in NOT_SIMULATED),
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    assert int(re.search(r"(\d+) passed", output).group(1)) > 80  # not an empty selection
