@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -97,6 +99,8 @@ def _run_weekly(config_dir: Path | None, overrides: dict[str, object]) -> None:
     from numerflow.score.evaluate import STACK
     from numerflow.score.report import LEAD_METRICS
 
+    # Expected failures (flows.expected) and slot failures both end in a Failed state whose
+    # message says what to fix: one line here, the run's log has the details.
     state = weekly_flow(
         config_dir=str(config_dir) if config_dir else None, overrides=overrides, return_state=True
     )
@@ -212,6 +216,49 @@ def gpu(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    config_dir: ConfigDirOption = None,
+) -> None:
+    """Server, worker, credentials, alerts, latest runs, next runs and caches, on one screen.
+
+    Exits 1 when something would make the next round fail.
+    """
+    import json
+
+    from numerflow.ops.status import collect_status
+    from numerflow.ops.status_report import status_lines
+
+    directory = (config_dir or default_config_dir()).resolve()
+    report = collect_status(_config_or_exit(directory, {}), directory)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        for line in status_lines(report, datetime.now(UTC)):
+            typer.echo(line)
+    if report["problems"]:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def worker(
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Worker name in the UI and status [default: host name]"),
+    ] = None,
+    config_dir: ConfigDirOption = None,
+) -> None:
+    """Start the Prefect worker for deployments.yaml's pool and concurrency (keep it running).
+
+    It stops cleanly on SIGTERM or Ctrl-C, however it was started.
+    """
+    from numerflow.ops.worker import run_worker, worker_argv
+
+    deployments = _config_or_exit(config_dir, {}).deployments
+    run_worker(worker_argv(deployments.work_pool, deployments.concurrency, name or socket.gethostname()))
+
+
 setup_app = typer.Typer(
     help="Set up the Prefect side: with no sub-command, block types, the work pool and both deployments.",
     invoke_without_command=True,
@@ -225,6 +272,7 @@ def setup_all(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from numerflow.ops.deploy import setup
+    from numerflow.ops.schedule import describe_start
 
     directory = (config_dir or default_config_dir()).resolve()
     config = _config_or_exit(directory, {})
@@ -233,6 +281,11 @@ def setup_all(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
         typer.echo(f"changed:   {line}")
     for line in report.unchanged:
         typer.echo(f"unchanged: {line}")
+    typer.echo("")
+    typer.echo("Next scheduled runs:")
+    now = datetime.now(UTC)
+    for deployment, when in report.next_runs.items():
+        typer.echo(f"  {deployment:<26}{describe_start(when, now) if when else 'schedule paused'}")
     typer.echo("")
     typer.echo("Start the worker on the GPU machine (keep it running; see deployments/README.md):")
     typer.echo(f"  {report.worker_command}")
@@ -253,17 +306,24 @@ def setup_alerts_command(
     Without --url the existing block is kept. Re-running changes only what differs.
     """
     from numerflow.ops.alerts import setup_alerts
-    from numerflow.ops.notify_blocks import ensure_block
+    from numerflow.ops.notify_blocks import block_for_url, ensure_block, record_block
 
-    config = _config_or_exit(config_dir, {})
-    if config.alerts.block is None:
-        raise _fail("alerts.yaml: block: name a notification block, e.g. slack-webhook/numerflow-alerts")
+    directory = config_dir or default_config_dir()
+    config = _config_or_exit(directory, {})
+    block = config.alerts.block or (block_for_url(url) if url else None)
+    if block is None:
+        raise _fail(
+            "alerts.yaml: block is null: pass --url WEBHOOK_URL (Slack, Teams, Discord, any JSON webhook)"
+        )
     try:
-        block_id, created = ensure_block(config.alerts.block, url)
+        block_id, created = ensure_block(block, url)
+        if config.alerts.block is None:
+            record_block(directory / "alerts.yaml", block)  # so the flows' own hooks use it too
+            typer.echo(f"changed:   alerts.yaml block: {block}")
     except ValueError as exc:
         raise _fail(str(exc)) from None
     report = setup_alerts(config.alerts, block_id)
-    typer.echo(f"{'changed:   block' if created else 'unchanged: block'} {config.alerts.block}")
+    typer.echo(f"{'changed:   block' if created else 'unchanged: block'} {block}")
     for line in report.changed:
         typer.echo(f"changed:   {line}")
     for line in report.unchanged:

@@ -10,19 +10,24 @@ cache rather than trained again.
 
 from __future__ import annotations
 
+import time
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from prefect import Flow, flow
-from prefect.futures import PrefectFuture
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.naming import parent_run_name
 from numerflow.config.models import ScaleOutConfig
 from numerflow.gpu.tiers import DevicePolicy
+from numerflow.runs.names import child_run_name
 from numerflow.runs.steps import FitSpec
 from numerflow.train.fit import FoldResult
 from numerflow.train.prepare import PreparedData
+from numerflow.train.progress import eta_seconds, percent
 from tasks.training import train_fold
 
 
@@ -74,7 +79,7 @@ def _holding(resources: dict[str, float]) -> AbstractContextManager[object]:
 def _run_name() -> str:
     parameters = flow_run.parameters
     where = "dask" if parameters["scale_out"].dask_address else "local"
-    return f"folds-{len(parameters['fits'])}-fits-{where}"
+    return child_run_name(parent_run_name(), f"folds-{len(parameters['fits'])}-fits-{where}")
 
 
 @flow(name="numerflow-train-folds", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=1))
@@ -103,11 +108,36 @@ def train_folds_flow(
             )
             for fit in fits
         }
+    return _wait_with_progress(futures)
+
+
+def _wait_with_progress(futures: dict[str, PrefectFuture[FoldResult]]) -> dict[str, FoldResult | str]:
+    """Every fit's result or error, by key, while a progress artifact on this run shows fits
+    done and the time left (from the pace of the finished ones). A failed fit is counted as
+    done and recorded as its error; it does not fail the run."""
+    started, total = time.monotonic(), len(futures)
+    artifact_id = create_progress_artifact(0.0, description=f"0/{total} fold models trained")
+    failed = 0
+    for done, future in enumerate(as_completed(list(futures.values())), start=1):
+        if not _completed(future):
+            failed += 1
+        eta = eta_seconds(done, total, time.monotonic() - started)
+        left = f", about {eta / 60:.0f} min left" if eta else ""
+        errors = f", {failed} failed" if failed else ""
+        update_progress_artifact(
+            artifact_id,
+            percent(done, total),
+            description=f"{done}/{total} fold models trained{errors}{left}",
+        )
     return {key: _result_or_error(future) for key, future in futures.items()}
 
 
-def _result_or_error(future: PrefectFuture[FoldResult]) -> FoldResult | str:
+def _completed(future: PrefectFuture[FoldResult]) -> bool:
     future.wait()
-    if future.state.is_completed():
+    return future.state.is_completed()
+
+
+def _result_or_error(future: PrefectFuture[FoldResult]) -> FoldResult | str:
+    if _completed(future):
         return future.result()
     return f"{future.state.name}: {future.state.message}"

@@ -16,13 +16,16 @@ from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
+from flows.expected import fails_cleanly
+from flows.naming import parent_run_name, rename_run
 from numerflow.config.models import NumeraiConfig
-from numerflow.numerai.blocks import NumeraiCredentials
+from numerflow.numerai.blocks import load_credentials
 from numerflow.numerai.client import NumeraiClient
 from numerflow.numerai.errors import NumeraiError
 from numerflow.numerai.rounds import round_state, wait_for_open_round
 from numerflow.ops.alerts import UPLOAD_GIVEN_UP_STATE, emit_round_started, emit_upload_given_up
 from numerflow.runs.manifest import load_trained_run
+from numerflow.runs.names import child_run_name, round_placeholder_name, round_run_name
 from numerflow.runs.plan import SubmitPlan, SubmitSlot
 from numerflow.submit.steps import (
     SlotSubmission,
@@ -32,6 +35,7 @@ from numerflow.submit.steps import (
     make_client,
     resolve_model_ids,
 )
+from tasks.evaluation import publish_submissions
 from tasks.numerai import (
     current_round,
     download_live_data,
@@ -40,10 +44,18 @@ from tasks.numerai import (
     write_submission_task,
 )
 
-ROUND_RUN_PLACEHOLDER = "round-submission"  # the per-round flow's name until the round is known
+
+def round_placeholder() -> str:
+    """The per-round flow's name until the round is known."""
+    return round_placeholder_name(flow_run.get_id())
 
 
-@flow(name="numerflow-submission")
+def _run_name() -> str:
+    return child_run_name(parent_run_name(), "submission")
+
+
+@flow(name="numerflow-submission", flow_run_name=_run_name)
+@fails_cleanly
 def submission_flow(
     plan: SubmitPlan,
     round_number: int | None = None,
@@ -95,7 +107,7 @@ def submission_flow(
         uploads += slot_uploads
     upload_failed = any(u.status == "failed" for u in uploads)
     slot_failed = any(e.error is not None for e in entries)
-    return SubmissionOutcome(
+    outcome = SubmissionOutcome(
         status="upload-failed"
         if upload_failed
         else "slot-failed"
@@ -107,6 +119,8 @@ def submission_flow(
         slots=entries,
         uploads=uploads,
     )
+    publish_submissions(outcome)
+    return outcome
 
 
 def _submit_slot(
@@ -183,18 +197,15 @@ def upload_failure_state(outcome: SubmissionOutcome) -> State | None:
 
 
 def _name_runs(round_number: int | None, models: list[str], uploading: bool) -> None:
-    """Name the run after what it does, e.g. round-1002-my_model (or ...-dry-run); a per-round
-    parent run still carrying its placeholder name gets the same name."""
-    run_id = flow_run.get_id()
-    if run_id is None:
+    """A per-round parent run still carrying its placeholder name is named after what it does,
+    e.g. round-1002-my_model (or ...-dry-run), and this subflow after it; under the weekly run
+    both keep their names."""
+    parent = flow_run.get_parent_flow_run_id()
+    if parent is None or parent_run_name() != round_placeholder_name(parent):
         return
-    subject = "-".join(models) if models else "no-models"  # the Numerai models it submits as
-    name = f"round-{round_number or 'local'}-{subject}" + ("" if uploading else "-dry-run")
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(run_id, name=name)
-        parent = flow_run.get_parent_flow_run_id()
-        if parent is not None and client.read_flow_run(parent).name == ROUND_RUN_PLACEHOLDER:
-            client.update_flow_run(parent, name=name)
+    name = round_run_name(round_number, models, uploading)  # models: the Numerai models it submits as
+    rename_run(name, parent)
+    rename_run(child_run_name(name, "submission"))
 
 
 def connect(settings: NumeraiConfig) -> tuple[NumeraiClient, dict[str, str]]:
@@ -203,7 +214,7 @@ def connect(settings: NumeraiConfig) -> tuple[NumeraiClient, dict[str, str]]:
     The block is loaded in the flow's own process and its secrets go straight into the
     client: they are never a parameter, a task result or a log line.
     """
-    credentials = NumeraiCredentials.load(settings.credentials_block)
+    credentials = load_credentials(settings.credentials_block)
     client = make_client(
         settings, credentials.public_id.get_secret_value(), credentials.secret_key.get_secret_value()
     )

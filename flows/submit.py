@@ -9,8 +9,9 @@ from typing import Any
 
 from prefect import flow
 
+from flows.expected import fails_cleanly
 from flows.hooks import alert_owner
-from flows.submission import ROUND_RUN_PLACEHOLDER, SubmissionOutcome, submission_flow, upload_failure_state
+from flows.submission import SubmissionOutcome, round_placeholder, submission_flow, upload_failure_state
 from numerflow.config import load_config
 from numerflow.config.parameters import Models, RoundNumber, WaitMinutes, overrides_from
 from numerflow.runs.plan import submit_plan_for_round
@@ -22,11 +23,12 @@ ROUND_FLOW_TIMEOUT_SECONDS = 50 * 60
 
 @flow(
     name="numerflow-submit",
-    flow_run_name=ROUND_RUN_PLACEHOLDER,
+    flow_run_name=round_placeholder,
     timeout_seconds=ROUND_FLOW_TIMEOUT_SECONDS,
     on_failure=[alert_owner],
     on_crashed=[alert_owner],
 )
+@fails_cleanly
 def submit_flow(
     round_number: RoundNumber = None,
     dry_run: bool = False,

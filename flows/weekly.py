@@ -24,8 +24,10 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 from pydantic import BaseModel
 
+from flows.expected import fails_cleanly
 from flows.folds import check_cluster, fold_flow
 from flows.hooks import alert_owner
+from flows.naming import rename_run
 from flows.submission import connect, submission_flow, upload_failure_state
 from numerflow.config import load_config
 from numerflow.config.parameters import (
@@ -43,6 +45,7 @@ from numerflow.config.parameters import (
     overrides_from,
 )
 from numerflow.runs.manifest import utc_now
+from numerflow.runs.names import weekly_run_name
 from numerflow.runs.plan import RunPlan, submit_plan_after_training
 from numerflow.runs.steps import (
     RunPaths,
@@ -61,7 +64,7 @@ from tasks.data import prepare_training_data
 from tasks.evaluation import publish_metrics, stack_and_score
 from tasks.gpu import choose_tier, probe_gpu
 from tasks.numerai import download_training_data
-from tasks.plan import resolve_run_plan
+from tasks.plan import publish_run_plan, resolve_run_plan
 
 
 class SlotResult(BaseModel):
@@ -79,9 +82,21 @@ class WeeklyResult(BaseModel):
     slots: dict[str, SlotResult]
 
 
-def _run_name() -> str:
-    version = flow_run.parameters.get("data_version") or "config"
-    return f"weekly-{flow_run.scheduled_start_time:%Y-%m-%d}-{version}"
+def _run_name(version: str | None = None) -> str:
+    """weekly-<date>-<version>-<short id>: the configured version at first, the resolved one
+    (`latest` -> v5.2) as soon as it is known."""
+    return weekly_run_name(flow_run.scheduled_start_time, version or _configured_version(), flow_run.get_id())
+
+
+def _configured_version() -> str:
+    parameters = flow_run.parameters
+    try:
+        config = load_config(
+            parameters.get("config_dir"), overrides_from(parameters, parameters.get("overrides"))
+        )
+    except Exception:  # a bad config fails the run right after, with the real message
+        return parameters.get("data_version") or "config"
+    return config.training.data.version
 
 
 @flow(
@@ -90,6 +105,7 @@ def _run_name() -> str:
     on_failure=[alert_owner],
     on_crashed=[alert_owner],
 )
+@fails_cleanly
 def weekly_flow(
     n_folds: NFolds = None,
     embargo_eras: EmbargoEras = None,
@@ -138,11 +154,13 @@ def weekly_flow(
 
     client = connect(config.training.numerai)[0] if config.training.numerai.download else None
     version = resolve_version(config.training.data, client)
+    rename_run(_run_name(version))
     if client is not None:
         download_training_data(config.training.data.dir / version, client)
     probe = probe_gpu()
     decision = choose_tier(config, probe, version, models)
     plan = resolve_run_plan(config, version, decision, overrides, models)
+    publish_run_plan(plan)
     paths = start_run(plan)
 
     groups = data_groups(plan)

@@ -11,6 +11,7 @@ from numerflow.runs.plan import DataPlan, SlotPlan
 from numerflow.runs.steps import RunPaths
 from numerflow.score.evaluate import Evaluation, evaluate
 from numerflow.score.report import markdown_summary, slot_rows, summary_rows
+from numerflow.submit.report import submission_table
 from numerflow.submit.steps import SubmissionOutcome
 from numerflow.train.fit import FoldResult
 from numerflow.train.prepare import PreparedData
@@ -23,7 +24,12 @@ def stack_and_score(
     return evaluate(slot, data, prepared, results, paths.slot_dir(slot.name))
 
 
-@task(name="publish-metrics")
+def publish_submissions(outcome: SubmissionOutcome) -> None:
+    """The uploads table on the current flow run's page (called in a flow, not a task)."""
+    rows, description = submission_table(outcome)
+    create_table_artifact(rows, key="numerflow-submissions", description=description)
+
+
 def publish_metrics(
     paths: RunPaths,
     data_version: str,
@@ -34,7 +40,11 @@ def publish_metrics(
     device: dict[str, Any],
     seconds: float,
 ) -> None:
-    """Artifacts with stable keys, so every run adds a version to the same collections."""
+    """Artifacts with stable keys, so every run adds a version to the same collections. Called in
+    the flow itself, not a task, so they belong to the flow run (the weekly run's page shows the
+    submissions too)."""
+    if submission is not None:
+        publish_submissions(submission)
     create_markdown_artifact(
         markdown_summary(
             paths.run_id,

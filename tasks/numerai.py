@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from numerflow.numerai.client import NumeraiClient, RoundInfo
@@ -80,17 +79,4 @@ def upload_submissions(
         logger.info("%s: %s %s", outcome.model, outcome.status, outcome.submission_id or outcome.detail)
         if outcome.status in ("uploaded", "skipped") and round_number is not None:
             emit_upload_accepted(round_number, outcome.model, outcome.submission_id)
-    rows = [
-        {
-            "round": round_number,
-            "model": o.model,
-            "status": o.status,
-            "submission_id": o.submission_id,
-            "trained_run": trained_run_id,
-            "sha256": submission.sha256[:16],
-            "detail": o.detail,
-        }
-        for o in outcomes
-    ] or [{"round": round_number, "model": None, "status": "dry-run", "detail": "no models configured"}]
-    create_table_artifact(rows, key="numerflow-submissions", description=f"uploads for round {round_number}")
     return outcomes

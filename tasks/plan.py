@@ -1,4 +1,4 @@
-"""The run plan as a task: resolved once, logged, and published as an artifact."""
+"""The run plan as a task (resolved once, logged), and published as an artifact by the flow."""
 
 from __future__ import annotations
 
@@ -32,6 +32,12 @@ def resolve_run_plan(
             slot.stacking,
             slot.submit_as or "nothing (not uploaded)",
         )
+    return plan
+
+
+def publish_run_plan(plan: RunPlan) -> None:
+    """The plan as the `numerflow-run-plan` artifact. Called in the flow itself, not a task, so it
+    belongs to the flow run with the run's other artifacts."""
     create_table_artifact(
         [
             {
@@ -54,7 +60,6 @@ def resolve_run_plan(
             f"tier {plan.decision.tier}: {plan.decision.reason}"
         ),
     )
-    return plan
 
 
 def _changed(params: dict[str, Any], base: dict[str, Any]) -> str:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from numerflow.gpu.probe import probe_gpus
 from numerflow.gpu.shape import fold_shape
@@ -17,6 +19,19 @@ from numerflow.runs.steps import FitSpec
 from numerflow.train.fit import FoldResult, fit_fold_on_ladder
 from numerflow.train.foldcache import FoldCache
 from numerflow.train.prepare import PreparedData, ensure_bins
+from numerflow.train.progress import percent
+
+
+def fold_progress(label: str) -> Callable[[int, int], None]:
+    """A progress artifact on this task run, and the function that moves it (trees done/total)."""
+    artifact_id = create_progress_artifact(0.0, description=f"{label}: training")
+
+    def report(done: int, total: int) -> None:
+        update_progress_artifact(
+            artifact_id, percent(done, total), description=f"{label}: {done}/{total} trees"
+        )
+
+    return report
 
 
 @task(
@@ -47,8 +62,10 @@ def train_fold(
         logger.info("%s: tier %s (%s)", where, decision.tier, decision.reason)
     cache = FoldCache(cache_dir) if cache_dir is not None else None
     target, fold = fit.target, fit.fold
-    result = fit_fold_on_ladder(prepared, fold, target, ladder, seed, fit.models_dir, cache)
+    progress = fold_progress(f"{target} fold {fold.index}")
+    result = fit_fold_on_ladder(prepared, fold, target, ladder, seed, fit.models_dir, cache, progress)
     if result.reused:
+        progress(1, 1)
         logger.info("%s fold %d: finished before with the same inputs; reused", target, fold.index)
         return result
     for step in result.downgrades:

@@ -45,10 +45,16 @@ class PrefectStack:
             time.sleep(0.5)
         else:
             raise TimeoutError("prefect server did not become healthy in 90 s")
+        self.start_worker()
+        return self
+
+    def start_worker(self) -> None:
         self._group.spawn(
             "worker", ["prefect", "worker", "start", "--pool", POOL, "--limit", "1", "--name", "test-worker"]
         )
-        return self
+
+    def stop_worker(self) -> None:
+        self._group.stop("worker")
 
     def stop(self) -> None:
         self._group.stop()

@@ -26,9 +26,12 @@ class ProcessGroup:
         self._processes.append((process, log))
         return process
 
-    def stop(self) -> None:
-        """Newest first: a worker whose server is already gone can hang on shutdown."""
-        for process, log in reversed(self._processes):
+    def stop(self, name: str | None = None) -> None:
+        """The process called `name`, or all of them newest first: a worker whose server is
+        already gone can hang on shutdown."""
+        for process, log in reversed(list(self._processes)):
+            if name is not None and Path(log.name).stem != name:
+                continue
             if process.poll() is None:
                 ask_to_stop(process, self.stop_signal)
                 try:
@@ -37,7 +40,7 @@ class ProcessGroup:
                     process.kill()
                     process.wait(10)
             log.close()
-        self._processes.clear()
+            self._processes.remove((process, log))
 
 
 def ask_to_stop(process: subprocess.Popen, stop_signal: int) -> None:

@@ -3,6 +3,11 @@ process worker, runs with overrides, a bad override, schedules, and resume after
 
 from __future__ import annotations
 
+import json
+import re
+import signal
+import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -30,8 +35,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("on_real_prefect"
 def stack(tmp_path_factory: pytest.TempPathFactory, synth_root: Path, real_prefect: PrefectStack) -> dict:
     project = tmp_path_factory.mktemp("project")
     config_dir = _project_config(project, synth_root)
-    real_prefect.cli(["numerflow", "setup", "--config-dir", str(config_dir)])
-    return {"prefect": real_prefect, "config_dir": config_dir, "project": project}
+    first = real_prefect.cli(["numerflow", "setup", "--config-dir", str(config_dir)])
+    return {"prefect": real_prefect, "config_dir": config_dir, "project": project, "setup": first.stdout}
 
 
 def _project_config(project: Path, synth_root: Path) -> Path:
@@ -65,13 +70,22 @@ def _wait_final(run_id: str, timeout: float = 150) -> object:
     raise TimeoutError(f"flow run {run_id} did not finish in {timeout} s")
 
 
+def test_setup_prints_next_runs_and_no_serve_warning(stack: dict) -> None:
+    first = stack["setup"]
+    assert "changed:   deployment numerflow-weekly/weekly created" in first
+    assert ".serve" not in first and "process work pool" not in first
+    next_runs = first.split("Next scheduled runs:")[1].split("Start the worker")[0]
+    assert re.search(r"numerflow-weekly/weekly +Sun \d{4}-\d\d-\d\d \d\d:00 UTC \(in ", next_runs)
+    assert re.search(r"numerflow-submit/round +(Tue|Wed|Thu|Fri|Sat) \d{4}-\d\d-\d\d 12:05 UTC", next_runs)
+
+
 def test_setup_twice_changes_nothing(stack: dict) -> None:
     with get_client(sync_client=True) as client:
         before = {d.name: (d.id, d.updated, d.version) for d in client.read_deployments()}
     second = stack["prefect"].cli(["numerflow", "setup", "--config-dir", str(stack["config_dir"])])
     assert not [line for line in second.stdout.splitlines() if line.startswith("changed:")]
     assert second.stdout.count("unchanged:") == 4
-    assert f"prefect worker start --pool {POOL} --limit 1" in second.stdout
+    assert f"/numerflow worker --config-dir {stack['config_dir']}" in second.stdout
     with get_client(sync_client=True) as client:
         after = {d.name: (d.id, d.updated, d.version) for d in client.read_deployments()}
         pools = [p.name for p in client.read_work_pools()]
@@ -118,7 +132,7 @@ def test_run_with_overrides_completes_with_artifacts(stack: dict) -> None:
     run = _wait_final(run_id)
     assert run.state.is_completed(), run.state.message
     assert run.parameters["n_folds"] == 3 and run.parameters["n_estimators"] == 40
-    assert run.name.startswith("weekly-") and "weekly" in run.tags
+    assert re.fullmatch(r"weekly-\d{4}-\d\d-\d\d-v5\.2-[0-9a-f]{8}", run.name) and "weekly" in run.tags
     with get_client(sync_client=True) as client:
         children = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id]))
@@ -127,7 +141,7 @@ def test_run_with_overrides_completes_with_artifacts(stack: dict) -> None:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids))
         )
-    assert sorted(c.name for c in children) == ["folds-3-fits-local", "round-local-no-models-dry-run"]
+    assert sorted(c.name for c in children) == [f"{run.name}-folds-3-fits-local", f"{run.name}-submission"]
     assert {a.key for a in artifacts} >= {
         "numerflow-run-summary", "numerflow-metrics", "numerflow-fold-metrics",
         "numerflow-validation-era-corr", "numerflow-oof-era-corr", "numerflow-submissions",
@@ -170,3 +184,74 @@ def _latest_run_dir(stack: dict) -> Path:
     """The default slot's folder in the newest run."""
     runs = stack["project"] / "runs"
     return runs / (runs / "LATEST").read_text().strip() / "slots" / "main"
+
+
+def _status(stack: dict) -> tuple[int, dict]:
+    done = stack["prefect"].cli(["numerflow", "status", "--json", "--config-dir", str(stack["config_dir"])],
+                                check=False)  # fmt: skip
+    return done.returncode, json.loads(done.stdout)
+
+
+def _wait_worker_online(stack: dict, online: bool, timeout: float = 60) -> tuple[int, dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        code, status = _status(stack)
+        if any(w["online"] for w in status["work_pool"]["workers"]) == online or time.monotonic() > deadline:
+            return code, status
+        time.sleep(2)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="starts the printed command with /bin/sh, SIGINT ignored")
+def test_printed_worker_takes_a_run_and_status_follows_it(stack: dict, tmp_path: Path) -> None:
+    prefect = stack["prefect"]
+    config_dir = stack["config_dir"]
+    alerts = prefect.cli(["numerflow", "setup", "alerts", "--url", "http://127.0.0.1:9/hook",
+                          "--config-dir", str(config_dir)])  # fmt: skip
+    assert "changed:   alerts.yaml block: custom-webhook/numerflow-alerts" in alerts.stdout
+    printed = prefect.cli(["numerflow", "setup", "--config-dir", str(config_dir)]).stdout
+    command = printed.split("Start the worker")[1].splitlines()[1].strip()
+    assert command.startswith(f"PREFECT_API_URL={prefect.url} ")
+
+    prefect.stop_worker()  # only the printed worker may take the run
+    env = {k: v for k, v in prefect.env.items() if k != "PREFECT_API_URL"}  # the command sets it
+    env |= {"PREFECT_WORKER_HEARTBEAT_SECONDS": "2", "PATH": "/usr/bin:/bin"}
+    log = tmp_path / "printed-worker.log"
+    ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
+    with open(log, "w") as out:  # started as a script starts it in the background: SIGINT ignored
+        worker = subprocess.Popen(["/bin/sh", "-c", f"exec env {command}"], cwd=tmp_path, env=env,
+                                  stdout=out, stderr=subprocess.STDOUT, preexec_fn=ignore_sigint)  # fmt: skip
+    try:
+        code, status = _wait_worker_online(stack, online=True)
+        assert code == 0, status["problems"]
+        assert status["credentials"] == {"block": "numerai", "present": False, "models": [], "needed": False}
+        assert set(status["alerts"]["automations"].values()) == {"enabled"}
+        assert status["work_pool"]["concurrency_limit"] == 1
+
+        run = _wait_final(_run_deployment(stack, "n_folds=2", "n_estimators=20", "data_version=latest",
+                                          "dry_run=true"), 240)  # fmt: skip
+        assert run.state.is_completed(), run.state.message
+        assert re.fullmatch(r"weekly-\d{4}-\d\d-\d\d-v5\.2-[0-9a-f]{8}", run.name)  # latest, resolved
+        assert str(run.id) in log.read_text()  # the printed worker took it
+
+        no_block = 'overrides={"training.numerai.download": true}'  # needs the (missing) credentials
+        done = prefect.cli(["prefect", "deployment", "run", "numerflow-submit/round",
+                            "--param", "dry_run=true", "--param", no_block])  # fmt: skip
+        failed = _wait_final(done.stdout.split("UUID:")[1].split()[0].strip())
+        assert failed.state.is_failed()
+        assert "`uv run numerflow setup credentials --block-name numerai`" in failed.state.message
+        # One traceback at most (Prefect's engine logs one for any failed top-level run), not
+        # one per flow level: the worker's log so far holds only this failure's.
+        assert log.read_text().count("Traceback") <= 1
+
+        started = time.monotonic()
+        worker.terminate()  # SIGTERM, as systemd or a shell's kill sends it
+        worker.wait(30)
+        assert time.monotonic() - started < 15
+        code, status = _wait_worker_online(stack, online=False)
+        assert code == 1 and any("no worker online" in p for p in status["problems"])
+        _, latest = _status(stack)
+        assert latest["latest_weekly_run"]["name"] == run.name
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        prefect.start_worker()

@@ -105,10 +105,10 @@ def test_a_failing_slot_leaves_the_others_uploads_and_is_named(
 ) -> None:
     real_fit_fold = fit.fit_fold
 
-    def broken_for_slot_c(prepared, fold, target, params, seed, models_dir):
+    def broken_for_slot_c(prepared, fold, target, params, seed, models_dir, on_progress=None):
         if target == "target_teager2b_20":
             raise RuntimeError("disk full (simulated)")
-        return real_fit_fold(prepared, fold, target, params, seed, models_dir)
+        return real_fit_fold(prepared, fold, target, params, seed, models_dir, on_progress)
 
     monkeypatch.setattr(fit, "fit_fold", broken_for_slot_c)
     state = weekly_flow(overrides=_overrides(tmp_path, fake, [SLOT_A, SLOT_C]), return_state=True)

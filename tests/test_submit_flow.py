@@ -3,6 +3,7 @@ submit once per model and round, and never leak the secret."""
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterType,
+    FlowRunFilter,
+    FlowRunFilterParentFlowRunId,
+)
 from prefect.settings import get_current_settings
 
 from flows.submit import submit_flow
@@ -61,7 +69,8 @@ def project(tmp_path_factory: pytest.TempPathFactory, fake: FakeNumerai, prefect
     }
     state = weekly_flow(overrides=overrides, return_state=True)
     assert state.is_completed(), state.message
-    return {"root": root, "overrides": overrides, "weekly": state.result()}
+    return {"root": root, "overrides": overrides, "weekly": state.result(),
+            "weekly_run_id": state.state_details.flow_run_id}  # fmt: skip
 
 
 def _submissions(fake: FakeNumerai) -> int:
@@ -146,6 +155,61 @@ def test_bad_credentials_fail_the_flow_with_a_clear_message(project: dict, fake:
     assert state.is_failed()
     message = str(state.result(raise_on_failure=False))
     assert "rejected the credentials" in message and "swapped" in message
+
+
+def test_missing_credentials_block_says_how_to_create_it(project: dict) -> None:
+    state = submit_flow(
+        overrides=project["overrides"] | {"training.numerai.credentials_block": "nowhere"}, return_state=True
+    )
+    assert state.is_failed()
+    message = str(state.result(raise_on_failure=False))
+    assert "`uv run numerflow setup credentials --block-name nowhere`" in message
+    assert "Unable to find block document" not in message
+    with get_client(sync_client=True) as client:
+        parent = client.read_flow_run(state.state_details.flow_run_id)
+        [child] = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id]))
+        )
+    assert parent.name.startswith("round-pending-") and child.name == f"{parent.name}-submission"
+
+
+def test_weekly_run_is_named_after_the_resolved_version(project: dict) -> None:
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(project["weekly_run_id"])
+    assert project["overrides"]["training.data.version"] == "latest"
+    assert re.fullmatch(r"weekly-\d{4}-\d\d-\d\d-v5\.2-[0-9a-f]{8}", run.name), run.name
+
+
+def test_training_progress_artifacts_reach_100_percent(project: dict) -> None:
+    children = FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[project["weekly_run_id"]]))
+    with get_client(sync_client=True) as client:
+        [folds_run] = [r for r in client.read_flow_runs(flow_run_filter=children) if "-folds-" in r.name]
+        progress = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[folds_run.id]),
+                type=ArtifactFilterType(any_=["progress"]),
+            )
+        )
+    per_fold = sorted(a.description for a in progress if a.task_run_id is not None)
+    expected = sorted(f"{t} fold {k}: 40/40 trees" for t in ("target", "target_cyrusd_20") for k in range(3))
+    assert per_fold == expected
+    [whole] = [a for a in progress if a.task_run_id is None]
+    assert whole.description.startswith("6/6 fold models trained")
+    assert {float(a.data) for a in progress} == {100.0}
+
+
+def test_the_weekly_run_itself_carries_its_artifacts_and_the_submissions(project: dict) -> None:
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[project["weekly_run_id"]])
+            )
+        )
+    keys = {a.key for a in artifacts}
+    assert keys >= {"numerflow-run-summary", "numerflow-metrics", "numerflow-submissions"}
+    assert all(a.task_run_id is None for a in artifacts)  # on the flow run, not on a task
+    [submissions] = [a for a in artifacts if a.key == "numerflow-submissions"]
+    assert submissions.description == "uploads for round 1001" and "None" not in str(submissions.data)
 
 
 def test_the_secret_is_nowhere_in_what_runs_produced(project: dict, caplog: pytest.LogCaptureFixture) -> None:

@@ -129,13 +129,13 @@ def test_gpu_error_in_one_fold_falls_back_and_the_run_completes(
     )
     real_fit_fold = fit.fit_fold
 
-    def gpu_that_fails_on_fold_1(prepared, fold, target, params, seed, models_dir):
+    def gpu_that_fails_on_fold_1(prepared, fold, target, params, seed, models_dir, on_progress=None):
         if params.device_type == "cpu":
-            return real_fit_fold(prepared, fold, target, params, seed, models_dir)
+            return real_fit_fold(prepared, fold, target, params, seed, models_dir, on_progress)
         if fold.index == 1:
             raise lightgbm.basic.LightGBMError("GPU out of memory (simulated)")
         on_cpu = params.model_copy(update={"device_type": "cpu", "gpu_device_id": None})
-        result = real_fit_fold(prepared, fold, target, on_cpu, seed, models_dir)
+        result = real_fit_fold(prepared, fold, target, on_cpu, seed, models_dir, on_progress)
         return result.model_copy(update={"device_type": params.device_type})
 
     monkeypatch.setattr(fit, "fit_fold", gpu_that_fails_on_fold_1)

@@ -393,7 +393,9 @@ class AlertsConfig(StrictModel):
         pattern=r"^[a-z0-9-]+/[a-z0-9][a-z0-9-]*$",
         description="notification block as <block type>/<name>, e.g. slack-webhook/numerflow-alerts",
     )
-    ui_url: str = Field("http://127.0.0.1:4200", pattern=r"^https?://", description="Prefect UI, for links")
+    ui_url: str | None = Field(
+        None, pattern=r"^https?://", description="Prefect UI for links; null: the one PREFECT_API_URL serves"
+    )
     missed_round_after_minutes: float = Field(
         55, ge=0.5, le=1500, description="alert when no upload is accepted this long after a round starts"
     )

@@ -32,6 +32,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.events import EventTrigger, SendNotification, emit_event
 from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import Posture
+from prefect.settings import get_current_settings
 
 from numerflow.config.models import AlertsConfig
 
@@ -91,7 +92,7 @@ def emit_upload_given_up(
 
 # -- the automations ----------------------------------------------------------------------------
 def automations(config: AlertsConfig, block_document_id: Any) -> list[Automation]:
-    link = f"{config.ui_url.rstrip('/')}/runs/flow-run/"
+    link = f"{ui_base(config.ui_url)}/runs/flow-run/"
     ours = {"prefect.resource.role": "flow", "prefect.resource.name": FLOWS}
     return [
         Automation(
@@ -237,16 +238,22 @@ def server_delivers(automation_name: str) -> bool:
     return bool(found) and found[0].enabled and bool(triggers_on)
 
 
+def ui_base(ui_url: str | None) -> str:
+    """The UI address for links: alerts.yaml's `ui_url`, else the UI of the server this process
+    talks to (PREFECT_UI_URL, or PREFECT_API_URL without /api), so links follow the server's port."""
+    return (ui_url or get_current_settings().ui_url or "http://127.0.0.1:4200").rstrip("/")
+
+
 def notify_directly(block: str, subject: str, body: str) -> None:
     Block.load(block).notify(body=body, subject=subject)
 
 
 def failure_message(
-    run_name: str, flow_name: str, state_name: str, message: str | None, run_id: str, ui_url: str
+    run_name: str, flow_name: str, state_name: str, message: str | None, run_id: str, ui_url: str | None
 ) -> tuple[str, str]:
     subject = f"numerflow: {run_name} {state_name}"
     body = (
         f"numerflow run {run_name} ({flow_name}) ended {state_name}.\n"
-        f"Error: {message or '(no message)'}\n{ui_url.rstrip('/')}/runs/flow-run/{run_id}"
+        f"Error: {message or '(no message)'}\n{ui_base(ui_url)}/runs/flow-run/{run_id}"
     )
     return subject, body

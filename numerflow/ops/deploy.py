@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,8 @@ from prefect.utilities.callables import parameter_schema
 
 from numerflow.config.models import NumerflowConfig, ScheduleConfig
 from numerflow.numerai.blocks import NumeraiCredentials
+from numerflow.ops.schedule import next_runs
+from numerflow.ops.worker import venv_command
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,6 +48,7 @@ class SetupReport:
     changed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     worker_command: str = ""
+    next_runs: dict[str, datetime | None] = field(default_factory=dict)  # deployment -> first start
 
 
 def deployment_specs(config: NumerflowConfig, config_dir: Path) -> list[DeploymentSpec]:
@@ -75,14 +80,24 @@ def setup(config: NumerflowConfig, config_dir: Path, source: Path = PROJECT_ROOT
     report = SetupReport()
     _register_blocks(report)
     _ensure_work_pool(config, report)
+    now = datetime.now(UTC)
     for spec in deployment_specs(config, config_dir):
         _ensure_deployment(config, spec, source, report)
+        report.next_runs[f"{spec.flow_name}/{spec.name}"] = next(iter(next_runs(spec.schedule, now)), None)
     api_url = get_current_settings().api.url or "http://127.0.0.1:4200/api"
-    report.worker_command = (
-        f"PREFECT_API_URL={api_url} PREFECT_SERVER_ANALYTICS_ENABLED=false "
-        f"prefect worker start --pool {config.deployments.work_pool} --limit {config.deployments.concurrency}"
-    )
+    report.worker_command = worker_command(api_url, config_dir)
     return report
+
+
+def worker_command(api_url: str, config_dir: Path) -> str:
+    """The worker's command line as it runs in this install: this environment's `numerflow
+    worker` by its full path (no `uv run`, any folder), which starts the Prefect worker for the
+    configured pool and concurrency so that it stops on SIGTERM (numerflow.ops.worker)."""
+    numerflow = venv_command("numerflow")
+    return (
+        f"PREFECT_API_URL={shlex.quote(api_url)} "
+        f"{shlex.quote(str(numerflow))} worker --config-dir {shlex.quote(str(config_dir.resolve()))}"
+    )
 
 
 def _register_blocks(report: SetupReport) -> None:
@@ -134,7 +149,9 @@ def _ensure_deployment(
     if existing is not None and existing.version == fingerprint:
         report.unchanged.append(label)
         return
-    flow.deploy(
+    # to_deployment + apply is what flow.deploy() does for a source folder, minus its console
+    # output (a table per deployment and the "consider .serve" note; a process pool is the design).
+    flow.to_deployment(
         name=spec.name,
         work_pool_name=config.deployments.work_pool,
         schedules=[Cron(spec.schedule.cron, timezone=spec.schedule.timezone, active=spec.schedule.active)],
@@ -146,10 +163,7 @@ def _ensure_deployment(
         description=spec.description,
         tags=spec.tags,
         version=fingerprint,
-        build=False,
-        push=False,
-        print_next_steps=False,
-    )
+    ).apply(work_pool_name=config.deployments.work_pool)
     when = f"{spec.schedule.cron} {spec.schedule.timezone}"
     report.changed.append(f"{label} {'updated' if existing else 'created'} ({when})")
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from prefect.blocks.core import Block
@@ -16,6 +18,38 @@ from prefect.blocks.notifications import (
 from prefect.exceptions import ObjectNotFound
 
 DISCORD_URL = re.compile(r"/api/webhooks/(?P<id>[^/]+)/(?P<token>[^/?]+)")
+DEFAULT_BLOCK_NAME = "numerflow-alerts"
+# Block types recognised from a webhook's host; any other URL gets a JSON custom webhook.
+HOST_BLOCK_TYPES = {
+    "hooks.slack.com": "slack-webhook",
+    "webhook.office.com": "ms-teams-webhook",
+    "discord.com": "discord-webhook",
+    "discordapp.com": "discord-webhook",
+}
+UNSET_BLOCK_LINE = re.compile(r"^block:[ \t]*null(?=\s)[ \t]*", re.MULTILINE)
+
+
+def block_for_url(url: str) -> str:
+    """`<block type>/numerflow-alerts` for a webhook URL, e.g. slack-webhook/numerflow-alerts."""
+    host = (urlsplit(url).hostname or "").lower()
+    slug = next(
+        (slug for suffix, slug in HOST_BLOCK_TYPES.items() if host == suffix or host.endswith("." + suffix)),
+        "custom-webhook",
+    )
+    return f"{slug}/{DEFAULT_BLOCK_NAME}"
+
+
+def record_block(alerts_file: Path, spec: str) -> None:
+    """Write `block: <spec>` over alerts.yaml's `block: null`, keeping the file's comments."""
+    text = alerts_file.read_text()
+
+    def filled(match: re.Match[str]) -> str:  # keep the comment's column where the value fits
+        return f"block: {spec}".ljust(len(match[0]) - 1) + " "
+
+    updated, count = UNSET_BLOCK_LINE.subn(filled, text, count=1)
+    if count != 1:
+        raise ValueError(f"{alerts_file}: no `block: null` line to fill in; set `block: {spec}` by hand")
+    alerts_file.write_text(updated)
 
 
 def build_block(slug: str, url: str) -> Block:

@@ -26,6 +26,7 @@ from numerflow.train.foldcache import FoldCache, fold_key
 from numerflow.train.folds import Fold
 from numerflow.train.predict import predict_rows
 from numerflow.train.prepare import PreparedData
+from numerflow.train.progress import ProgressReport, TreeProgress
 
 
 class FoldResult(BaseModel):
@@ -59,6 +60,7 @@ def fit_fold(
     params: LightGBMParams,
     seed: int,
     models_dir: Path,
+    on_progress: ProgressReport | None = None,
 ) -> FoldResult:
     """Train `target` on the fold's training eras; predict its validation eras (out of fold)."""
     started = time.perf_counter()
@@ -69,7 +71,7 @@ def fit_fold(
     train_rows = np.flatnonzero(np.isin(eras, fold.train_eras) & known)
     validation_rows = np.flatnonzero(np.isin(eras, fold.validation_eras))
 
-    booster = train_booster(prepared, train_rows, label[train_rows], params, seed)
+    booster = train_booster(prepared, train_rows, label[train_rows], params, seed, on_progress)
     model_path, oof_path = fold_paths(models_dir, target, fold)
     model_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(model_path) as tmp:
@@ -110,6 +112,7 @@ def fit_fold_on_ladder(
     seed: int,
     models_dir: Path,
     cache: FoldCache | None = None,
+    on_progress: ProgressReport | None = None,
 ) -> FoldResult:
     """Train on the first rung; a GPU error retries the fold on the next rung, down to the CPU.
 
@@ -130,7 +133,7 @@ def fit_fold_on_ladder(
     downgrades: list[dict[str, str]] = []
     for position, step in enumerate(ladder):
         try:
-            result = fit_fold(prepared, fold, target, step.params, seed, models_dir)
+            result = fit_fold(prepared, fold, target, step.params, seed, models_dir, on_progress)
         except Exception as exc:
             last = position == len(ladder) - 1
             if last or not is_gpu_error(exc):
@@ -151,9 +154,15 @@ def fit_fold_on_ladder(
 
 
 def train_booster(
-    prepared: PreparedData, rows: np.ndarray, label: np.ndarray, params: LightGBMParams, seed: int
+    prepared: PreparedData,
+    rows: np.ndarray,
+    label: np.ndarray,
+    params: LightGBMParams,
+    seed: int,
+    on_progress: ProgressReport | None = None,
 ) -> lgb.Booster:
-    """Train on `rows` (positions in the prepared rows) of the binned Dataset with `label`."""
+    """Train on `rows` (positions in the prepared rows) of the binned Dataset with `label`;
+    `on_progress(trees done, total)` is called a few times a minute."""
     # Bins are fixed once built: a tier step with other dataset parameters (max_bin) trains on
     # them as they are (5-valued features give the same 5 bins for any max_bin >= 5).
     binned = lgb.Dataset(str(prepared.dataset_path), params=prepared.dataset_params).construct()
@@ -169,4 +178,5 @@ def train_booster(
         binned._free_handle()  # the subset holds its own copy of the bins; free the full set now
     train_set.set_label(label)  # only takes effect on a constructed Dataset
     training_params = {**params.to_lightgbm(seed), **prepared.dataset_params}
-    return lgb.train(training_params, train_set, num_boost_round=params.n_estimators)
+    callbacks = [TreeProgress(on_progress)] if on_progress else None
+    return lgb.train(training_params, train_set, num_boost_round=params.n_estimators, callbacks=callbacks)
