@@ -72,7 +72,8 @@ def _wait_final(run_id: str, timeout: float = 150) -> object:
 
 def test_setup_prints_next_runs_and_no_serve_warning(stack: dict) -> None:
     first = stack["setup"]
-    assert "changed:   deployment numerflow-weekly/weekly created" in first
+    # created, or updated when the alert tests (same server) deployed another project's first
+    assert re.search(r"changed: +deployment numerflow-weekly/weekly (created|updated)", first)
     assert ".serve" not in first and "process work pool" not in first
     next_runs = first.split("Next scheduled runs:")[1].split("Start the worker")[0]
     assert re.search(r"numerflow-weekly/weekly +Sun \d{4}-\d\d-\d\d \d\d:00 UTC \(in ", next_runs)
