@@ -9,7 +9,7 @@ from prefect.artifacts import create_table_artifact
 
 from numerflow.config.models import NumerflowConfig
 from numerflow.gpu.tiers import TierDecision
-from numerflow.runs.plan import RunPlan, resolve_plan
+from numerflow.runs.plan import RunPlan, param_changes, resolve_plan
 
 
 @task(name="resolve-run-plan")
@@ -48,7 +48,7 @@ def publish_run_plan(plan: RunPlan) -> None:
                 "folds": f"{slot.folds.n_folds} (embargo {slot.folds.embargo_eras})",
                 "stacking": slot.stacking,
                 "device": f"{slot.params.device_type} (tier {plan.decision.tier})",
-                "params": _changed(slot.params.model_dump(), plan.device_policy.base.model_dump()),
+                "params": _describe_changes(param_changes(slot.params, plan.device_policy.base)),
             }
             for slot in plan.slots
         ],
@@ -62,7 +62,6 @@ def publish_run_plan(plan: RunPlan) -> None:
     )
 
 
-def _changed(params: dict[str, Any], base: dict[str, Any]) -> str:
-    """The slot's parameters that differ from the parameter file's, or 'as the file'."""
-    changes = {k: v for k, v in params.items() if v != base[k]}
+def _describe_changes(changes: dict[str, Any]) -> str:
+    """A slot's parameters that differ from the parameter file's, or 'as the file'."""
     return ", ".join(f"{k}={v}" for k, v in changes.items()) or "as the parameter file"

@@ -93,9 +93,6 @@ class RunPlan(Frozen):
     def slot(self, name: str) -> SlotPlan:
         return next(s for s in self.slots if s.name == name)
 
-    def submitting_models(self) -> list[str]:
-        return [s.submit_as for s in self.slots if s.submit_as]
-
 
 class SubmitSlot(Frozen):
     """A slot to submit for: its Numerai model and the trained run that predicts it."""
@@ -224,12 +221,16 @@ def slot_params(config: NumerflowConfig, slot: SlotConfig) -> LightGBMParams:
 def slot_ladder(decision: TierDecision, base: LightGBMParams, params: LightGBMParams) -> list[TierStep]:
     """The decision's rungs applied to a slot: each rung's changes to the base parameters
     (device, GPU id, tier settings) on top of the slot's own parameters."""
+    return [
+        TierStep(tier=step.tier, params=params.model_copy(update=param_changes(step.params, base)))
+        for step in decision.ladder
+    ]
+
+
+def param_changes(params: LightGBMParams, base: LightGBMParams) -> dict[str, Any]:
+    """The parameters whose values differ from `base`."""
     base_values = base.model_dump()
-    ladder = []
-    for step in decision.ladder:
-        changes = {k: v for k, v in step.params.model_dump().items() if v != base_values[k]}
-        ladder.append(TierStep(tier=step.tier, params=params.model_copy(update=changes)))
-    return ladder
+    return {k: v for k, v in params.model_dump().items() if v != base_values[k]}
 
 
 def _slot_plan(
