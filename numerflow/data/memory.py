@@ -45,7 +45,9 @@ class DataShape(BaseModel):
     sample_rows: int  # bin_construct_sample_cnt, capped at rows
     group_rows: int  # rows of the largest parquet row group read at once
     batch_rows: int  # rows per float32 batch of the stream path
-    train_fraction: float = 1.0  # share of rows in the largest fold's training subset
+    # Share of rows in the largest fold's training subset, which is copied out of the loaded
+    # Dataset; 0: training uses the whole Dataset, no copy (the final model).
+    train_fraction: float = 1.0
 
     @property
     def cells(self) -> int:

@@ -15,6 +15,7 @@ from numerflow.data.files import training_eras
 from numerflow.gpu.probe import GpuProbe
 from numerflow.gpu.tiers import TierStep
 from numerflow.io import write_json_atomic, write_yaml_atomic
+from numerflow.runs.final import FinalModels, final_record
 from numerflow.runs.manifest import (
     SLOTS_DIR,
     Manifest,
@@ -205,8 +206,10 @@ def write_slot_manifest(
     results: list[FoldResult],
     evaluation: Evaluation,
     created_at: str,
+    final: FinalModels | None = None,
 ) -> Path:
-    """Write the slot's manifest.json once it is scored, then make it the slot's latest run."""
+    """Write the slot's manifest.json once it is scored (and its final models trained, when the
+    run trains them), then make it the slot's latest run."""
     data = plan.data
     manifest = Manifest(
         run_id=paths.run_id,
@@ -244,6 +247,8 @@ def write_slot_manifest(
                 for name, metric in evaluation.validation_metrics.items()
             },
         },
+        submission_models="final" if final is not None else "folds",
+        final_model=final_record(final, paths.run_dir) if final is not None else None,
     )
     slot_dir = paths.slot_dir(slot.name)
     path = write_manifest(slot_dir, manifest)
