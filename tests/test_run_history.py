@@ -78,7 +78,8 @@ def test_rows_newest_first_with_hash_changes_and_deltas(runs: tuple[Path, list[s
     table = history_markdown([history], work_dir).splitlines()
     [newest_line] = [line for line in table if ids[2] in line]
     [middle_line] = [line for line in table if ids[1] in line]
-    assert "(this run)" in newest_line and f"▼ {corrs[2] - corrs[1]:+.4f}" in newest_line
+    assert [line for line in table if "(this run)" in line] == [newest_line]
+    assert f"▼ {corrs[2] - corrs[1]:+.4f}" in newest_line
     assert "learning_rate 0.01 → 0.02" in newest_line
     assert f"▲ {corrs[1] - corrs[0]:+.4f}" in middle_line and "| none |" in middle_line
     assert f"{MMC['summary']['stack']['mean']:.4f} (sharpe" in newest_line

@@ -54,6 +54,7 @@ class Skipped(BaseModel):
 
 class SlotHistory(BaseModel):
     slot: str
+    run_id: str  # the run the history is for
     rows: list[HistoryRow]  # newest first: this run, then up to `previous` earlier runs
     skipped: list[Skipped]
 
@@ -84,7 +85,7 @@ def slot_history(work_dir: Path, run_id: str, slot: str, previous: int) -> SlotH
         if len(entries) > previous + 1:
             break
     rows = [_row(entry, older) for entry, older in pairwise([*entries, None]) if entry is not None]
-    return SlotHistory(slot=slot, rows=rows[: previous + 1], skipped=skipped)
+    return SlotHistory(slot=slot, run_id=run_id, rows=rows[: previous + 1], skipped=skipped)
 
 
 def _runs_up_to(work_dir: Path, run_id: str) -> list[Path]:
@@ -168,21 +169,21 @@ def history_markdown(histories: list[SlotHistory], work_dir: Path) -> str:
         if len(history.rows) <= 1:
             lines.append("No previous runs of this slot.")
         else:
-            lines += _table(history.rows)
+            lines += _table(history)
         lines += [f"- skipped `{s.path}`: {s.reason}" for s in history.skipped]
     return "\n".join(lines) + "\n"
 
 
-def _table(rows: list[HistoryRow]) -> list[str]:
+def _table(history: SlotHistory) -> list[str]:
     lines = [
         "| run | finished | data | targets | params | changed | CORR | Δ CORR | sharpe | max drawdown "
         "| eras | MMC | BMC |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for index, row in enumerate(rows):
+    for row in history.rows:
         corr = row.corr
         cells = [
-            f"**{row.run_id}** (this run)" if index == 0 else row.run_id,
+            f"**{row.run_id}** (this run)" if row.run_id == history.run_id else row.run_id,
             row.finished_at or "-",
             row.data_version,
             ", ".join(row.targets),
