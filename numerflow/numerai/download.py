@@ -116,7 +116,7 @@ def _download(
     dest: Path,
     expectation: Expectation,
     client: NumeraiClient,
-    on_progress: ProgressReport | None = None,
+    on_progress: ProgressReport | None,
 ) -> int:
     """Stream `url` into a temporary file, check it, rename it onto `dest`; returns the size."""
     with (
