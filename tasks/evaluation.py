@@ -9,6 +9,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from numerflow.runs.plan import DataPlan, SlotPlan
 from numerflow.runs.steps import RunPaths
+from numerflow.score.charts import CHART_FILE
 from numerflow.score.evaluate import Evaluation, evaluate
 from numerflow.score.report import markdown_summary, slot_rows, summary_rows
 from numerflow.submit.report import submission_table
@@ -56,6 +57,7 @@ def publish_metrics(
             device,
             paths.run_dir,
             seconds,
+            charts={slot: (paths.slot_dir(slot) / CHART_FILE).read_bytes() for slot in evaluations},
         ),
         key="numerflow-run-summary",
         description=f"weekly run {paths.run_id}",
