@@ -60,7 +60,7 @@ def publish_metrics(
             charts={slot: (paths.slot_dir(slot) / CHART_FILE).read_bytes() for slot in evaluations},
         ),
         key="numerflow-run-summary",
-        description=f"weekly run {paths.run_id}",
+        description=f"lead figures and charts of weekly run {paths.run_id}",
     )
     if not evaluations:
         return
