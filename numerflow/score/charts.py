@@ -26,6 +26,8 @@ CHART_FILE = "validation.png"
 WIDTH_IN, PANEL_HEIGHT_IN, DPI = 9.0, 2.3, 80  # 720 px wide, 184 px per panel
 COLOURS = 64  # a palette PNG: a third of the bytes of full colour, no visible difference
 POSITIVE, NEGATIVE = "#2e7d32", "#c62828"
+STACK_STYLE = {"color": "black", "linewidth": 3.0, "alpha": 0.6, "zorder": 2}
+BASE_STYLE = {"linewidth": 1.2, "zorder": 3}
 
 
 def validation_figure(evaluation: Evaluation, title: str) -> Figure:
@@ -72,9 +74,9 @@ def era_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def _cumulative(ax: Axes, label: str, frame: pd.DataFrame) -> None:
     for model, scores in frame.cumsum().items():
-        stack = model == STACK
-        ax.plot(scores.index, scores.to_numpy(), label=model, linewidth=2.2 if stack else 1.2,
-                color="black" if stack else None, zorder=3 if stack else 2)  # fmt: skip
+        # the stack wide and black underneath, so base models that track it stay visible on top
+        style = STACK_STYLE if model == STACK else BASE_STYLE
+        ax.plot(scores.index, scores.to_numpy(), label=model, **style)
     _frame_axes(ax, label)
     ax.legend(loc="upper left", fontsize=8, frameon=False)
 
