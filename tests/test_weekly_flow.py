@@ -28,6 +28,7 @@ ARTIFACT_KEYS = [
     "numerflow-oof-era-corr",
     "numerflow-submissions",
     "numerflow-run-plan",
+    "numerflow-run-history",
 ]
 
 
@@ -98,6 +99,8 @@ def test_weekly_flow_trains_scores_and_writes_a_valid_submission(
     assert result.run_id in summary.data and "validation CORR" in summary.data
     assert "BMC is measured against v52_lgbm_ender20" in summary.data
     assert f"(data:image/png;base64,{base64.b64encode(chart).decode()})" in summary.data
+    history = next(a for a in artifacts if a.key == "numerflow-run-history" and a.flow_run_id == flow_run_id)
+    assert history.data == f"No previous weekly runs in `{work_dir}` to compare this run with.\n"
 
 
 def test_bad_override_fails_before_any_work(config_dir: Path, fast_overrides: dict) -> None:
