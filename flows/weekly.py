@@ -193,7 +193,9 @@ def weekly_flow(
         submit_plan = submit_plan_after_training(plan, trained)
         outcome = submission_flow(submit_plan, dry_run=not plan.numerai.upload)
     seconds = time.monotonic() - started
-    publish_metrics(paths, plan.data.version, evaluations, failed, outcome, overrides, device, seconds)
+    publish_metrics(
+        paths, plan.data.version, evaluations, failed, outcome, overrides, device, seconds, plan.history_runs
+    )
 
     failure = upload_failure_state(outcome) if outcome is not None else None  # sends upload alerts
     if failed:  # a separate incident from any upload given up: the failed-run alert names the slots

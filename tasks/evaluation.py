@@ -7,8 +7,10 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from numerflow.runs.history import run_history_markdown
 from numerflow.runs.plan import DataPlan, SlotPlan
 from numerflow.runs.steps import RunPaths
+from numerflow.score.charts import CHART_FILE
 from numerflow.score.evaluate import Evaluation, evaluate
 from numerflow.score.report import markdown_summary, slot_rows, summary_rows
 from numerflow.submit.report import submission_table
@@ -39,6 +41,7 @@ def publish_metrics(
     overrides: dict[str, Any],
     device: dict[str, Any],
     seconds: float,
+    history_runs: int,
 ) -> None:
     """Artifacts with stable keys, so every run adds a version to the same collections. Called in
     the flow itself, not a task, so they belong to the flow run (the weekly run's page shows the
@@ -56,12 +59,18 @@ def publish_metrics(
             device,
             paths.run_dir,
             seconds,
+            charts={slot: (paths.slot_dir(slot) / CHART_FILE).read_bytes() for slot in evaluations},
         ),
         key="numerflow-run-summary",
-        description=f"weekly run {paths.run_id}",
+        description=f"lead figures and charts of weekly run {paths.run_id}",
     )
     if not evaluations:
         return
+    create_markdown_artifact(
+        run_history_markdown(paths.run_dir.parent, paths.run_id, list(evaluations), history_runs),
+        key="numerflow-run-history",
+        description=f"each slot's validation figures in run {paths.run_id} and its last {history_runs} runs",
+    )
     create_table_artifact(
         summary_rows(evaluations),
         key="numerflow-metrics",

@@ -70,6 +70,13 @@ class ScoringConfig(StrictModel):
         description="FNC and feature exposure on the newest N validation eras (each era neutralises "
         "against every feature: about 0.5 s an era at 42 features, 35 s at 2,376); null: every era",
     )
+    history_runs: int = Field(
+        10,
+        ge=1,
+        le=200,
+        description="previous weekly runs each slot is compared with in the numerflow-run-history "
+        "artifact (validation CORR, MMC, BMC, parameters hash and data version, run over run)",
+    )
 
 
 class SubmissionConfig(StrictModel):

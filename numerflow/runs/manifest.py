@@ -46,6 +46,7 @@ class Manifest(BaseModel):
     models: dict[str, list[str]] = Field(default_factory=dict)
     stacker: dict[str, Any] | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
+    chart: str | None = None  # the validation chart (PNG), relative to the run folder
 
 
 def new_run_id(now: datetime | None = None) -> str:

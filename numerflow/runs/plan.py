@@ -88,6 +88,7 @@ class RunPlan(Frozen):
     numerai: NumeraiConfig
     scale_out: ScaleOutConfig
     output: ProgramOutputParams
+    history_runs: int  # previous weekly runs the run-history artifact compares each slot with
     overrides: dict[str, Any]
 
     def slot(self, name: str) -> SlotPlan:
@@ -188,6 +189,7 @@ def resolve_plan(
         numerai=training.numerai,
         scale_out=training.scale_out,
         output=config.program_output_params,
+        history_runs=training.scoring.history_runs,
         overrides=dict(overrides or {}),
     )
 

@@ -14,7 +14,7 @@ from numerflow.data.binned import BinsCache
 from numerflow.data.files import training_eras
 from numerflow.gpu.probe import GpuProbe
 from numerflow.gpu.tiers import TierStep
-from numerflow.io import write_json_atomic, write_yaml_atomic
+from numerflow.io import atomic_path, write_json_atomic, write_yaml_atomic
 from numerflow.progress import ProgressReport
 from numerflow.runs.manifest import (
     SLOTS_DIR,
@@ -26,6 +26,7 @@ from numerflow.runs.manifest import (
     write_manifest,
 )
 from numerflow.runs.plan import RunPlan, SlotPlan, plan_record, short_digest
+from numerflow.score.charts import CHART_FILE, validation_chart
 from numerflow.score.evaluate import Evaluation, model_paths
 from numerflow.train.fit import FoldResult
 from numerflow.train.foldcache import CACHE_DIR_NAME, FoldCache
@@ -211,8 +212,12 @@ def write_slot_manifest(
     evaluation: Evaluation,
     created_at: str,
 ) -> Path:
-    """Write the slot's manifest.json once it is scored, then make it the slot's latest run."""
+    """Write the slot's validation chart and manifest.json once it is scored, then make it the
+    slot's latest run."""
     data = plan.data
+    slot_dir = paths.slot_dir(slot.name)
+    with atomic_path(slot_dir / CHART_FILE) as tmp:
+        tmp.write_bytes(validation_chart(evaluation, slot.name, paths.run_id))
     manifest = Manifest(
         run_id=paths.run_id,
         slot=slot.name,
@@ -249,8 +254,8 @@ def write_slot_manifest(
                 for name, metric in evaluation.validation_metrics.items()
             },
         },
+        chart=(slot_dir / CHART_FILE).relative_to(paths.run_dir).as_posix(),
     )
-    slot_dir = paths.slot_dir(slot.name)
     path = write_manifest(slot_dir, manifest)
     mark_latest(plan.work_dir, paths.run_dir, slot.name)
     return path
