@@ -63,6 +63,7 @@ class TerminalProgress:
             TimeRemainingColumn(),
             console=console,
             speed_estimate_period=PACE_WINDOW_S,
+            redirect_stdout=sys.stdout.isatty(),  # what is printed to a piped stdout stays there
         )
         self._log_files: list[tuple[PrefectConsoleHandler, IO[str]]] = []
 
