@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -14,24 +13,28 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from numerflow.gpu.probe import probe_gpus
 from numerflow.gpu.shape import fold_shape
 from numerflow.gpu.tiers import DevicePolicy, decision_for
+from numerflow.progress import ProgressReport, Throttled, fan_out, percent
 from numerflow.runs.plan import slot_ladder
 from numerflow.runs.steps import FitSpec
 from numerflow.train.fit import FoldResult, fit_fold_on_ladder
 from numerflow.train.foldcache import FoldCache
 from numerflow.train.prepare import PreparedData, ensure_bins
-from numerflow.train.progress import percent
+from tasks.progress import ARTIFACT_INTERVAL_S, on_terminal
 
 
-def fold_progress(label: str) -> Callable[[int, int], None]:
-    """A progress artifact on this task run, and the function that moves it (trees done/total)."""
+def fold_progress(label: str) -> ProgressReport:
+    """A progress artifact on this task run (moved a few times a minute) and a bar on the
+    terminal, if the CLI shows one: the function that moves both (trees done/total)."""
     artifact_id = create_progress_artifact(0.0, description=f"{label}: training")
 
-    def report(done: int, total: int) -> None:
+    def update_artifact(done: int, total: int) -> None:
         update_progress_artifact(
             artifact_id, percent(done, total), description=f"{label}: {done}/{total} trees"
         )
 
-    return report
+    return fan_out(
+        Throttled(update_artifact, ARTIFACT_INTERVAL_S), on_terminal(label, "trees", transient=True)
+    )
 
 
 @task(

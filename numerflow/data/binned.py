@@ -37,6 +37,7 @@ from numerflow.cachedirs import prune_entries
 from numerflow.data.memory import MemoryPlan
 from numerflow.data.rows import FeatureRows, SelectedRows
 from numerflow.io import replace_with_retry, write_json_atomic
+from numerflow.progress import ProgressReport
 
 BINS_FILE = "train.bin"
 RECORD_FILE = "bins.json"
@@ -98,17 +99,30 @@ def bins_key(path: Path, features: list[str], eras: list[int], dataset_params: d
 
 
 def build_dataset(
-    rows: SelectedRows, features: list[str], label: np.ndarray, dataset_params: dict[str, object], loader: str
+    rows: SelectedRows,
+    features: list[str],
+    label: np.ndarray,
+    dataset_params: dict[str, object],
+    loader: str,
+    on_progress: ProgressReport | None = None,
 ) -> lgb.Dataset:
-    """Bin the selected rows by `loader` ("arrow" or "stream"); returns a constructed Dataset."""
+    """Bin the selected rows by `loader` ("arrow" or "stream"); returns a constructed Dataset.
+
+    `on_progress(rows binned, rows)` follows the stream loader's batches. The Arrow loader bins
+    in one call into LightGBM, so it reports an unknown total (0) until that call returns."""
+    streamed = loader != "arrow"
+    if on_progress is not None:
+        on_progress(0, len(rows) if streamed else 0)
     data: pa.Table | FeatureRows = (
-        arrow_features(rows, features) if loader == "arrow" else FeatureRows(rows, features)
+        FeatureRows(rows, features, on_progress) if streamed else arrow_features(rows, features)
     )
     dataset = lgb.Dataset(
         data, label=label, feature_name=features, params=dataset_params, free_raw_data=True
     ).construct()
     del data
     pa.default_memory_pool().release_unused()
+    if on_progress is not None and not streamed:
+        on_progress(len(rows), len(rows))
     return dataset
 
 

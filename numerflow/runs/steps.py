@@ -15,6 +15,7 @@ from numerflow.data.files import training_eras
 from numerflow.gpu.probe import GpuProbe
 from numerflow.gpu.tiers import TierStep
 from numerflow.io import atomic_path, write_json_atomic, write_yaml_atomic
+from numerflow.progress import ProgressReport
 from numerflow.runs.manifest import (
     SLOTS_DIR,
     Manifest,
@@ -117,8 +118,11 @@ def data_groups(plan: RunPlan) -> dict[str, list[SlotPlan]]:
     return groups
 
 
-def prepare_data(plan: RunPlan, slots: list[SlotPlan], paths: RunPaths) -> PreparedData:
-    """Fix the training rows and bin them once for every fold, target and slot of the group."""
+def prepare_data(
+    plan: RunPlan, slots: list[SlotPlan], paths: RunPaths, on_progress: ProgressReport | None = None
+) -> PreparedData:
+    """Fix the training rows and bin them once for every fold, target and slot of the group;
+    `on_progress(rows binned, rows)` follows the binning."""
     data = plan.data
     train_path = data.version_dir / "train.parquet"
     n_folds = max(slot.folds.n_folds for slot in slots)
@@ -132,6 +136,7 @@ def prepare_data(plan: RunPlan, slots: list[SlotPlan], paths: RunPaths) -> Prepa
         eras=training_eras(train_path, data.era_stride, data.row_limit).tolist(),
         loader=data.loader,
         train_fraction=(n_folds - 1) / n_folds,
+        on_progress=on_progress,
     )
 
 

@@ -21,6 +21,7 @@ from numerflow.data.files import DataError, to_era_numbers
 from numerflow.data.memory import DataShape, MemoryPlan, plan_memory
 from numerflow.data.rows import SelectedRows, batch_rows
 from numerflow.io import atomic_path
+from numerflow.progress import ProgressReport
 
 
 class PreparedData(BaseModel):
@@ -55,8 +56,10 @@ def bin_training_rows(
     loader: Loader = "auto",
     train_fraction: float = 1.0,
     available: tuple[int, str] | None = None,
+    on_progress: ProgressReport | None = None,
 ) -> PreparedData:
-    """Fix the training rows of `path` (all eras, or `eras`) and get their bins built once."""
+    """Fix the training rows of `path` (all eras, or `eras`) and get their bins built once;
+    `on_progress(rows binned, rows)` follows the binning when the bins are built here."""
     rows = SelectedRows(path, eras)
     if len(rows) == 0:
         raise DataError(f"{path}: no training rows in the selected eras")
@@ -72,7 +75,7 @@ def bin_training_rows(
     key = bins_key(path, features, era_list, params.dataset_params())
     label = _main_label(meta, targets)
     record, built, plan = _get_bins(
-        cache, key, rows, features, label, params.dataset_params(), shape, loader, available
+        cache, key, rows, features, label, params.dataset_params(), shape, loader, available, on_progress
     )
     return PreparedData(
         data_path=path,
@@ -138,13 +141,14 @@ def _get_bins(
     shape: DataShape,
     loader: Loader,
     available: tuple[int, str] | None,
+    on_progress: ProgressReport | None = None,
 ) -> tuple[BinsRecord, bool, MemoryPlan]:
     """The cached bins for `key`, built (after the memory guard picks a loader) when missing."""
     plans: list[MemoryPlan] = []
 
     def build(out: Path) -> tuple[int, int, str]:
         plans.append(plan_memory(shape, loader, available))
-        save_dataset(build_dataset(rows, features, label, dataset_params, plans[0].loader), out)
+        save_dataset(build_dataset(rows, features, label, dataset_params, plans[0].loader, on_progress), out)
         return len(rows), len(features), plans[0].loader
 
     record, built = cache.get_or_build(key, build)
