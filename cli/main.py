@@ -14,6 +14,10 @@ from numerflow.config import ConfigError, default_config_dir, load_config, parse
 
 # Offline by default: no telemetry from a local or temporary Prefect server.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Without a server, `run` and `demo` start Prefect's temporary one; its 20 s start-up limit was
+# seen to run out on a busy 2-core machine ("Timed out while attempting to connect to ephemeral
+# Prefect API server"), failing the run before any work.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 DEMO_DATA_VERSION = "v5.2"
 
