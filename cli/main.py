@@ -14,6 +14,10 @@ from numerflow.config import ConfigError, default_config_dir, load_config, parse
 
 # Offline by default: no telemetry from a local or temporary Prefect server.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Without a server, `run` and `demo` start Prefect's temporary one; its 20 s start-up limit was
+# seen to run out on a busy 2-core machine ("Timed out while attempting to connect to ephemeral
+# Prefect API server"), failing the run before any work.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 DEMO_DATA_VERSION = "v5.2"
 
@@ -26,6 +30,15 @@ SetOption = Annotated[
 ConfigDirOption = Annotated[
     Path | None,
     typer.Option("--config-dir", help="Folder with the YAML config files [default: ./config]"),
+]
+ProgressOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        envvar="NUMERFLOW_PROGRESS",
+        help="Progress bars for downloads, binning and training on stderr "
+        "(default: only when it is a terminal)",
+    ),
 ]
 
 
@@ -47,10 +60,10 @@ def synth(
 
 
 @app.command()
-def run(config_dir: ConfigDirOption = None, set_: SetOption = None) -> None:
+def run(config_dir: ConfigDirOption = None, set_: SetOption = None, progress: ProgressOption = None) -> None:
     """Run the weekly flow on the configured data."""
     overrides = _overrides_or_exit(config_dir, set_ or [])
-    _run_weekly(config_dir, overrides)
+    _run_weekly(config_dir, overrides, progress)
 
 
 @app.command()
@@ -64,6 +77,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     config_dir: ConfigDirOption = None,
     set_: SetOption = None,
+    progress: ProgressOption = None,
 ) -> None:
     """Generate synthetic data and run the weekly flow on it: no credentials, no network."""
     from numerflow.data.synth import generate
@@ -91,19 +105,21 @@ def demo(
     )
     typer.echo(f"generating synthetic Numerai data in {work_dir / 'data'} ...")
     generate(work_dir / "data", spec)
-    _run_weekly(config_dir, overrides)
+    _run_weekly(config_dir, overrides, progress)
 
 
-def _run_weekly(config_dir: Path | None, overrides: dict[str, object]) -> None:
+def _run_weekly(config_dir: Path | None, overrides: dict[str, object], progress: bool | None) -> None:
+    from cli.progress import terminal_progress
     from flows.weekly import weekly_flow
     from numerflow.score.evaluate import STACK
     from numerflow.score.report import LEAD_METRICS
 
     # Expected failures (flows.expected) and slot failures both end in a Failed state whose
     # message says what to fix: one line here, the run's log has the details.
-    state = weekly_flow(
-        config_dir=str(config_dir) if config_dir else None, overrides=overrides, return_state=True
-    )
+    with terminal_progress(progress):
+        state = weekly_flow(
+            config_dir=str(config_dir) if config_dir else None, overrides=overrides, return_state=True
+        )
     if not state.is_completed():
         typer.secho(f"error: the weekly run failed: {state.message}", err=True, fg=typer.colors.RED)
         raise typer.Exit(code=1)
@@ -151,6 +167,7 @@ def submit(
     ] = None,
     config_dir: ConfigDirOption = None,
     set_: SetOption = None,
+    progress: ProgressOption = None,
 ) -> None:
     """Predict the open round with each slot's latest trained run and upload once per model."""
     pairs = list(set_ or [])
@@ -158,18 +175,20 @@ def submit(
         pairs.append(f"deployments.round.wait_for_round_minutes={wait_minutes}")
     overrides = _overrides_or_exit(config_dir, pairs)
     wait = _config_or_exit(config_dir, overrides).deployments.round.wait_for_round_minutes
+    from cli.progress import terminal_progress
     from flows.submit import submit_flow
 
     try:
-        outcome = submit_flow(
-            round_number=round_number,
-            dry_run=dry_run,
-            force=force,
-            models=model or None,
-            wait_for_round_minutes=wait,
-            config_dir=str(config_dir) if config_dir else None,
-            overrides=overrides,
-        )
+        with terminal_progress(progress):
+            outcome = submit_flow(
+                round_number=round_number,
+                dry_run=dry_run,
+                force=force,
+                models=model or None,
+                wait_for_round_minutes=wait,
+                config_dir=str(config_dir) if config_dir else None,
+                overrides=overrides,
+            )
     except Exception as exc:
         typer.secho(f"error: the submission failed: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(code=1) from None

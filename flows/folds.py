@@ -23,11 +23,12 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.naming import parent_run_name
 from numerflow.config.models import ScaleOutConfig
 from numerflow.gpu.tiers import DevicePolicy
+from numerflow.progress import eta_seconds, percent
 from numerflow.runs.names import child_run_name
 from numerflow.runs.steps import FitSpec
 from numerflow.train.fit import FoldResult
 from numerflow.train.prepare import PreparedData
-from numerflow.train.progress import eta_seconds, percent
+from tasks.progress import on_terminal
 from tasks.training import train_fold
 
 
@@ -112,15 +113,21 @@ def train_folds_flow(
 
 
 def _wait_with_progress(futures: dict[str, PrefectFuture[FoldResult]]) -> dict[str, FoldResult | str]:
-    """Every fit's result or error, by key, while a progress artifact on this run shows fits
-    done and the time left (from the pace of the finished ones). A failed fit is counted as
-    done and recorded as its error; it does not fail the run."""
+    """Every fit's result or error, by key, while a progress artifact on this run (and a bar on
+    the terminal, if the CLI shows one) shows fits done and the time left (from the pace of the
+    finished ones). A failed fit is counted as done and recorded as its error; it does not fail
+    the run."""
     started, total = time.monotonic(), len(futures)
     artifact_id = create_progress_artifact(0.0, description=f"0/{total} fold models trained")
+    bar = on_terminal("fold models trained", "models")
+    if bar is not None:
+        bar(0, total)
     failed = 0
     for done, future in enumerate(as_completed(list(futures.values())), start=1):
         if not _completed(future):
             failed += 1
+        if bar is not None:
+            bar(done, total)
         eta = eta_seconds(done, total, time.monotonic() - started)
         left = f", about {eta / 60:.0f} min left" if eta else ""
         errors = f", {failed} failed" if failed else ""

@@ -8,15 +8,17 @@ from numerflow.data.memory import GIB
 from numerflow.runs.plan import RunPlan, SlotPlan
 from numerflow.runs.steps import RunPaths, prepare_data
 from numerflow.train.prepare import PreparedData
+from tasks.progress import on_terminal
 
 
 @task(name="prepare-training-data", task_run_name="prepare-{slots[0].name}-data")
 def prepare_training_data(plan: RunPlan, slots: list[SlotPlan], paths: RunPaths) -> PreparedData:
-    prepared = prepare_data(plan, slots, paths)
+    names = ", ".join(s.name for s in slots)
+    prepared = prepare_data(plan, slots, paths, on_terminal(f"binning {names}", "rows"))
     logger = get_run_logger()
     logger.info(
         "training rows for %s: %d over %d eras, %d features, targets %s",
-        ", ".join(s.name for s in slots),
+        names,
         prepared.rows,
         len(prepared.eras),
         len(prepared.feature_names),

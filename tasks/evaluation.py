@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from numerflow.runs.history import run_history_markdown
 from numerflow.runs.plan import DataPlan, SlotPlan
 from numerflow.runs.steps import RunPaths
+from numerflow.score.charts import CHART_FILE
 from numerflow.score.evaluate import Evaluation, evaluate
 from numerflow.score.report import markdown_summary, slot_rows, summary_rows
 from numerflow.submit.report import submission_table
@@ -58,9 +59,10 @@ def publish_metrics(
             device,
             paths.run_dir,
             seconds,
+            charts={slot: (paths.slot_dir(slot) / CHART_FILE).read_bytes() for slot in evaluations},
         ),
         key="numerflow-run-summary",
-        description=f"weekly run {paths.run_id}",
+        description=f"lead figures and charts of weekly run {paths.run_id}",
     )
     if not evaluations:
         return

@@ -17,16 +17,18 @@ from numerflow.submit.steps import (
     UploadOutcome,
     ensure_live_data,
     ensure_training_data,
+    live_path,
     make_submission,
     predict_live,
     upload_for_models,
 )
+from tasks.progress import on_terminal
 
 
 @task(name="download-training-data", cache_policy=NO_CACHE)
 def download_training_data(version_dir: Path, client: NumeraiClient) -> list[str]:
     logger = get_run_logger()
-    results = ensure_training_data(version_dir, client)
+    results = ensure_training_data(version_dir, client, lambda name: on_terminal(f"download {name}", "bytes"))
     for result in results:
         logger.info(
             "%s: %s (%s)", result.path.name, "downloaded" if result.downloaded else "kept", result.reason
@@ -43,7 +45,8 @@ def current_round(client: NumeraiClient) -> RoundInfo | None:
 def download_live_data(
     version_dir: Path, client: NumeraiClient, round_number: int, feature_names: list[str]
 ) -> Path:
-    result = ensure_live_data(version_dir, client, round_number, feature_names)
+    bar = on_terminal(f"download {live_path(version_dir, round_number).name}", "bytes")
+    result = ensure_live_data(version_dir, client, round_number, feature_names, bar)
     get_run_logger().info("live data for round %d: %s (%s)", round_number, result.path.name, result.reason)
     return result.path
 

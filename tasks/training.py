@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -16,25 +15,29 @@ from numerflow.data.memory import GIB
 from numerflow.gpu.probe import GpuProbe, probe_gpus
 from numerflow.gpu.shape import fold_shape
 from numerflow.gpu.tiers import DevicePolicy, decision_for
+from numerflow.progress import ProgressReport, Throttled, fan_out, percent
 from numerflow.runs.final import FinalData, FinalModels, check_final_data, train_final_models
 from numerflow.runs.plan import RunPlan, SlotPlan, slot_ladder
 from numerflow.runs.steps import FitSpec, RunPaths, recipe_key
 from numerflow.train.fit import FoldResult, fit_fold_on_ladder
 from numerflow.train.foldcache import FoldCache
 from numerflow.train.prepare import PreparedData, ensure_bins
-from numerflow.train.progress import percent
+from tasks.progress import ARTIFACT_INTERVAL_S, on_terminal
 
 
-def fold_progress(label: str) -> Callable[[int, int], None]:
-    """A progress artifact on this task run, and the function that moves it (trees done/total)."""
+def fold_progress(label: str) -> ProgressReport:
+    """A progress artifact on this task run (moved a few times a minute) and a bar on the
+    terminal, if the CLI shows one: the function that moves both (trees done/total)."""
     artifact_id = create_progress_artifact(0.0, description=f"{label}: training")
 
-    def report(done: int, total: int) -> None:
+    def update_artifact(done: int, total: int) -> None:
         update_progress_artifact(
             artifact_id, percent(done, total), description=f"{label}: {done}/{total} trees"
         )
 
-    return report
+    return fan_out(
+        Throttled(update_artifact, ARTIFACT_INTERVAL_S), on_terminal(label, "trees", transient=True)
+    )
 
 
 @task(
@@ -125,6 +128,7 @@ def train_final_models_task(
         paths.models_dir,
         lambda slot: recipe_key(plan, slot),
         fold_progress,
+        on_terminal(f"binning final {', '.join(s.name for s in slots)}", "rows"),
     )
     for result in {r.model_path: r for f in finals.values() for r in f.results}.values():
         for step in result.downgrades:

@@ -70,6 +70,7 @@ def test_demo_runs_end_to_end(tmp_path: Path, config_dir: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
+    assert "━" not in result.output and "fold models trained" not in result.output  # no terminal: no bars
     assert f"submission:     {work / 'submission.csv'} (dry-run" in result.output
     corr = float(result.output.split("validation CORR: mean ")[1].split(",")[0])
     assert corr > 0

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import numerflow.numerai.download
 from numerflow.numerai.client import NumeraiClient, Timeouts
 from numerflow.numerai.download import check_file, expectation_for, fetch
 from numerflow.numerai.errors import AuthError, TransientError
@@ -56,6 +57,29 @@ def test_first_run_downloads_second_does_not_changed_file_does(fake: FakeNumerai
     third = fetch(client, TRAIN, dest, expectation_for(TRAIN))
     assert third.downloaded and third.reason == "changed on the server" and fake.counts["get"] == 2
     assert len(pd.read_parquet(dest)) == 100
+
+
+def test_each_download_reports_its_bytes_up_to_the_whole_file(
+    fake: FakeNumerai, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(numerflow.numerai.download, "CHUNK_BYTES", 4096)
+    reports: dict[str, list[tuple[int, int]]] = {}
+
+    def progress(name: str):
+        return lambda done, total: reports.setdefault(name, []).append((done, total))
+
+    dest = tmp_path / "v5.2"
+    results = ensure_training_data(dest, _client(fake), progress)
+    assert sorted(reports) == sorted(r.path.name for r in results if r.downloaded)
+    for name, calls in reports.items():
+        size = len(fake.files[f"v5.2/{name}"])
+        assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+        assert {total for _, total in calls} == {size} and calls[-1] == (size, size)
+    assert len(reports["train.parquet"]) == -(-len(fake.files[TRAIN]) // 4096)  # every chunk
+
+    reports.clear()
+    ensure_training_data(dest, _client(fake), progress)
+    assert reports == {}  # nothing downloaded: no bar
 
 
 def test_training_data_brings_the_scoring_files_numerai_lists(

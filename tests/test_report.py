@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import re
+
 import pandas as pd
 
 from numerflow.score.evaluate import STACK, Evaluation
@@ -49,3 +52,18 @@ def test_summary_leads_with_corr_mmc_bmc_and_eras_per_slot() -> None:
     # the full table carries every computed metric with its eras; MMC has no made-up row
     assert "| alpha | validation | bmc | stack | -0.0050 |" in text
     assert "| mmc |" not in text
+
+
+def test_each_slots_chart_follows_the_lead_table_as_an_inline_png() -> None:
+    evaluations = {
+        "alpha": _evaluation([0.02, 0.04], [0.01, 0.0]),
+        "beta": _evaluation([0.01] * 3, [0.0] * 3),
+    }
+    charts = {"alpha": b"\x89PNG alpha", "beta": b"\x89PNG beta"}
+    lines = markdown_summary("run-1", "v5.2", evaluations, {}, None, charts=charts).splitlines()
+    images = [i for i, line in enumerate(lines) if line.startswith("![")]
+    last_row = min(i for i, line in enumerate(lines) if line.startswith("| beta |"))  # the lead table
+    assert last_row < images[0] and images[-1] < lines.index("- data version: **v5.2**")
+    for i, (slot, png) in zip(images, charts.items(), strict=True):
+        alt, uri = re.fullmatch(r"!\[(.*)\]\(data:image/png;base64,(.*)\)", lines[i]).groups()
+        assert slot in alt and base64.b64decode(uri) == png

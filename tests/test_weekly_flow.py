@@ -1,5 +1,6 @@
 """The weekly flow end to end on a real Prefect server (SQLite, started by the fixture)."""
 
+import base64
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,8 @@ def test_weekly_flow_trains_scores_and_writes_a_valid_submission(
     work_dir = Path(fast_overrides["training.work_dir"])
     assert latest_run(work_dir) == result.run_dir and latest_slot_run(work_dir, "main") == slot_dir
     assert (result.run_dir / "plan.json").is_file()
+    chart = (result.run_dir / manifest.chart).read_bytes()  # the validation chart beside the manifest
+    assert manifest.chart == "slots/main/validation.png" and chart.startswith(b"\x89PNG")
     bins = manifest.data["bins"]  # binned once for the 6 models, by the loader the guard chose
     assert bins["built"] and bins["record"]["rows"] == manifest.data["training_rows"]
     assert bins["plan"]["loader"] == bins["record"]["loader"] == "arrow"
@@ -118,6 +121,7 @@ def test_weekly_flow_trains_scores_and_writes_a_valid_submission(
     summary = next(a for a in artifacts if a.key == "numerflow-run-summary" and a.flow_run_id == flow_run_id)
     assert result.run_id in summary.data and "validation CORR" in summary.data
     assert "BMC is measured against v52_lgbm_ender20" in summary.data
+    assert f"(data:image/png;base64,{base64.b64encode(chart).decode()})" in summary.data
     history = next(a for a in artifacts if a.key == "numerflow-run-history" and a.flow_run_id == flow_run_id)
     assert history.data == f"No previous weekly runs in `{work_dir}` to compare this run with.\n"
 

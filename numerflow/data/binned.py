@@ -37,6 +37,7 @@ from numerflow.cachedirs import prune_entries
 from numerflow.data.memory import MemoryPlan
 from numerflow.data.rows import FeatureRows, SelectedRows
 from numerflow.io import replace_with_retry, write_json_atomic
+from numerflow.progress import ProgressReport
 
 BINS_FILE = "train.bin"
 RECORD_FILE = "bins.json"
@@ -103,21 +104,42 @@ def build_dataset(
     label: np.ndarray,
     dataset_params: dict[str, object],
     loader: str,
+    on_progress: ProgressReport | None = None,
 ) -> lgb.Dataset:
     """Bin the selected rows of `parts` (one file's after the other's) by `loader` ("arrow" or
     "stream"); returns a constructed Dataset. LightGBM takes a list of Sequences as one data
-    set, so several files are streamed without concatenating them in memory."""
+    set, so several files are streamed without concatenating them in memory.
+
+    `on_progress(rows binned, rows)` follows the stream loader's batches. The Arrow loader bins
+    in one call into LightGBM, so it reports an unknown total (0) until that call returns."""
+    streamed = loader != "arrow"
+    total = sum(len(rows) for rows in parts)
+    if on_progress is not None:
+        on_progress(0, total if streamed else 0)
+    starts = np.cumsum([0, *(len(rows) for rows in parts)])
     data: pa.Table | list[FeatureRows] = (
-        arrow_features(parts, features)
-        if loader == "arrow"
-        else [FeatureRows(rows, features) for rows in parts]
+        [
+            FeatureRows(rows, features, _after(on_progress, int(start), total))
+            for rows, start in zip(parts, starts, strict=False)  # starts has one more
+        ]
+        if streamed
+        else arrow_features(parts, features)
     )
     dataset = lgb.Dataset(
         data, label=label, feature_name=features, params=dataset_params, free_raw_data=True
     ).construct()
     del data
     pa.default_memory_pool().release_unused()
+    if on_progress is not None and not streamed:
+        on_progress(total, total)
     return dataset
+
+
+def _after(report: ProgressReport | None, start: int, total: int) -> ProgressReport | None:
+    """One file's progress as part of all of them: its rows come after `start` others."""
+    if report is None:
+        return None
+    return lambda done, _: report(start + done, total)
 
 
 def arrow_features(parts: list[SelectedRows], features: list[str]) -> pa.Table:

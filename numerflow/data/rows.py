@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from numerflow.data.files import DataError, int8_matrix, parquet_schema, to_era_numbers
+from numerflow.progress import ProgressReport
 
 BATCH_BYTES = 64 * 2**20  # float32 bytes per batch handed to LightGBM or to prediction
 
@@ -78,13 +79,19 @@ def batch_rows(rows: SelectedRows, n_features: int) -> int:
 
 
 class FeatureRows(lgb.Sequence):
-    """Selected rows' int8 features, one row group decoded at a time."""
+    """Selected rows' int8 features, one row group decoded at a time.
 
-    def __init__(self, rows: SelectedRows, features: list[str]) -> None:
+    `on_progress(rows served, rows)` follows the batches LightGBM pushes while it bins: it reads
+    them one after another, after its sample of single rows."""
+
+    def __init__(
+        self, rows: SelectedRows, features: list[str], on_progress: ProgressReport | None = None
+    ) -> None:
         rows.require(features)
         self.rows = rows
         self.features = list(features)
         self.batch_size = batch_rows(rows, len(features))  # read by LightGBM
+        self.on_progress = on_progress
         self._cached: tuple[int, np.ndarray] | None = None
 
     def __len__(self) -> int:
@@ -102,7 +109,10 @@ class FeatureRows(lgb.Sequence):
             start, stop, step = idx.indices(len(self))
             if step != 1:
                 raise IndexError("FeatureRows slices must be contiguous")
-            return self.block(start, stop).astype(np.float32)
+            batch = self.block(start, stop).astype(np.float32)
+            if self.on_progress is not None:
+                self.on_progress(stop, len(self))
+            return batch
         raise TypeError(f"FeatureRows index must be an int or a slice, got {type(idx).__name__}")
 
     def matrix(self, group: int) -> np.ndarray:

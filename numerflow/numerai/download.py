@@ -27,6 +27,7 @@ from numerflow.io import atomic_path, remove_stale_temps, write_json_atomic
 from numerflow.numerai.client import NumeraiClient
 from numerflow.numerai.errors import TransientError
 from numerflow.numerai.locks import WAIT_FOREVER, held
+from numerflow.progress import ProgressReport
 from numerflow.score.references import BENCHMARK_FILE, META_MODEL_COLUMN, META_MODEL_FILE
 
 CHUNK_BYTES = 1 << 20
@@ -73,13 +74,15 @@ def fetch(
     expectation: Expectation,
     round_number: int | None = None,
     force: bool = False,
+    on_progress: ProgressReport | None = None,
 ) -> DownloadResult:
-    """Make `dest` hold Numerai's current `filename`, downloading only when needed."""
+    """Make `dest` hold Numerai's current `filename`, downloading only when needed;
+    `on_progress(bytes received, bytes in total)` follows a download (a retry starts again)."""
     # A big file may take long to arrive; the holder is alive (heartbeat) or its lease ends.
     with held(dest.with_name(f".{dest.name}.lock"), WAIT_FOREVER, f"download {filename}"):
         for stale in remove_stale_temps(dest):
             logger.info("removed %s, left by an interrupted download", stale.name)
-        return _fetch_locked(client, filename, dest, expectation, round_number, force)
+        return _fetch_locked(client, filename, dest, expectation, round_number, force, on_progress)
 
 
 def _fetch_locked(
@@ -89,6 +92,7 @@ def _fetch_locked(
     expectation: Expectation,
     round_number: int | None,
     force: bool,
+    on_progress: ProgressReport | None,
 ) -> DownloadResult:
     url = client.dataset_url(filename, round_number)
     remote = client.retrying(lambda: _head(url, client), f"check {filename}")
@@ -99,7 +103,7 @@ def _fetch_locked(
     had_file = dest.is_file()
 
     def attempt() -> None:
-        size = _download(url, dest, expectation, client)
+        size = _download(url, dest, expectation, client, on_progress)
         _remember(sidecar, url, remote, size)
 
     client.retrying(attempt, f"download {filename}")
@@ -107,7 +111,13 @@ def _fetch_locked(
     return DownloadResult(dest, downloaded=True, reason=reason)
 
 
-def _download(url: str, dest: Path, expectation: Expectation, client: NumeraiClient) -> int:
+def _download(
+    url: str,
+    dest: Path,
+    expectation: Expectation,
+    client: NumeraiClient,
+    on_progress: ProgressReport | None,
+) -> int:
     """Stream `url` into a temporary file, check it, rename it onto `dest`; returns the size."""
     with (
         requests.get(url, stream=True, timeout=client.timeouts.as_tuple()) as response,
@@ -115,11 +125,14 @@ def _download(url: str, dest: Path, expectation: Expectation, client: NumeraiCli
     ):
         response.raise_for_status()
         expected = response.headers.get("Content-Length")
+        total = int(expected) if expected is not None else 0  # 0: the server did not say
         received = 0
         with open(tmp, "wb") as handle:
             for chunk in response.iter_content(CHUNK_BYTES):
                 handle.write(chunk)
                 received += len(chunk)
+                if on_progress is not None:
+                    on_progress(received, total)
         if expected is not None and received != int(expected):
             raise TransientError(f"{dest.name}: received {received} of {expected} bytes")
         check_file(tmp, expectation, label=dest.name)

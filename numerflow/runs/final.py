@@ -106,11 +106,13 @@ def train_final_models(
     prepared_dir: Path,
     models_dir: Callable[[str], Path],
     recipe_of: Callable[[SlotPlan], str],
-    progress_for: Callable[[str], ProgressReport] | None = None,
+    progress_for: Callable[[str], ProgressReport | None] | None = None,
+    on_binning: ProgressReport | None = None,
 ) -> dict[str, FinalModels]:
     """Bin the final rows once and train every recipe's targets once; the models of each slot.
 
-    `models_dir(recipe)` is where a recipe's models go (`final/<target>.txt` under it)."""
+    `models_dir(recipe)` is where a recipe's models go (`final/<target>.txt` under it);
+    `progress_for(label)` gives each model's tree report, `on_binning` follows the binning."""
     started = time.perf_counter()
     data = plan.data
     first = slots[0]
@@ -123,6 +125,7 @@ def train_final_models(
         bins_dir=data.bins_dir,
         loader=data.loader,
         train_fraction=0.0,  # the whole Dataset, no subset copy (numerflow.train.final)
+        on_progress=on_binning,
     )
     bins = {
         "record": prepared.bins.record.model_dump(),

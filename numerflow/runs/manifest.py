@@ -47,6 +47,7 @@ class Manifest(BaseModel):
     models: dict[str, list[str]] = Field(default_factory=dict)
     stacker: dict[str, Any] | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
+    chart: str | None = None  # the validation chart (PNG), relative to the run folder
     # Which models predict live: the folds' mean per target, or the final model per target
     # (`final_model` then records its paths, rows, eras, seconds and device). Manifests written
     # before final models existed have neither field: folds.

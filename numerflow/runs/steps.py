@@ -14,7 +14,8 @@ from numerflow.data.binned import BinsCache
 from numerflow.data.files import training_eras
 from numerflow.gpu.probe import GpuProbe
 from numerflow.gpu.tiers import TierStep
-from numerflow.io import write_json_atomic, write_yaml_atomic
+from numerflow.io import atomic_path, write_json_atomic, write_yaml_atomic
+from numerflow.progress import ProgressReport
 from numerflow.runs.final import FinalModels, final_record
 from numerflow.runs.manifest import (
     SLOTS_DIR,
@@ -26,6 +27,7 @@ from numerflow.runs.manifest import (
     write_manifest,
 )
 from numerflow.runs.plan import RunPlan, SlotPlan, plan_record, short_digest
+from numerflow.score.charts import CHART_FILE, validation_chart
 from numerflow.score.evaluate import Evaluation, model_paths
 from numerflow.train.fit import FoldResult
 from numerflow.train.foldcache import CACHE_DIR_NAME, FoldCache
@@ -117,8 +119,11 @@ def data_groups(plan: RunPlan) -> dict[str, list[SlotPlan]]:
     return groups
 
 
-def prepare_data(plan: RunPlan, slots: list[SlotPlan], paths: RunPaths) -> PreparedData:
-    """Fix the training rows and bin them once for every fold, target and slot of the group."""
+def prepare_data(
+    plan: RunPlan, slots: list[SlotPlan], paths: RunPaths, on_progress: ProgressReport | None = None
+) -> PreparedData:
+    """Fix the training rows and bin them once for every fold, target and slot of the group;
+    `on_progress(rows binned, rows)` follows the binning."""
     data = plan.data
     train_path = data.version_dir / "train.parquet"
     n_folds = max(slot.folds.n_folds for slot in slots)
@@ -132,6 +137,7 @@ def prepare_data(plan: RunPlan, slots: list[SlotPlan], paths: RunPaths) -> Prepa
         eras=training_eras(train_path, data.era_stride, data.row_limit).tolist(),
         loader=data.loader,
         train_fraction=(n_folds - 1) / n_folds,
+        on_progress=on_progress,
     )
 
 
@@ -208,9 +214,12 @@ def write_slot_manifest(
     created_at: str,
     final: FinalModels | None = None,
 ) -> Path:
-    """Write the slot's manifest.json once it is scored (and its final models trained, when the
-    run trains them), then make it the slot's latest run."""
+    """Write the slot's validation chart and manifest.json once it is scored (and its final
+    models trained, when the run trains them), then make it the slot's latest run."""
     data = plan.data
+    slot_dir = paths.slot_dir(slot.name)
+    with atomic_path(slot_dir / CHART_FILE) as tmp:
+        tmp.write_bytes(validation_chart(evaluation, slot.name, paths.run_id))
     manifest = Manifest(
         run_id=paths.run_id,
         slot=slot.name,
@@ -247,10 +256,10 @@ def write_slot_manifest(
                 for name, metric in evaluation.validation_metrics.items()
             },
         },
+        chart=(slot_dir / CHART_FILE).relative_to(paths.run_dir).as_posix(),
         submission_models="final" if final is not None else "folds",
         final_model=final_record(final, paths.run_dir) if final is not None else None,
     )
-    slot_dir = paths.slot_dir(slot.name)
     path = write_manifest(slot_dir, manifest)
     mark_latest(plan.work_dir, paths.run_dir, slot.name)
     return path

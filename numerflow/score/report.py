@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,12 @@ def lead_table(evaluations: dict[str, Evaluation]) -> list[str]:
     return [*lines, "", *dict.fromkeys(notes)] if notes else lines
 
 
+def chart_markdown(slot: str, png: bytes) -> str:
+    """The slot's chart inline, as a data URI: Prefect's UI (v1 and v2) shows markdown images
+    with data URIs, and the image stays with the artifact however the server is reached."""
+    return f"![validation chart of slot {slot}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
 def slot_rows(
     evaluations: dict[str, Evaluation], table: Callable[[Evaluation], list[dict[str, Any]]]
 ) -> list[dict[str, Any]]:
@@ -86,10 +93,15 @@ def markdown_summary(
     device: dict[str, Any] | None = None,
     run_dir: Path | None = None,
     seconds: float | None = None,
+    charts: dict[str, bytes] | None = None,
 ) -> str:
+    """The run at a glance: the lead table, each slot's validation chart (PNG bytes by slot),
+    then the run's details and the full metrics table."""
     lines = [f"# numerflow weekly run `{run_id}`", ""]
     if evaluations:
         lines += [*lead_table(evaluations), ""]
+    for slot, png in (charts or {}).items():
+        lines += [chart_markdown(slot, png), ""]
     lines.append(f"- data version: **{data_version}**")
     for slot, evaluation in evaluations.items():
         weights = ", ".join(

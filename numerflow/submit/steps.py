@@ -16,9 +16,10 @@ from numerflow.config.models import DataConfig, NumeraiConfig
 from numerflow.data.files import DataError, read_live
 from numerflow.io import atomic_path
 from numerflow.numerai.client import NumeraiClient, Timeouts, newest_data_version
-from numerflow.numerai.download import DownloadResult, expectation_for, fetch
+from numerflow.numerai.download import DownloadResult, Expectation, expectation_for, fetch
 from numerflow.numerai.errors import NumeraiError
 from numerflow.numerai.uploads import UploadOutcome, UploadRequest, upload_once
+from numerflow.progress import FileProgress, ProgressReport
 from numerflow.runs.manifest import TrainedRun
 from numerflow.score.references import SCORING_FILES
 from numerflow.score.stacking import Stacker, era_rank
@@ -93,30 +94,26 @@ def resolve_version(data: DataConfig, client: NumeraiClient | None) -> str:
     return version
 
 
-def ensure_training_data(version_dir: Path, client: NumeraiClient) -> list[DownloadResult]:
+def ensure_training_data(
+    version_dir: Path, client: NumeraiClient, progress: FileProgress | None = None
+) -> list[DownloadResult]:
     """features.json first (its feature list checks the parquet files), then train and validation,
     then the benchmark-model and meta-model files that BMC and MMC are scored against, where
-    Numerai lists them for the version (v5.0 has no meta model)."""
+    Numerai lists them for the version (v5.0 has no meta model). `progress(file name)` gives
+    the report that follows that file's download."""
     version = version_dir.name
-    results = [
-        fetch(
-            client,
-            f"{version}/features.json",
-            version_dir / "features.json",
-            expectation_for("features.json"),
-        )
-    ]
+
+    def get(name: str, expectation: Expectation) -> DownloadResult:
+        report = progress(name) if progress is not None else None
+        return fetch(client, f"{version}/{name}", version_dir / name, expectation, on_progress=report)
+
+    results = [get("features.json", expectation_for("features.json"))]
     features = json.loads((version_dir / "features.json").read_text(encoding="utf-8"))["feature_sets"].get(
         "all"
     )
-    for name in TRAINING_FILES[1:]:
-        results.append(
-            fetch(client, f"{version}/{name}", version_dir / name, expectation_for(name, features))
-        )
+    results += [get(name, expectation_for(name, features)) for name in TRAINING_FILES[1:]]
     listed = set(client.list_datasets())
-    for name in SCORING_FILES:
-        if f"{version}/{name}" in listed:
-            results.append(fetch(client, f"{version}/{name}", version_dir / name, expectation_for(name)))
+    results += [get(name, expectation_for(name)) for name in SCORING_FILES if f"{version}/{name}" in listed]
     return results
 
 
@@ -126,7 +123,11 @@ def live_path(version_dir: Path, round_number: int | None) -> Path:
 
 
 def ensure_live_data(
-    version_dir: Path, client: NumeraiClient, round_number: int, feature_names: list[str]
+    version_dir: Path,
+    client: NumeraiClient,
+    round_number: int,
+    feature_names: list[str],
+    on_progress: ProgressReport | None = None,
 ) -> DownloadResult:
     dest = live_path(version_dir, round_number)
     return fetch(
@@ -135,6 +136,7 @@ def ensure_live_data(
         dest,
         expectation_for("live.parquet", feature_names),
         round_number,
+        on_progress=on_progress,
     )
 
 

@@ -24,11 +24,12 @@ from numerflow.data.rows import FeatureRows, SelectedRows
 from numerflow.gpu.errors import is_gpu_error
 from numerflow.gpu.tiers import TierStep
 from numerflow.io import atomic_path
+from numerflow.progress import ProgressReport
 from numerflow.train.foldcache import FoldCache, fold_key
 from numerflow.train.folds import Fold
 from numerflow.train.predict import predict_rows
 from numerflow.train.prepare import PreparedData
-from numerflow.train.progress import ProgressReport, TreeProgress
+from numerflow.train.progress import TreeProgress
 
 T = TypeVar("T")
 
@@ -177,7 +178,7 @@ def train_booster(
     weight: np.ndarray | None = None,
 ) -> lgb.Booster:
     """Train on `rows` (positions in the prepared rows) of the binned Dataset with `label` (and
-    `weight`, when given); `on_progress(trees done, total)` is called a few times a minute."""
+    `weight`, when given); `on_progress(trees done, total)` is called after every tree."""
     # Bins are fixed once built: a tier step with other dataset parameters (max_bin) trains on
     # them as they are (5-valued features give the same 5 bins for any max_bin >= 5).
     binned = lgb.Dataset(str(prepared.dataset_path), params=prepared.dataset_params).construct()

@@ -22,6 +22,7 @@ from numerflow.data.files import DataError, to_era_numbers
 from numerflow.data.memory import DataShape, MemoryPlan, plan_memory
 from numerflow.data.rows import SelectedRows, batch_rows
 from numerflow.io import atomic_path
+from numerflow.progress import ProgressReport
 
 
 class RowPart(BaseModel):
@@ -73,8 +74,10 @@ def bin_training_rows(
     loader: Loader = "auto",
     train_fraction: float = 1.0,
     available: tuple[int, str] | None = None,
+    on_progress: ProgressReport | None = None,
 ) -> PreparedData:
-    """Fix the training rows of `path` (all eras, or `eras`) and get their bins built once."""
+    """Fix the training rows of `path` (all eras, or `eras`) and get their bins built once;
+    `on_progress(rows binned, rows)` follows the binning when the bins are built here."""
     return bin_rows(
         [RowPart(path=path, eras=eras)],
         features,
@@ -85,6 +88,7 @@ def bin_training_rows(
         loader=loader,
         train_fraction=train_fraction,
         available=available,
+        on_progress=on_progress,
     )
 
 
@@ -98,6 +102,7 @@ def bin_rows(
     loader: Loader = "auto",
     train_fraction: float = 1.0,
     available: tuple[int, str] | None = None,
+    on_progress: ProgressReport | None = None,
 ) -> PreparedData:
     """Fix the rows of `parts` (file after file) and get their bins built once, in one pass."""
     selected = [part.rows() for part in parts]
@@ -121,7 +126,7 @@ def bin_rows(
     )
     label = _main_label(meta, targets)
     record, built, plan = _get_bins(
-        cache, key, selected, features, label, params.dataset_params(), shape, loader, available
+        cache, key, selected, features, label, params.dataset_params(), shape, loader, available, on_progress
     )
     return PreparedData(
         parts=list(parts),
@@ -187,13 +192,14 @@ def _get_bins(
     shape: DataShape,
     loader: Loader,
     available: tuple[int, str] | None,
+    on_progress: ProgressReport | None = None,
 ) -> tuple[BinsRecord, bool, MemoryPlan]:
     """The cached bins for `key`, built (after the memory guard picks a loader) when missing."""
     plans: list[MemoryPlan] = []
 
     def build(out: Path) -> tuple[int, int, str]:
         plans.append(plan_memory(shape, loader, available))
-        save_dataset(build_dataset(parts, features, label, dataset_params, plans[0].loader), out)
+        save_dataset(build_dataset(parts, features, label, dataset_params, plans[0].loader, on_progress), out)
         return sum(len(rows) for rows in parts), len(features), plans[0].loader
 
     record, built = cache.get_or_build(key, build)
