@@ -2,8 +2,10 @@
 slot's stack, scores and submission.
 
     download data if changed -> probe GPU, choose tier -> resolve the run plan (every slot)
-    -> prepare data once per feature set (bins built once) -> train each fold x target once,
-    however many slots share it -> per slot: stack and score, manifest -> submission subflow
+    -> check each feature set's final model fits (all labelled eras) -> prepare data once per
+    feature set (bins built once) -> train each fold x target once, however many slots share it
+    -> per slot: stack and score -> final models (train + validation eras, binned once) -> per
+    slot: manifest -> submission subflow
     (live data, each slot's predictions, validated files, one upload per model) -> artifacts
 
 Configuration is read and validated first, so a bad file or override fails before any work;
@@ -44,9 +46,10 @@ from numerflow.config.parameters import (
     Targets,
     overrides_from,
 )
+from numerflow.runs.final import FinalData, FinalModels
 from numerflow.runs.manifest import utc_now
 from numerflow.runs.names import weekly_run_name
-from numerflow.runs.plan import RunPlan, submit_plan_after_training
+from numerflow.runs.plan import RunPlan, SlotPlan, submit_plan_after_training
 from numerflow.runs.steps import (
     RunPaths,
     data_groups,
@@ -59,12 +62,12 @@ from numerflow.score.evaluate import STACK, Evaluation
 from numerflow.score.validation import MetricScores
 from numerflow.submit.steps import SubmissionOutcome, resolve_version
 from numerflow.train.fit import FoldResult
-from numerflow.train.prepare import PreparedData
 from tasks.data import prepare_training_data
 from tasks.evaluation import publish_metrics, stack_and_score
 from tasks.gpu import choose_tier, probe_gpu
 from tasks.numerai import download_training_data
 from tasks.plan import publish_run_plan, resolve_run_plan
+from tasks.training import check_final_model, train_final_models_task
 
 
 class SlotResult(BaseModel):
@@ -164,13 +167,19 @@ def weekly_flow(
     paths = start_run(plan)
 
     groups = data_groups(plan)
+    # Checked before anything is binned: a final model that cannot fit stops the run now.
+    finals = (
+        {key: check_final_model(plan, slots, probe) for key, slots in groups.items()}
+        if plan.final_model == "all_labelled"
+        else {}
+    )
     prepared = {key: prepare_training_data(plan, slots, paths) for key, slots in groups.items()}
     fits, fits_by_slot = plan_fits(plan, prepared, paths)
     train_folds = fold_flow(plan.scale_out)
     results = train_folds(fits, prepared, plan.scale_out, plan.seed, paths.fold_cache_dir, plan.device_policy)
     device = device_record(plan, probe, [r for r in results.values() if isinstance(r, FoldResult)])
 
-    evaluations: dict[str, Evaluation] = {}
+    scored: dict[str, tuple[list[FoldResult], Evaluation]] = {}
     failed: dict[str, str] = {}
     for slot in plan.slots:
         slot_results = [results[key] for key in fits_by_slot[slot.name]]
@@ -179,11 +188,24 @@ def weekly_flow(
             failed[slot.name] = f"{len(errors)} fold model(s) failed: {errors[0]}"
             continue
         try:
-            evaluations[slot.name] = _finish_slot(
-                plan, slot.name, prepared, slot_results, paths, device, created_at
-            )
+            data = prepared[slot.data_key()]
+            scored[slot.name] = slot_results, stack_and_score(slot, plan.data, data, slot_results, paths)
         except Exception as exc:  # one slot's failure must not stop the others
             failed[slot.name] = f"{type(exc).__name__}: {exc}"
+    final_models = _train_final_models(plan, finals, groups, set(scored), paths, failed)
+    evaluations: dict[str, Evaluation] = {}
+    for name, (slot_results, evaluation) in scored.items():
+        if name in failed:
+            continue
+        slot = plan.slot(name)
+        try:  # the manifest makes the slot's models the ones `numerflow submit` predicts with
+            write_slot_manifest(
+                plan, slot, device, paths, prepared[slot.data_key()], slot_results, evaluation, created_at,
+                final_models.get(name),
+            )  # fmt: skip
+            evaluations[name] = evaluation
+        except Exception as exc:
+            failed[name] = f"{type(exc).__name__}: {exc}"
     for name, reason in failed.items():
         logger.error("slot %s failed: %s", name, reason)
 
@@ -226,18 +248,24 @@ def weekly_flow(
     )
 
 
-def _finish_slot(
+def _train_final_models(
     plan: RunPlan,
-    name: str,
-    prepared: dict[str, PreparedData],
-    results: list[FoldResult],
+    finals: dict[str, FinalData],
+    groups: dict[str, list[SlotPlan]],
+    scored: set[str],
     paths: RunPaths,
-    device: dict[str, Any],
-    created_at: str,
-) -> Evaluation:
-    """Stack and score one slot, then write its manifest (which makes it the slot's latest)."""
-    slot = plan.slot(name)
-    data = prepared[slot.data_key()]
-    evaluation = stack_and_score(slot, plan.data, data, results, paths)
-    write_slot_manifest(plan, slot, device, paths, data, results, evaluation, created_at)
-    return evaluation
+    failed: dict[str, str],
+) -> dict[str, FinalModels]:
+    """After validation: each data group's final models, for its slots that scored. A group whose
+    final step fails fails its slots (named in `failed`); the other groups go on."""
+    trained: dict[str, FinalModels] = {}
+    for key, final in finals.items():
+        slots = [slot for slot in groups[key] if slot.name in scored]
+        if not slots:
+            continue
+        try:
+            trained |= train_final_models_task(plan, final, slots, paths)
+        except Exception as exc:  # one group's failure must not stop the others
+            for slot in slots:
+                failed[slot.name] = f"final model: {type(exc).__name__}: {exc}"
+    return trained

@@ -1,5 +1,6 @@
 """One task per fold and target. GPU errors step down the tier ladder inside the task; a
-task retry then helps with anything else transient (files, devices, a lost Dask worker)."""
+task retry then helps with anything else transient (files, devices, a lost Dask worker).
+The final models (all labelled eras) are checked before the folds and trained after them."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from numerflow.gpu.probe import probe_gpus
+from numerflow.data.memory import GIB
+from numerflow.gpu.probe import GpuProbe, probe_gpus
 from numerflow.gpu.shape import fold_shape
 from numerflow.gpu.tiers import DevicePolicy, decision_for
 from numerflow.progress import ProgressReport, Throttled, fan_out, percent
-from numerflow.runs.plan import slot_ladder
-from numerflow.runs.steps import FitSpec
+from numerflow.runs.final import FinalData, FinalModels, check_final_data, train_final_models
+from numerflow.runs.plan import RunPlan, SlotPlan, slot_ladder
+from numerflow.runs.steps import FitSpec, RunPaths, recipe_key
 from numerflow.train.fit import FoldResult, fit_fold_on_ladder
 from numerflow.train.foldcache import FoldCache
 from numerflow.train.prepare import PreparedData, ensure_bins
@@ -87,3 +90,57 @@ def train_fold(
         where,
     )
     return result
+
+
+@task(name="check-final-model", task_run_name="check-final-model-{slots[0].name}")
+def check_final_model(plan: RunPlan, slots: list[SlotPlan], probe: GpuProbe) -> FinalData:
+    """Before any fold trains: the final model's rows fit this machine (or the run stops here,
+    naming the settings), and where it will train."""
+    final = check_final_data(plan, slots, probe)
+    logger = get_run_logger()
+    memory = final.memory
+    logger.info(
+        "final model for %s: %s rows (%s) x %d features; %s loader, estimated peaks %s, %.1f GiB free",
+        ", ".join(s.name for s in slots),
+        f"{final.shape.rows:,}",
+        ", ".join(f"{name} {rows:,}" for name, rows in final.part_rows.items()),
+        final.shape.features,
+        memory.loader,
+        {k: f"{v / GIB:.1f} GiB" for k, v in memory.estimates_bytes.items()},
+        memory.available_bytes / GIB,
+    )
+    log = logger.warning if final.decision.tier == "cpu" and probe.has_gpu else logger.info
+    log("final model: tier %s (%s)", final.decision.tier, final.decision.reason)
+    return final
+
+
+@task(name="train-final-models", task_run_name="train-final-models-{slots[0].name}")
+def train_final_models_task(
+    plan: RunPlan, final: FinalData, slots: list[SlotPlan], paths: RunPaths
+) -> dict[str, FinalModels]:
+    """Bin the final rows once and train each recipe's targets on them (after validation)."""
+    logger = get_run_logger()
+    finals = train_final_models(
+        plan,
+        final,
+        slots,
+        paths.prepared_dir(final.data_key) / "final",
+        paths.models_dir,
+        lambda slot: recipe_key(plan, slot),
+        fold_progress,
+        on_terminal(f"binning final {', '.join(s.name for s in slots)}", "rows"),
+    )
+    for result in {r.model_path: r for f in finals.values() for r in f.results}.values():
+        for step in result.downgrades:
+            logger.warning(
+                "final %s: %s -> %s after %s", result.target, step["from"], step["to"], step["error"]
+            )
+        logger.info(
+            "final %s: %d rows, %.1f s on %s (tier %s)",
+            result.target,
+            result.rows,
+            result.seconds,
+            result.device_type,
+            result.tier,
+        )
+    return finals

@@ -67,6 +67,7 @@ def overrides_for_speed(synth_root: Path, root: Path) -> dict[str, object]:
         "program_input_params.params.n_estimators": 60,
         "program_input_params.params.learning_rate": 0.1,
         "program_input_params.params.colsample_bytree": 0.5,
+        "training.final_model": "none",  # the tests that check final models turn it on
     }
 
 

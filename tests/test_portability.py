@@ -126,6 +126,23 @@ def test_free_memory_comes_from_psutil_capped_by_the_cgroup(monkeypatch: pytest.
     assert memory.available_memory() == (2**20, "cgroup memory limit")
 
 
+@pytest.mark.parametrize(("platform", "trims"), [("linux", True), ("win32", False), ("darwin", False)])
+def test_freed_memory_is_handed_back_where_the_c_library_can(
+    monkeypatch: pytest.MonkeyPatch, platform: str, trims: bool
+) -> None:
+    calls = []
+
+    class Libc:
+        def malloc_trim(self, pad: int) -> int:
+            calls.append(pad)
+            return 1
+
+    monkeypatch.setattr(memory.ctypes, "CDLL", lambda name: Libc())
+    monkeypatch.setattr(memory.sys, "platform", platform)
+    memory.release_freed_memory()
+    assert calls == ([0] if trims else [])
+
+
 class RecordingProcess:
     def __init__(self) -> None:
         self.calls: list[str] = []

@@ -79,13 +79,19 @@ def test_two_slots_train_in_one_run_and_upload_their_own_predictions(
     result = state.result()
     assert set(result.slots) == {"slot_a", "slot_b"}
 
-    bins = [p.parent for p in (tmp_path / "runs" / "bins").rglob("bins.json")]
-    assert len(bins) == 1  # same features: binned once for both slots
+    bins = {p.parent.name for p in (tmp_path / "runs" / "bins").rglob("bins.json")}
     manifests = {name: read_manifest(result.run_dir / "slots" / name) for name in result.slots}
     assert manifests["slot_b"].targets == ["target_cyrusd_20", "target"]
     assert manifests["slot_b"].params["max_depth"] == 3 and manifests["slot_a"].params["max_depth"] == 5
     assert manifests["slot_b"].stacker["kind"] == "ridge"
-    assert {m.data["bins"]["record"]["key"] for m in manifests.values()} == {bins[0].name}
+    # same features: the folds' rows binned once for both slots, and the final model's once
+    [fold_bins] = {m.data["bins"]["record"]["key"] for m in manifests.values()}
+    [final_bins] = {m.final_model["bins"]["record"]["key"] for m in manifests.values()}
+    assert bins == {fold_bins, final_bins}
+    # each slot submits its own recipe's final models (the shipped final_model: all_labelled)
+    finals = {name: m.final_model["models"] for name, m in manifests.items()}
+    assert set(finals["slot_a"]) == {"target"} and set(finals["slot_b"]) == {"target_cyrusd_20", "target"}
+    assert finals["slot_a"]["target"] != finals["slot_b"]["target"]  # different parameters
 
     uploaded = _uploaded(fake)
     assert set(uploaded) == {"slot_a", "slot_b"}  # each to its own model id, once

@@ -207,7 +207,10 @@ def test_the_weekly_run_itself_carries_its_artifacts_and_the_submissions(project
         )
     keys = {a.key for a in artifacts}
     assert keys >= {"numerflow-run-summary", "numerflow-metrics", "numerflow-submissions"}
-    assert all(a.task_run_id is None for a in artifacts)  # on the flow run, not on a task
+    assert all(a.task_run_id is None for a in artifacts if a.type != "progress")  # on the flow run
+    # the final models' progress (training.final_model, shipped on): one per target, on its task
+    final = sorted(a.description for a in artifacts if a.type == "progress")
+    assert final == ["final target: 40/40 trees", "final target_cyrusd_20: 40/40 trees"]
     [submissions] = [a for a in artifacts if a.key == "numerflow-submissions"]
     assert submissions.description == "uploads for round 1001" and "None" not in str(submissions.data)
 

@@ -3,6 +3,7 @@
 import base64
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from numerai_tools.submissions import validate_submission_numerai
@@ -16,7 +17,9 @@ from prefect.client.schemas.filters import (
 
 from flows.weekly import weekly_flow
 from numerflow.config import ConfigError
-from numerflow.runs.manifest import latest_run, latest_slot_run, read_manifest
+from numerflow.data.files import read_live
+from numerflow.runs.manifest import latest_run, latest_slot_run, load_trained_run, read_manifest
+from numerflow.train.predict import predict
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -35,7 +38,8 @@ ARTIFACT_KEYS = [
 def test_weekly_flow_trains_scores_and_writes_a_valid_submission(
     config_dir: Path, fast_overrides: dict, version_dir: Path
 ) -> None:
-    state = weekly_flow(config_dir=str(config_dir), overrides=fast_overrides, return_state=True)
+    overrides = fast_overrides | {"training.final_model": "all_labelled"}  # the shipped default
+    state = weekly_flow(config_dir=str(config_dir), overrides=overrides, return_state=True)
     assert state.is_completed(), state.message
     result = state.result()
 
@@ -81,7 +85,26 @@ def test_weekly_flow_trains_scores_and_writes_a_valid_submission(
 
     effective = (result.run_dir / "program_output_params.yaml").read_text()
     assert "n_estimators: 60" in effective
-    assert (slot_dir / "live_local.parquet").is_file()
+
+    # The final model (training.final_model: all_labelled, the default): one model per target on
+    # every labelled era of train and validation, and it is what predicted live.
+    final = manifest.final_model
+    assert manifest.submission_models == "final"
+    assert final["models"] == {t: f"models/{recipe}/final/{t}.txt" for t in manifest.targets}
+    train = pd.read_parquet(version_dir / "train.parquet", columns=["era"])
+    assert final["rows_by_file"] == {"train.parquet": len(train), "validation.parquet": int(labelled.size)}
+    assert final["rows"] == len(train) + labelled.size and final["eras_by_file"]["validation.parquet"] == [
+        labelled.min(),
+        labelled.max(),
+        labelled.nunique(),
+    ]
+    assert {r["target"]: r["tier"] for r in final["per_target"]} == dict.fromkeys(manifest.targets, "cpu")
+    run = load_trained_run(slot_dir)
+    live = read_live(version_dir / "live.parquet", manifest.features)
+    submitted = pd.read_parquet(slot_dir / "live_local.parquet")
+    finals, folds = predict(run.submission_models(), live.features), predict(run.models, live.features)
+    assert np.allclose(submitted["target"].to_numpy(), finals["target"].to_numpy())
+    assert not np.allclose(finals["target"].to_numpy(), folds["target"].to_numpy(), atol=1e-3)
 
     flow_run_id = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
@@ -146,10 +169,20 @@ def test_gpu_error_in_one_fold_falls_back_and_the_run_completes(
         return result.model_copy(update={"device_type": params.device_type})
 
     monkeypatch.setattr(fit, "fit_fold", gpu_that_fails_on_fold_1)
-    overrides = fast_overrides | {"training.targets": ["target"], "program_input_params.gpu.device": "gpu"}
+    overrides = fast_overrides | {
+        "training.targets": ["target"],
+        "program_input_params.gpu.device": "gpu",
+        "training.final_model": "none",
+    }
     state = weekly_flow(config_dir=str(config_dir), overrides=overrides, return_state=True)
     assert state.is_completed(), state.message
     manifest = read_manifest(state.result().run_dir / "slots" / "main")
+    # final_model: none: no final models; live is the folds' mean, as before final models existed
+    assert manifest.submission_models == "folds" and manifest.final_model is None
+    assert not list(state.result().run_dir.glob("models/*/final"))
+    assert load_trained_run(state.result().run_dir / "slots" / "main").submission_models() == {
+        "target": [state.result().run_dir / p for p in manifest.models["target"]]
+    }
 
     assert manifest.device["tier"] == "gpu" and "6.0 GiB free" in manifest.device["reason"]
     assert "needs about" in manifest.device["reason"]  # the VRAM estimate of the run's shape

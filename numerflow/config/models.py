@@ -118,6 +118,7 @@ class ScaleOutConfig(StrictModel):
 
 
 StackingKind = Literal["mean", "ridge", "none"]
+FinalModel = Literal["all_labelled", "none"]
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9_]+$"  # Numerai model names: letters, digits, underscores
 
 
@@ -188,6 +189,13 @@ class TrainingConfig(StrictModel):
     scoring: ScoringConfig = ScoringConfig()
     numerai: NumeraiConfig = NumeraiConfig()
     scale_out: ScaleOutConfig = ScaleOutConfig()
+    final_model: FinalModel = Field(
+        "all_labelled",
+        description="all_labelled: after validation, train one model per target on every labelled era "
+        "of train and validation (era_stride and row_limit apply; the embargo does not) with the slot's "
+        "parameters and n_estimators (folds train a fixed tree count: there is no early stopping), and "
+        "predict live with it, stacked as the folds are; none: live is the mean of the fold models",
+    )
     models: list[SlotConfig] = Field(
         default_factory=list, description="Numerai model slots: a name, or a name with its own recipe"
     )

@@ -87,34 +87,43 @@ def source_identity(path: Path) -> dict[str, object]:
     return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "footer": footer}
 
 
-def bins_key(path: Path, features: list[str], eras: list[int], dataset_params: dict[str, object]) -> str:
-    payload = {
-        "source": source_identity(path),
-        "features": features,
-        "eras": eras,
-        "dataset_params": dataset_params,
-        "lightgbm": lgb.__version__,
-    }
+def bins_key(
+    parts: list[tuple[Path, list[int]]], features: list[str], dataset_params: dict[str, object]
+) -> str:
+    """The cache key of the rows of `parts` (file, eras), binned one file after the other."""
+    sources = [{"source": source_identity(path), "eras": eras} for path, eras in parts]
+    # One file keeps the key it always had, so existing cache entries stay valid.
+    rows = sources[0] if len(sources) == 1 else {"sources": sources}
+    payload = {**rows, "features": features, "dataset_params": dataset_params, "lightgbm": lgb.__version__}
     return hashlib.blake2b(json.dumps(payload, sort_keys=True).encode(), digest_size=16).hexdigest()
 
 
 def build_dataset(
-    rows: SelectedRows,
+    parts: list[SelectedRows],
     features: list[str],
     label: np.ndarray,
     dataset_params: dict[str, object],
     loader: str,
     on_progress: ProgressReport | None = None,
 ) -> lgb.Dataset:
-    """Bin the selected rows by `loader` ("arrow" or "stream"); returns a constructed Dataset.
+    """Bin the selected rows of `parts` (one file's after the other's) by `loader` ("arrow" or
+    "stream"); returns a constructed Dataset. LightGBM takes a list of Sequences as one data
+    set, so several files are streamed without concatenating them in memory.
 
     `on_progress(rows binned, rows)` follows the stream loader's batches. The Arrow loader bins
     in one call into LightGBM, so it reports an unknown total (0) until that call returns."""
     streamed = loader != "arrow"
+    total = sum(len(rows) for rows in parts)
     if on_progress is not None:
-        on_progress(0, len(rows) if streamed else 0)
-    data: pa.Table | FeatureRows = (
-        FeatureRows(rows, features, on_progress) if streamed else arrow_features(rows, features)
+        on_progress(0, total if streamed else 0)
+    starts = np.cumsum([0, *(len(rows) for rows in parts)])
+    data: pa.Table | list[FeatureRows] = (
+        [
+            FeatureRows(rows, features, _after(on_progress, int(start), total))
+            for rows, start in zip(parts, starts, strict=False)  # starts has one more
+        ]
+        if streamed
+        else arrow_features(parts, features)
     )
     dataset = lgb.Dataset(
         data, label=label, feature_name=features, params=dataset_params, free_raw_data=True
@@ -122,19 +131,27 @@ def build_dataset(
     del data
     pa.default_memory_pool().release_unused()
     if on_progress is not None and not streamed:
-        on_progress(len(rows), len(rows))
+        on_progress(total, total)
     return dataset
 
 
-def arrow_features(rows: SelectedRows, features: list[str]) -> pa.Table:
+def _after(report: ProgressReport | None, start: int, total: int) -> ProgressReport | None:
+    """One file's progress as part of all of them: its rows come after `start` others."""
+    if report is None:
+        return None
+    return lambda done, _: report(start + done, total)
+
+
+def arrow_features(parts: list[SelectedRows], features: list[str]) -> pa.Table:
     """The selected rows' features as an int8 Arrow table, one chunk per row group."""
-    reader = FeatureRows(rows, features)
     batches = []
-    for group in rows.groups():
-        matrix = reader.matrix(group)  # column-major, so each column is contiguous: no copy
-        batches.append(
-            pa.record_batch([pa.array(matrix[:, j]) for j in range(len(features))], names=features)
-        )
+    for rows in parts:
+        reader = FeatureRows(rows, features)
+        for group in rows.groups():
+            matrix = reader.matrix(group)  # column-major, so each column is contiguous: no copy
+            batches.append(
+                pa.record_batch([pa.array(matrix[:, j]) for j in range(len(features))], names=features)
+            )
     schema = pa.schema([(name, pa.int8()) for name in features])
     return pa.Table.from_batches(batches, schema=schema)
 

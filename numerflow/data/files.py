@@ -92,6 +92,30 @@ def training_eras(path: Path, era_stride: int = 1, row_limit: int | None = None)
     return kept
 
 
+def labelled_eras(
+    paths: list[Path], targets: list[str], era_stride: int = 1, row_limit: int | None = None
+) -> list[np.ndarray]:
+    """For each file, its eras to train on when `paths` are taken together: eras in which any of
+    `targets` is known (resolved), every `era_stride`-th of them anchored on the newest, the
+    newest up to `row_limit` rows. Reads only the era and target columns."""
+    per_file = []
+    for path in paths:
+        schema = parquet_schema(path)
+        missing = [t for t in targets if t not in schema.names]
+        if missing:
+            raise DataError(f"{path}: missing target columns {missing}")
+        table = pq.read_table(path, columns=["era", *targets])
+        eras = to_era_numbers(path, table["era"].to_numpy(zero_copy_only=False))
+        known = np.zeros(len(eras), dtype=bool)
+        for target in targets:
+            known |= ~np.isnan(table[target].to_numpy(zero_copy_only=False).astype(np.float32))
+        per_file.append((eras, np.unique(eras[known])))
+    kept = _subsample(np.unique(np.concatenate([resolved for _, resolved in per_file])), era_stride)
+    if row_limit is not None:
+        kept = _newest_eras_within(np.concatenate([eras for eras, _ in per_file]), kept, row_limit)
+    return [np.intersect1d(resolved, kept) for _, resolved in per_file]
+
+
 def read_validation(
     path: Path,
     features: list[str],

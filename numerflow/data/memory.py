@@ -11,10 +11,15 @@ by the kernel's OOM killer halfway through.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
+import sys
 from pathlib import Path
 from typing import Literal
 
 import psutil
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from numerflow.config.models import Loader
@@ -45,7 +50,9 @@ class DataShape(BaseModel):
     sample_rows: int  # bin_construct_sample_cnt, capped at rows
     group_rows: int  # rows of the largest parquet row group read at once
     batch_rows: int  # rows per float32 batch of the stream path
-    train_fraction: float = 1.0  # share of rows in the largest fold's training subset
+    # Share of rows in the largest fold's training subset, which is copied out of the loaded
+    # Dataset; 0: training uses the whole Dataset, no copy (the final model).
+    train_fraction: float = 1.0
 
     @property
     def cells(self) -> int:
@@ -80,12 +87,30 @@ def estimate_peaks(shape: DataShape) -> dict[str, int]:
 
 def available_memory() -> tuple[int, str]:
     """Bytes this process can still use: the system's available memory (MemAvailable on Linux,
-    the same figure psutil gives on Windows and macOS), capped by a cgroup limit if one is set."""
+    the same figure psutil gives on Windows and macOS), capped by a cgroup limit if one is set,
+    after handing back what this process has freed (see `release_freed_memory`)."""
+    release_freed_memory()
     available, source = psutil.virtual_memory().available, "available memory (psutil)"
     limit = _cgroup_headroom()
     if limit is not None and limit < available:
         available, source = limit, "cgroup memory limit"
     return available, source
+
+
+def release_freed_memory() -> None:
+    """Return memory this process freed but still holds to the system, so that it counts as free.
+
+    glibc keeps freed heap blocks (once large blocks have been freed, LightGBM's per-feature
+    bins are allocated below its mmap threshold) and pyarrow keeps its pool: binning 200k x
+    2,376 rows left 1.4 GiB resident, 0.25 GiB after this. In a weekly run the final model's
+    guard measures after the folds trained in the same process. malloc_trim is glibc's; other
+    C libraries and systems skip it.
+    """
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # musl or another libc: no malloc_trim
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def plan_memory(

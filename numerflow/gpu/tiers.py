@@ -128,6 +128,8 @@ def decide(
             "gpu.when_too_big is cpu"
             if gpu.when_too_big == "cpu"
             else "nor with up to twice the era_stride and half the features"
+            if can_reduce
+            else "its rows and features are fixed here"
         )
         return cpu(f"{figures}; it does not fit ({why})")
     decision = _on_gpu(program, figures, device, capability, fit.shape, probe)

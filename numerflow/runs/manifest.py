@@ -3,6 +3,7 @@
 Layout of `<work_dir>/<run_id>/`:
     prepared/            training rows of this run (features.npy, meta.parquet, train.bin)
     models/<target>/     fold_<k>.txt LightGBM models and fold_<k>_oof.parquet predictions
+    models/<recipe>/final/<target>.txt   final models (all labelled eras), when trained
     oof.parquet          out-of-fold predictions of every base model and the stack
     validation.parquet   validation predictions
     live_<round>.parquet live predictions (`live_local` without a round)
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -47,6 +48,11 @@ class Manifest(BaseModel):
     stacker: dict[str, Any] | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
     chart: str | None = None  # the validation chart (PNG), relative to the run folder
+    # Which models predict live: the folds' mean per target, or the final model per target
+    # (`final_model` then records its paths, rows, eras, seconds and device). Manifests written
+    # before final models existed have neither field: folds.
+    submission_models: Literal["folds", "final"] = "folds"
+    final_model: dict[str, Any] | None = None
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -108,8 +114,13 @@ class TrainedRun(BaseModel):
     slot_dir: Path
     data_version: str
     feature_names: list[str]
-    models: dict[str, list[Path]]
+    models: dict[str, list[Path]]  # the fold models of each target
+    final_models: dict[str, Path] = Field(default_factory=dict)  # one per target, when it submits with them
     stacker: dict[str, Any]
+
+    def submission_models(self) -> dict[str, list[Path]]:
+        """The models whose predictions are stacked for live: each target's final model, or its folds."""
+        return {t: [p] for t, p in self.final_models.items()} if self.final_models else self.models
 
 
 def load_trained_run(slot_dir: Path) -> TrainedRun:
@@ -117,6 +128,7 @@ def load_trained_run(slot_dir: Path) -> TrainedRun:
     if manifest.stacker is None or not manifest.models or manifest.slot is None:
         raise ValueError(f"{slot_dir / 'manifest.json'}: not a trained model slot (no models or stacker)")
     run_dir = slot_dir.parents[1]
+    final = manifest.final_model if manifest.submission_models == "final" else None
     return TrainedRun(
         run_id=manifest.run_id,
         slot=manifest.slot,
@@ -124,6 +136,7 @@ def load_trained_run(slot_dir: Path) -> TrainedRun:
         data_version=manifest.data["version"],
         feature_names=manifest.features,
         models={t: [run_dir / p for p in paths] for t, paths in manifest.models.items()},
+        final_models={t: run_dir / p for t, p in final["models"].items()} if final else {},
         stacker=manifest.stacker,
     )
 

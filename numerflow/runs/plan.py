@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from numerflow.config.models import (
     FeaturesConfig,
+    FinalModel,
     FoldsConfig,
     LightGBMParams,
     Loader,
@@ -82,6 +83,7 @@ class RunPlan(Frozen):
     slots: list[SlotPlan]
     decision: TierDecision
     device_policy: DevicePolicy
+    final_model: FinalModel  # after validation: one model per target on every labelled era, or none
     params_source: str
     seed: int
     work_dir: Path
@@ -183,6 +185,7 @@ def resolve_plan(
         slots=slots,
         decision=decision,
         device_policy=DevicePolicy.of(config),
+        final_model=training.final_model,
         params_source=training.params_source,
         seed=training.seed,
         work_dir=training.work_dir,

@@ -16,6 +16,7 @@ from numerflow.gpu.probe import GpuProbe
 from numerflow.gpu.tiers import TierStep
 from numerflow.io import atomic_path, write_json_atomic, write_yaml_atomic
 from numerflow.progress import ProgressReport
+from numerflow.runs.final import FinalModels, final_record
 from numerflow.runs.manifest import (
     SLOTS_DIR,
     Manifest,
@@ -211,9 +212,10 @@ def write_slot_manifest(
     results: list[FoldResult],
     evaluation: Evaluation,
     created_at: str,
+    final: FinalModels | None = None,
 ) -> Path:
-    """Write the slot's validation chart and manifest.json once it is scored, then make it the
-    slot's latest run."""
+    """Write the slot's validation chart and manifest.json once it is scored (and its final
+    models trained, when the run trains them), then make it the slot's latest run."""
     data = plan.data
     slot_dir = paths.slot_dir(slot.name)
     with atomic_path(slot_dir / CHART_FILE) as tmp:
@@ -255,6 +257,8 @@ def write_slot_manifest(
             },
         },
         chart=(slot_dir / CHART_FILE).relative_to(paths.run_dir).as_posix(),
+        submission_models="final" if final is not None else "folds",
+        final_model=final_record(final, paths.run_dir) if final is not None else None,
     )
     path = write_manifest(slot_dir, manifest)
     mark_latest(plan.work_dir, paths.run_dir, slot.name)

@@ -141,12 +141,13 @@ def ensure_live_data(
 
 
 def predict_live(run: TrainedRun, live_file: Path, out_path: Path) -> LivePredictions:
-    """Live predictions from the run's stack of base models (each the mean of its folds)."""
+    """Live predictions from the run's stack of base models: each target's final model when the
+    run trained one (`training.final_model`), else the mean of its folds."""
     live = read_live(live_file, run.feature_names)
     if len(live) == 0:
         raise DataError(f"{live_file}: the live file has no rows")
     stacker = Stacker.model_validate(run.stacker)
-    base = predict(run.models, live.features)
+    base = predict(run.submission_models(), live.features)
     base.index = pd.Index(live.ids, name="id")
     scores = stacker.combine(era_rank(base[stacker.columns], np.zeros(len(live), dtype=np.int64)))
     with atomic_path(out_path) as tmp:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import lightgbm as lgb
 import numpy as np
@@ -28,6 +30,8 @@ from numerflow.train.folds import Fold
 from numerflow.train.predict import predict_rows
 from numerflow.train.prepare import PreparedData
 from numerflow.train.progress import TreeProgress
+
+T = TypeVar("T")
 
 
 class FoldResult(BaseModel):
@@ -131,10 +135,25 @@ def fit_fold_on_ladder(
                 )  # fmt: skip
                 cache.restore(key, result.model_path, result.oof_path)
                 return result
+    result, position, downgrades = on_ladder(
+        ladder, lambda step: fit_fold(prepared, fold, target, step.params, seed, models_dir, on_progress)
+    )
+    result = result.model_copy(update={"tier": ladder[position].tier, "downgrades": downgrades})
+    if cache is not None:
+        cache.store(keys[position], result.model_path, result.oof_path, result.model_dump(mode="json"))
+    return result
+
+
+def on_ladder(
+    ladder: list[TierStep], attempt: Callable[[TierStep], T]
+) -> tuple[T, int, list[dict[str, str]]]:
+    """`attempt` on the first rung; a GPU error retries it on the next rung, down to the CPU.
+
+    Returns the result, the rung it came from and every step down (from, to, error)."""
     downgrades: list[dict[str, str]] = []
     for position, step in enumerate(ladder):
         try:
-            result = fit_fold(prepared, fold, target, step.params, seed, models_dir, on_progress)
+            return attempt(step), position, downgrades
         except Exception as exc:
             last = position == len(ladder) - 1
             if last or not is_gpu_error(exc):
@@ -146,11 +165,6 @@ def fit_fold_on_ladder(
                     "error": f"{type(exc).__name__}: {exc}"[:300],
                 }
             )
-            continue
-        result = result.model_copy(update={"tier": step.tier, "downgrades": downgrades})
-        if cache is not None:
-            cache.store(keys[position], result.model_path, result.oof_path, result.model_dump(mode="json"))
-        return result
     raise ValueError("an empty tier ladder has nothing to train with")
 
 
@@ -161,9 +175,10 @@ def train_booster(
     params: LightGBMParams,
     seed: int,
     on_progress: ProgressReport | None = None,
+    weight: np.ndarray | None = None,
 ) -> lgb.Booster:
-    """Train on `rows` (positions in the prepared rows) of the binned Dataset with `label`;
-    `on_progress(trees done, total)` is called after every tree."""
+    """Train on `rows` (positions in the prepared rows) of the binned Dataset with `label` (and
+    `weight`, when given); `on_progress(trees done, total)` is called after every tree."""
     # Bins are fixed once built: a tier step with other dataset parameters (max_bin) trains on
     # them as they are (5-valued features give the same 5 bins for any max_bin >= 5).
     binned = lgb.Dataset(str(prepared.dataset_path), params=prepared.dataset_params).construct()
@@ -178,6 +193,8 @@ def train_booster(
         train_set = binned.subset(rows).construct()
         binned._free_handle()  # the subset holds its own copy of the bins; free the full set now
     train_set.set_label(label)  # only takes effect on a constructed Dataset
+    if weight is not None:
+        train_set.set_weight(weight)
     training_params = {**params.to_lightgbm(seed), **prepared.dataset_params}
     callbacks = [TreeProgress(on_progress)] if on_progress else None
     return lgb.train(training_params, train_set, num_boost_round=params.n_estimators, callbacks=callbacks)
