@@ -21,14 +21,21 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import psutil
 
-from benchmarks.common import EXAMPLE_MODEL, MIB, feature_names, peak_rss_mib, reset_peak_rss, run_child
+from benchmarks.common import (
+    EXAMPLE_MODEL,
+    MIB,
+    feature_names,
+    generated,
+    peak_rss_mib,
+    reset_peak_rss,
+    run_child,
+)
 from numerflow.data.memory import GIB, USABLE_FRACTION, DataShape, estimate_peaks
-from numerflow.data.synth import SynthSpec, generate
+from numerflow.data.synth import SynthSpec
 
 FULL_TRAIN_ROWS = 2_700_000  # Numerai v5.2 train.parquet
 FULL_VALIDATION_ROWS = 3_900_000  # its labelled validation eras
@@ -52,20 +59,7 @@ def labelled_dataset(root: Path, train_rows: int, validation_rows: int, features
         live_rows=1000,
         reference_files=False,
     )
-    out = root / f"{train_rows}+{validation_rows}x{features}"
-    version_dir = out / spec.version
-    recorded = version_dir / "synth_spec.json"
-    wanted = json.loads(json.dumps(asdict(spec), default=str))
-    if recorded.is_file():
-        existing = json.loads(recorded.read_text())
-        existing.pop("informative", None)
-        if existing == wanted:
-            return version_dir
-    print(f"generating {train_rows:,} + {validation_rows:,} rows x {features:,} into {out} ...", flush=True)
-    started = time.perf_counter()
-    generate(out, spec)
-    print(f"generated in {time.perf_counter() - started:.0f} s", flush=True)
-    return version_dir
+    return generated(root / f"{train_rows}+{validation_rows}x{features}", spec)
 
 
 def step_child(version_dir: Path, n_features: int, trees: int, loader: str, work: Path) -> dict:
