@@ -33,7 +33,7 @@ import httpx
 from benchmarks.chromium import Browser
 from benchmarks.common import REPO
 from numerflow.data.synth import SynthSpec, generate
-from numerflow.score.charts import CHART_FILE
+from numerflow.runs.manifest import CHART_FILE
 from tests.processes import BIN, ProcessGroup, free_port
 
 SUMMARY_KEY = "numerflow-run-summary"

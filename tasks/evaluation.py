@@ -8,9 +8,9 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from numerflow.runs.history import run_history_markdown
+from numerflow.runs.manifest import CHART_FILE
 from numerflow.runs.plan import DataPlan, SlotPlan
 from numerflow.runs.steps import RunPaths
-from numerflow.score.charts import CHART_FILE
 from numerflow.score.evaluate import Evaluation, evaluate
 from numerflow.score.report import markdown_summary, slot_rows, summary_rows
 from numerflow.submit.report import submission_table

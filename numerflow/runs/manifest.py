@@ -28,6 +28,7 @@ from numerflow.io import write_json_atomic, write_text_atomic
 LATEST_POINTER = "LATEST"
 LATEST_DIR = "latest"  # one pointer file per model slot
 SLOTS_DIR = "slots"  # <run>/slots/<slot>/: manifest, predictions and scores of each slot
+CHART_FILE = "validation.png"  # the slot's validation chart, beside its manifest
 
 
 class Manifest(BaseModel):

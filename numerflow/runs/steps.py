@@ -18,6 +18,7 @@ from numerflow.io import atomic_path, write_json_atomic, write_yaml_atomic
 from numerflow.progress import ProgressReport
 from numerflow.runs.final import FinalModels, final_record
 from numerflow.runs.manifest import (
+    CHART_FILE,
     SLOTS_DIR,
     Manifest,
     code_version,
@@ -27,7 +28,6 @@ from numerflow.runs.manifest import (
     write_manifest,
 )
 from numerflow.runs.plan import RunPlan, SlotPlan, plan_record, short_digest
-from numerflow.score.charts import CHART_FILE, validation_chart
 from numerflow.score.evaluate import Evaluation, model_paths
 from numerflow.train.fit import FoldResult
 from numerflow.train.foldcache import CACHE_DIR_NAME, FoldCache
@@ -216,6 +216,10 @@ def write_slot_manifest(
 ) -> Path:
     """Write the slot's validation chart and manifest.json once it is scored (and its final
     models trained, when the run trains them), then make it the slot's latest run."""
+    # Imported here: matplotlib takes about a second to import, which every process that
+    # imports this module (the per-round flow, Dask workers) would pay without drawing.
+    from numerflow.score.charts import validation_chart
+
     data = plan.data
     slot_dir = paths.slot_dir(slot.name)
     with atomic_path(slot_dir / CHART_FILE) as tmp:

@@ -22,7 +22,6 @@ from PIL import Image
 from numerflow.score.evaluate import STACK, Evaluation
 from numerflow.score.report import LEAD_METRICS
 
-CHART_FILE = "validation.png"
 WIDTH_IN, PANEL_HEIGHT_IN, DPI = 9.0, 2.3, 80  # 720 px wide, 184 px per panel
 COLOURS = 64  # a palette PNG: a third of the bytes of full colour, no visible difference
 POSITIVE, NEGATIVE = "#2e7d32", "#c62828"
