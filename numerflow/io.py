@@ -66,20 +66,15 @@ def naming_full_disk(path: str | Path) -> Iterator[None]:
     except OSError as exc:
         if exc.errno not in NO_SPACE:
             raise
-        raise disk_full(path) from exc
+        error = DiskFullError(
+            f"{path}: the disk is full ({_free_space(Path(path))}); nothing half-written was kept. "
+            "Free some space (old run folders in the work directory, older data versions) and run again"
+        )
+        error.errno = errno.ENOSPC
+        raise error from exc
 
 
-def disk_full(path: str | Path) -> DiskFullError:
-    path = Path(path)
-    error = DiskFullError(
-        f"{path}: the disk is full ({describe_free_space(path)}); nothing half-written was kept. "
-        "Free some space (old run folders in the work directory, older data versions) and run again"
-    )
-    error.errno = errno.ENOSPC
-    return error
-
-
-def describe_free_space(path: Path) -> str:
+def _free_space(path: Path) -> str:
     """'12.0 MiB free on /data', for the nearest existing folder of `path`."""
     folder = next((p for p in (path, *path.parents) if p.is_dir()), Path.cwd())
     try:
