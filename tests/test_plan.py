@@ -100,9 +100,9 @@ def test_learning_rate_parameter_reaches_lightgbm_under_both_sources(
 
     overrides = overrides_from({"learning_rate": 0.03, "n_estimators": 77}, None)
     program = _plan(config_dir, synth_root, overrides).slots[0]
-    assert (program.params.learning_rate, program.params.n_estimators) == (0.03, 77)
+    assert (program.params.learning_rate, program.params.num_iterations) == (0.03, 77)
     manual = _plan(config_dir, synth_root, overrides | {"training.params_source": "manual"}).slots[0]
-    assert (manual.params.learning_rate, manual.params.n_estimators) == (0.03, 77)
+    assert (manual.params.learning_rate, manual.params.num_iterations) == (0.03, 77)
     assert manual.params.to_lightgbm(seed=1)["learning_rate"] == 0.03
 
 
@@ -113,7 +113,10 @@ def test_unknown_param_set_names_the_slot_and_the_file(config_dir: Path) -> None
     ):
         load_config(config_dir)
     _write_training(config_dir, models=[{"name": "m", "params": {"learning_rte": 0.1}}])
-    with pytest.raises(ConfigError, match=r"training.yaml: models.0.params: .*unknown LightGBM parameters"):
+    with pytest.raises(
+        ConfigError,
+        match=r"training.yaml: models.0.params.learning_rte: not a LightGBM .* did you mean learning_rate",
+    ):
         load_config(config_dir)
     _write_training(config_dir, models=["m", "m"])
     with pytest.raises(ConfigError, match="model names are listed twice"):
