@@ -104,10 +104,8 @@ def test_a_bad_value_is_refused_with_lightgbms_reason(config_dir: Path) -> None:
     with pytest.raises(ConfigError) as caught:  # the same from --set, named as an override
         load_config(config_dir, {"params.extra_trees": "maybe"})
     reason = _lightgbm_message({"extra_trees": "maybe"})
-    assert (
-        f"override program_input_params.params.extra_trees: params.extra_trees: 'maybe' refused by LightGBM: {reason}"
-        in str(caught.value)
-    )
+    source = "override program_input_params.params.extra_trees"
+    assert f"{source}: params.extra_trees: 'maybe' refused by LightGBM: {reason}" in str(caught.value)
 
 
 def test_an_unknown_name_suggests_the_closest(config_dir: Path) -> None:

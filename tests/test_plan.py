@@ -177,3 +177,28 @@ def test_fnc_neutralises_against_the_named_feature_set_when_the_data_has_it(
     (tmp_path / "v5.2" / "features.json").write_text(json.dumps(features_json), encoding="utf-8")
     [slot] = resolve_plan(config, "v5.2", decision).slots
     assert slot.neutralisers == fncv3 and slot.features != fncv3
+
+
+def test_the_plan_and_its_output_carry_canonical_parameters(config_dir: Path, synth_root: Path) -> None:
+    from numerflow.runs.steps import start_run
+
+    params_file = config_dir / "program_input_params.yaml"
+    program = yaml.safe_load(params_file.read_text(encoding="utf-8"))
+    program["param_sets"] = {"smooth": {"reg_lambda": 2.0, "path_smooth": 1.0}}
+    params_file.write_text(yaml.safe_dump(program), encoding="utf-8")
+    _write_training(
+        config_dir,
+        work_dir=str(config_dir.parent / "runs"),
+        models=["plain", {"name": "tuned", "param_set": "smooth", "params": {"min_child_samples": 50}}],
+    )
+    plan = _plan(config_dir, synth_root)
+    plain, tuned = plan.slots
+    written = tuned.params.model_dump()
+    assert (written["lambda_l2"], written["path_smooth"], written["min_data_in_leaf"]) == (2.0, 1.0, 50)
+    assert not {"reg_lambda", "min_child_samples"} & set(written)
+    assert len(data_groups(plan)) == 2  # min_data_in_leaf shapes the bins: binned apart from plain
+
+    paths = start_run(plan)
+    output = yaml.safe_load((paths.run_dir / plan.output.run_file).read_text(encoding="utf-8"))
+    assert output["slots"]["tuned"]["params"] == tuned.params.model_dump(mode="json")
+    assert output["slots"]["plain"]["params"]["num_iterations"] == plain.params.num_iterations
