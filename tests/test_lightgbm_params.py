@@ -120,6 +120,8 @@ def test_an_override_replaces_the_parameter_under_any_of_its_names(config_dir: P
     assert "colsample_bytree" in yaml.safe_load((config_dir / "model_params.yaml").read_text())["params"]
     params = load_config(config_dir, {**manual, "params.feature_fraction": 0.3}).effective_params()
     assert params.feature_fraction == 0.3 and "colsample_bytree" not in params.model_dump()
+    with pytest.raises(ConfigError, match=r"params.feature_fraction and .*params.sub_feature are both"):
+        load_config(config_dir, {"params.feature_fraction": 0.3, "params.sub_feature": 0.2})
 
 
 def test_numerflows_own_keys_say_what_numerflow_does(config_dir: Path) -> None:

@@ -84,7 +84,7 @@ def test_weekly_flow_trains_scores_and_writes_a_valid_submission(
     assert entry.submission.rows == len(live_ids)
 
     effective = (result.run_dir / "program_output_params.yaml").read_text()
-    assert "n_estimators: 60" in effective
+    assert "num_iterations: 60" in effective
 
     # The final model (training.final_model: all_labelled, the default): one model per target on
     # every labelled era of train and validation, and it is what predicted live.

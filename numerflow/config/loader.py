@@ -72,6 +72,7 @@ def load_config(
         raise ConfigError(f"{directory}: config directory not found")
     raw = {name: _read_yaml(directory / f"{name}.yaml") for name in CONFIG_FILES}
     overrides = _to_active_source(raw, overrides or {})
+    _one_name_per_parameter(overrides)
     for key, value in overrides.items():
         _apply_override(raw, key, value)
     try:
@@ -128,6 +129,21 @@ def _apply_override(raw: dict[str, Any], key: str, value: Any) -> None:
     if _is_lightgbm_mapping(file_name, parts[:-1]):
         _drop_other_names(node, parts[-1])
     node[parts[-1]] = value
+
+
+def _one_name_per_parameter(overrides: Mapping[str, Any]) -> None:
+    """Two overrides of one LightGBM parameter under two of its names are refused, naming both."""
+    seen: dict[tuple[str, ...], str] = {}
+    for key in overrides:
+        file_name, _, dotted = key.partition(".")
+        *path, leaf = dotted.split(".")
+        name = canonical_name(leaf)
+        if name is None or not _is_lightgbm_mapping(file_name, path):
+            continue
+        where = (file_name, *path, name)
+        if where in seen:
+            raise ConfigError(f"overrides {seen[where]} and {key} are both LightGBM's {name}; keep one")
+        seen[where] = key
 
 
 def _is_lightgbm_mapping(file_name: str, path: list[str]) -> bool:
