@@ -31,6 +31,13 @@ def _write_training(config_dir: Path, **changes: object) -> None:
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
 
 
+def _write_param_sets(config_dir: Path, **param_sets: dict) -> None:
+    path = config_dir / "program_input_params.yaml"
+    program = yaml.safe_load(path.read_text(encoding="utf-8"))
+    program["param_sets"] = param_sets
+    path.write_text(yaml.safe_dump(program), encoding="utf-8")
+
+
 def test_old_single_model_files_are_one_slot(config_dir: Path, synth_root: Path) -> None:
     plan = _plan(config_dir, synth_root)
     config = load_config(config_dir)
@@ -47,10 +54,7 @@ def test_old_single_model_files_are_one_slot(config_dir: Path, synth_root: Path)
 
 
 def test_slots_resolve_their_own_recipe(config_dir: Path, synth_root: Path) -> None:
-    params_file = config_dir / "program_input_params.yaml"
-    program = yaml.safe_load(params_file.read_text(encoding="utf-8"))
-    program["param_sets"] = {"deep": {"max_depth": 8, "num_leaves": 255}}
-    params_file.write_text(yaml.safe_dump(program), encoding="utf-8")
+    _write_param_sets(config_dir, deep={"max_depth": 8, "num_leaves": 255})
     _write_training(
         config_dir,
         models=[
@@ -182,10 +186,7 @@ def test_fnc_neutralises_against_the_named_feature_set_when_the_data_has_it(
 def test_the_plan_and_its_output_carry_canonical_parameters(config_dir: Path, synth_root: Path) -> None:
     from numerflow.runs.steps import start_run
 
-    params_file = config_dir / "program_input_params.yaml"
-    program = yaml.safe_load(params_file.read_text(encoding="utf-8"))
-    program["param_sets"] = {"smooth": {"reg_lambda": 2.0, "path_smooth": 1.0}}
-    params_file.write_text(yaml.safe_dump(program), encoding="utf-8")
+    _write_param_sets(config_dir, smooth={"reg_lambda": 2.0, "path_smooth": 1.0})
     _write_training(
         config_dir,
         work_dir=str(config_dir.parent / "runs"),
