@@ -105,7 +105,7 @@ def test_overrides_apply_and_errors_name_the_override(config_dir: Path) -> None:
 
 
 def test_manual_path_uses_model_params(config_dir: Path) -> None:
-    _edit(config_dir, "model_params", params__n_estimators=123)
+    _edit(config_dir, "model_params", params__num_iterations=123)
     assert load_config(config_dir).effective_params().num_iterations == 2000
     config = load_config(config_dir, {"training.params_source": "manual"})
     assert config.effective_params().num_iterations == 123

@@ -4,6 +4,8 @@ name, checked by LightGBM before any work, and trained with."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import lightgbm as lgb
@@ -116,9 +118,11 @@ def test_an_unknown_name_suggests_the_closest(config_dir: Path) -> None:
 
 
 def test_an_override_replaces_the_parameter_under_any_of_its_names(config_dir: Path) -> None:
-    manual = {"training.params_source": "manual"}  # model_params.yaml writes colsample_bytree
-    assert "colsample_bytree" in yaml.safe_load((config_dir / "model_params.yaml").read_text())["params"]
-    params = load_config(config_dir, {**manual, "params.feature_fraction": 0.3}).effective_params()
+    path = config_dir / "program_input_params.yaml"  # an old file: colsample_bytree
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["params"]["colsample_bytree"] = data["params"].pop("feature_fraction")
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    params = load_config(config_dir, {"params.feature_fraction": 0.3}).effective_params()
     assert params.feature_fraction == 0.3 and "colsample_bytree" not in params.model_dump()
     with pytest.raises(ConfigError, match=r"params.feature_fraction and .*params.sub_feature are both"):
         load_config(config_dir, {"params.feature_fraction": 0.3, "params.sub_feature": 0.2})
@@ -156,3 +160,19 @@ def test_num_threads_defaults_to_the_physical_cores() -> None:
 def test_per_feature_parameters_are_checked_at_their_own_length() -> None:
     params = LightGBMParams(monotone_constraints=[1, 0, -1, 0, 0, 0, 0, 0])
     assert params.to_lightgbm(seed=1)["monotone_constraints"] == [1, 0, -1, 0, 0, 0, 0, 0]
+
+
+def test_numerflows_fields_are_lightgbms_canonical_names() -> None:
+    assert all(_canonical(field) == field for field in LightGBMParams.model_fields)
+
+
+def test_canonical_parameter_files_load_without_importing_lightgbm(config_dir: Path) -> None:
+    """LightGBM's import (a second or more) is paid only when a file uses other parameters."""
+    manual = {"training.params_source": "manual", "params.num_iterations": 10}
+    script = (
+        "import sys; from numerflow.config import load_config; "
+        f"load_config({str(config_dir)!r}); load_config({str(config_dir)!r}, {manual!r}); "
+        "print('lightgbm' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout == "False\n"

@@ -65,13 +65,14 @@ def canonical_name(name: str) -> str | None:
     return _canonical_by_name().get(name)
 
 
-def canonical_params(params: Mapping[str, Any]) -> dict[str, Any]:
+def canonical_params(params: Mapping[str, Any], known: frozenset[str] = frozenset()) -> dict[str, Any]:
     """`params` under LightGBM's canonical names; refuses an unknown name (with the closest
-    known ones) and two names of one parameter."""
+    known ones) and two names of one parameter. Keys in `known` are canonical names already:
+    they need no look-up (and no import of LightGBM)."""
     resolved: dict[str, Any] = {}
     written: dict[str, str] = {}
     for key, value in params.items():
-        name = canonical_name(key)
+        name = key if key in known else canonical_name(key)
         if name is None:
             close = difflib.get_close_matches(key, list(_canonical_by_name()), n=3, cutoff=0.6)
             hint = f"; did you mean {' or '.join(close)}?" if close else ""

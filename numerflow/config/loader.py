@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from numerflow.config.lightgbm_names import ParamError, canonical_name
-from numerflow.config.models import NumerflowConfig
+from numerflow.config.lightgbm_names import ParamError
+from numerflow.config.models import NumerflowConfig, parameter_name
 
 CONFIG_FILES = (
     "training",
@@ -137,8 +137,8 @@ def _one_name_per_parameter(overrides: Mapping[str, Any]) -> None:
     for key in overrides:
         file_name, _, dotted = key.partition(".")
         *path, leaf = dotted.split(".")
-        name = canonical_name(leaf)
-        if name is None or not _is_lightgbm_mapping(file_name, path):
+        name = parameter_name(leaf) if _is_lightgbm_mapping(file_name, path) else None
+        if name is None:
             continue
         where = (file_name, *path, name)
         if where in seen:
@@ -156,8 +156,8 @@ def _is_lightgbm_mapping(file_name: str, path: list[str]) -> bool:
 def _drop_other_names(params: dict[str, Any], key: str) -> None:
     """An override replaces the parameter whichever of LightGBM's names the file wrote it under
     (`params.feature_fraction=0.2` replaces `colsample_bytree: 0.1`)."""
-    name = canonical_name(key)
-    for written in [k for k in params if k != key and name is not None and canonical_name(k) == name]:
+    name = parameter_name(key)
+    for written in [k for k in params if k != key and name is not None and parameter_name(k) == name]:
         del params[written]
 
 

@@ -22,6 +22,7 @@ from pydantic import (
 
 from numerflow.config.lightgbm_names import (
     ParamError,
+    canonical_name,
     canonical_params,
     check_numerflow_keys,
     check_with_lightgbm,
@@ -160,6 +161,11 @@ def param_error(exc: ValidationError) -> ParamError:
     return ParamError(key, f"{error['msg']} (got {error.get('input')!r})")
 
 
+def parameter_name(key: str) -> str | None:
+    """LightGBM's canonical name of `key`; numerflow's own fields are canonical names already."""
+    return key if key in LightGBMParams.model_fields else canonical_name(key)
+
+
 def no_device_keys(params: dict[str, Any]) -> dict[str, Any]:
     check_numerflow_keys(params, device_keys=True)
     return params
@@ -282,6 +288,9 @@ class FeaturesConfig(StrictModel):
         return self
 
 
+DEFAULT_OBJECTIVE = "regression"
+
+
 class LightGBMParams(StrictModel):
     """LightGBM's parameters under LightGBM's canonical names. Any parameter of the installed
     LightGBM is accepted by its name or an alias, and checked by LightGBM itself; the fields below
@@ -295,7 +304,7 @@ class LightGBMParams(StrictModel):
     num_leaves: int = Field(31, ge=2, le=131_072)
     feature_fraction: float = Field(0.1, gt=0, le=1, description="colsample_bytree")
     bagging_fraction: float = Field(1.0, gt=0, le=1, description="subsample; below 1, bagging_freq is 1")
-    objective: str = Field("regression", description="a regression objective (any LightGBM alias)")
+    objective: str = Field(DEFAULT_OBJECTIVE, description="a regression objective (any LightGBM alias)")
     min_data_in_leaf: int = Field(20, ge=1)
     max_bin: int = Field(255, ge=5, le=1023)
     bin_construct_sample_cnt: int = Field(20_000, ge=1000)
@@ -315,13 +324,16 @@ class LightGBMParams(StrictModel):
     def _canonical(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        params = canonical_params(data)
+        params = canonical_params(data, known=frozenset(cls.model_fields))
         check_numerflow_keys(params, device_keys=False)
         return params
 
     @model_validator(mode="after")
     def _lightgbm_takes_them(self) -> LightGBMParams:
-        check_with_lightgbm(self.model_dump(exclude_none=True))
+        # The fields are bounded at least as tightly as LightGBM bounds them, so LightGBM (whose
+        # import takes a second or more) is asked only about the other parameters and objectives.
+        if self.model_extra or self.objective != DEFAULT_OBJECTIVE:
+            check_with_lightgbm(self.model_dump(exclude_none=True))
         return self
 
     def to_lightgbm(self, seed: int) -> dict[str, object]:
