@@ -41,7 +41,8 @@ _CHECK_ROWS = 64
 
 
 class ParamError(ValueError):
-    """A LightGBM parameter numerflow refuses; `key` is the name as the user wrote it."""
+    """A LightGBM parameter numerflow refuses; `key` is its name as written, or its canonical name
+    once resolved (LightGBM's messages use that one)."""
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}")
