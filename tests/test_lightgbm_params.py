@@ -110,6 +110,19 @@ def test_a_bad_value_is_refused_with_lightgbms_reason(config_dir: Path) -> None:
     assert f"{source}: params.extra_trees: 'maybe' refused by LightGBM: {reason}" in str(caught.value)
 
 
+def test_parameters_refused_only_together_name_the_slot(config_dir: Path) -> None:
+    reason = _lightgbm_message({"linear_tree": True, "objective": "mae"})
+    _edit_params(config_dir, linear_tree=True)  # fine alone, and so is mae alone
+    training = config_dir / "training.yaml"
+    data = yaml.safe_load(training.read_text(encoding="utf-8"))
+    data["models"] = [{"name": "robust", "params": {"objective": "mae"}}]
+    training.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_dir)
+    together = "models: robust: its parameters together: linear_tree + objective: refused together"
+    assert f"{together} by LightGBM: {reason}" in str(caught.value)
+
+
 def test_an_unknown_name_suggests_the_closest(config_dir: Path) -> None:
     with pytest.raises(
         ConfigError, match=r"params.lamda_l2: not a LightGBM .* parameter; did you mean lambda_l2"

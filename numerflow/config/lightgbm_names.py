@@ -102,16 +102,17 @@ def check_numerflow_keys(params: Mapping[str, Any], device_keys: bool) -> None:
             raise ParamError(key, f"numerflow's own key: {refused[key]}")
 
 
-def check_with_lightgbm(params: Mapping[str, Any]) -> None:
+def check_with_lightgbm(params: Mapping[str, Any], suspects: list[str]) -> None:
     """LightGBM's own parsing of `params` (canonical names): a tiny Dataset and Booster are
-    built with them on the CPU. The error names the key that LightGBM refuses on its own."""
+    built with them on the CPU. The error names the key that LightGBM refuses on its own, else
+    `suspects` (the keys beyond numerflow's defaults), which LightGBM refuses together."""
     error, objective = _lightgbm_verdict(_frozen(params))
     if error is not None:
         for key, value in params.items():
             alone, _ = _lightgbm_verdict(_frozen({key: value}))
             if alone is not None:
                 raise ParamError(key, f"{value!r} refused by LightGBM: {alone}")
-        raise ParamError(", ".join(params), f"refused together by LightGBM: {error}")
+        raise ParamError(" + ".join(suspects), f"refused together by LightGBM: {error}")
     if objective not in REGRESSION_OBJECTIVES:
         raise ParamError(
             "objective",

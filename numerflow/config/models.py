@@ -332,8 +332,9 @@ class LightGBMParams(StrictModel):
     def _lightgbm_takes_them(self) -> LightGBMParams:
         # The fields are bounded at least as tightly as LightGBM bounds them, so LightGBM (whose
         # import takes a second or more) is asked only about the other parameters and objectives.
-        if self.model_extra or self.objective != DEFAULT_OBJECTIVE:
-            check_with_lightgbm(self.model_dump(exclude_none=True))
+        suspects = [*(self.model_extra or {}), *(["objective"] * (self.objective != DEFAULT_OBJECTIVE))]
+        if suspects:
+            check_with_lightgbm(self.model_dump(exclude_none=True), suspects)
         return self
 
     def to_lightgbm(self, seed: int) -> dict[str, object]:
