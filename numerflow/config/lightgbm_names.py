@@ -9,7 +9,9 @@ imported on first use, so reading the configuration stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 import json
 import os
 import re
@@ -143,7 +145,9 @@ def _lightgbm_verdict(frozen: str) -> tuple[str | None, str]:
     data = np.random.default_rng(0).integers(0, 5, size=(_CHECK_ROWS, _columns(params))).astype(np.float32)
     label = np.linspace(0.05, 1.0, _CHECK_ROWS)  # positive: every regression objective takes it
     try:
-        booster = lgb.Booster(params, lgb.Dataset(data, label=label, params=params))
+        # LightGBM's Python logger prints its fatal message too; the error raised here carries it.
+        with contextlib.redirect_stdout(io.StringIO()):
+            booster = lgb.Booster(params, lgb.Dataset(data, label=label, params=params))
     except lgb.basic.LightGBMError as exc:
         return re.sub(r"\s+at \S+, line \d+\s*\.?\s*$", "", str(exc)).strip(), ""
     match = re.search(r"^objective=(\S+)", booster.model_to_string(), flags=re.MULTILINE)
