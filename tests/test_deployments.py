@@ -46,7 +46,7 @@ def _project_config(project: Path, synth_root: Path) -> Path:
             "targets": ["target"], "folds.n_folds": 4, "folds.embargo_eras": 4,
             "work_dir": str(project / "runs"), "submission.path": str(project / "submission.csv"),
         },
-        "program_input_params": {"params.n_estimators": 60, "params.learning_rate": 0.1},
+        "program_input_params": {"params.num_iterations": 60, "params.learning_rate": 0.1},
         "deployments": {"work_pool": POOL, "weekly.timezone": "America/New_York"},
     })  # fmt: skip
 
