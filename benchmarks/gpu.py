@@ -124,7 +124,7 @@ def measure_size(
     report: Callable[[str], None],
 ) -> dict[Learner, Measurement]:
     table, target = numerai_shaped(rows, features)
-    base = TUTORIAL.model_copy(update={"n_estimators": trees})
+    base = TUTORIAL.model_copy(update={"num_iterations": trees})
     dataset = lgb.Dataset(table, label=target, params=base.dataset_params(), free_raw_data=False).construct()
     sample = table.slice(0, AGREEMENT_ROWS).to_pandas().to_numpy(np.float32)
     cpu_booster, cpu_setup, cpu_tree = train_timed(dataset, base.to_lightgbm(seed=0), trees)

@@ -100,7 +100,7 @@ def _config(project: Path, fake: FakeNumerai) -> Path:
             "numerai.credentials_block": "numerai-alerts", "numerai.read_timeout_s": 2,
             "numerai.retry_budget_s": 3,
         },
-        "program_input_params": {"params.n_estimators": 40, "params.learning_rate": 0.1},
+        "program_input_params": {"params.num_iterations": 40, "params.learning_rate": 0.1},
         "alerts": {"block": "custom-webhook/numerflow-test-alerts", "missed_round_after_minutes": 0.75},
         "deployments": {"work_pool": POOL},
     }  # fmt: skip

@@ -9,8 +9,10 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pytest
+import yaml
 
 import numerflow.train.prepare
+from numerflow.config import load_config
 from numerflow.config.models import LightGBMParams
 from numerflow.data.binned import BINS_FILE, BinsCache
 from numerflow.data.files import read_training
@@ -20,7 +22,7 @@ from numerflow.train.folds import make_folds
 from numerflow.train.prepare import ensure_bins
 from tests.conftest import prepare, rewrite_parquet
 
-PARAMS = LightGBMParams(n_estimators=20, learning_rate=0.1, colsample_bytree=0.5, num_threads=2)
+PARAMS = LightGBMParams(num_iterations=20, learning_rate=0.1, feature_fraction=0.5, num_threads=2)
 FEATURES = [f"feature_{i:04d}" for i in range(12)]
 
 
@@ -195,3 +197,45 @@ def test_prune_removes_unused_entries_and_dead_builds(version_dir: Path, tmp_pat
     assert cache.prune() == 1 and not dead.exists() and prepared.dataset_path.is_file()
     assert cache.prune(keep_days=-1) == 1
     assert not [p for p in cache.root.iterdir() if p.is_dir()]
+
+
+def _file_params(config_dir: Path) -> LightGBMParams:
+    return load_config(config_dir, {"params.num_iterations": 10, "params.num_threads": 2}).effective_params()
+
+
+def test_a_dataset_key_in_the_parameter_file_rebins_once_then_reuses(
+    config_dir: Path, version_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds = []
+    real_build = numerflow.train.prepare.build_dataset
+
+    def counting_build(*args, **kwargs):
+        builds.append(args)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(numerflow.train.prepare, "build_dataset", counting_build)
+
+    def prepared_with(**params: object):
+        path = config_dir / "program_input_params.yaml"
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data["params"].update(params)
+        path.write_text(yaml.safe_dump(data), encoding="utf-8")
+        return prepare(
+            version_dir, FEATURES, ["target"], load_config(config_dir).effective_params(), tmp_path
+        )
+
+    base = prepared_with()
+    assert len(builds) == 1
+    # min_data_in_bin shapes the bins (LightGBM's Dataset keeps it); lambda_l2 does not.
+    rebinned = prepared_with(min_data_in_bin=40)
+    assert len(builds) == 2 and rebinned.bins.built and rebinned.dataset_params["min_data_in_bin"] == 40
+    assert rebinned.bins.record.key != base.bins.record.key
+    again = prepared_with(min_data_in_bin=40, lambda_l2=3.0)
+    assert len(builds) == 2 and not again.bins.built and again.dataset_path == rebinned.dataset_path
+    fold = make_folds(again.eras, 3, 4)[0]
+    assert (
+        fit_fold(
+            again, fold, "target", _file_params(config_dir), seed=1, models_dir=tmp_path / "models"
+        ).train_rows
+        > 0
+    )

@@ -22,8 +22,8 @@ def _edit(config_dir: Path, name: str, **changes: object) -> Path:
 def test_shipped_config_is_numerais_tutorial_model(config_dir: Path) -> None:
     config = load_config(config_dir)
     params = config.effective_params()
-    assert (params.n_estimators, params.learning_rate, params.max_depth) == (2000, 0.01, 5)
-    assert (params.num_leaves, params.colsample_bytree) == (31, 0.1)
+    assert (params.num_iterations, params.learning_rate, params.max_depth) == (2000, 0.01, 5)
+    assert (params.num_leaves, params.feature_fraction) == (31, 0.1)
     assert config.training.folds.embargo_eras >= 4  # 20-day targets need at least 4 eras
 
 
@@ -105,10 +105,10 @@ def test_overrides_apply_and_errors_name_the_override(config_dir: Path) -> None:
 
 
 def test_manual_path_uses_model_params(config_dir: Path) -> None:
-    _edit(config_dir, "model_params", params__n_estimators=123)
-    assert load_config(config_dir).effective_params().n_estimators == 2000
+    _edit(config_dir, "model_params", params__num_iterations=123)
+    assert load_config(config_dir).effective_params().num_iterations == 2000
     config = load_config(config_dir, {"training.params_source": "manual"})
-    assert config.effective_params().n_estimators == 123
+    assert config.effective_params().num_iterations == 123
 
 
 def test_scale_out_and_loader_settings_are_checked(config_dir: Path) -> None:

@@ -46,7 +46,7 @@ def _project_config(project: Path, synth_root: Path) -> Path:
             "targets": ["target"], "folds.n_folds": 4, "folds.embargo_eras": 4,
             "work_dir": str(project / "runs"), "submission.path": str(project / "submission.csv"),
         },
-        "program_input_params": {"params.n_estimators": 60, "params.learning_rate": 0.1},
+        "program_input_params": {"params.num_iterations": 60, "params.learning_rate": 0.1},
         "deployments": {"work_pool": POOL, "weekly.timezone": "America/New_York"},
     })  # fmt: skip
 
@@ -150,7 +150,7 @@ def test_run_with_overrides_completes_with_artifacts(stack: dict) -> None:
     summary = next(a for a in artifacts if a.key == "numerflow-run-summary")
     assert "`training.folds.n_folds=3`" in summary.data and "- models: `" in summary.data
     manifest = read_manifest(_latest_run_dir(stack))
-    assert manifest.params["n_estimators"] == 40 and len(manifest.folds) == 3
+    assert manifest.params["num_iterations"] == 40 and len(manifest.folds) == 3
 
 
 def test_killed_run_resumes_without_retraining_finished_folds(stack: dict) -> None:

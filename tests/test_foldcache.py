@@ -51,7 +51,7 @@ def test_same_inputs_reuse_the_fold(setup: dict) -> None:
 
 def test_anything_different_is_trained_afresh(setup: dict) -> None:
     _run(setup, "run1")
-    assert not _run(setup, "params", params=PARAMS.model_copy(update={"n_estimators": 16})).reused
+    assert not _run(setup, "params", params=PARAMS.model_copy(update={"num_iterations": 16})).reused
     assert not _run(setup, "fold", fold_index=1).reused
     other_data = rewrite_parquet(  # same features, other targets
         setup["version_dir"] / "train.parquet",

@@ -31,6 +31,13 @@ def _write_training(config_dir: Path, **changes: object) -> None:
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
 
 
+def _write_param_sets(config_dir: Path, **param_sets: dict) -> None:
+    path = config_dir / "program_input_params.yaml"
+    program = yaml.safe_load(path.read_text(encoding="utf-8"))
+    program["param_sets"] = param_sets
+    path.write_text(yaml.safe_dump(program), encoding="utf-8")
+
+
 def test_old_single_model_files_are_one_slot(config_dir: Path, synth_root: Path) -> None:
     plan = _plan(config_dir, synth_root)
     config = load_config(config_dir)
@@ -47,10 +54,7 @@ def test_old_single_model_files_are_one_slot(config_dir: Path, synth_root: Path)
 
 
 def test_slots_resolve_their_own_recipe(config_dir: Path, synth_root: Path) -> None:
-    params_file = config_dir / "program_input_params.yaml"
-    program = yaml.safe_load(params_file.read_text(encoding="utf-8"))
-    program["param_sets"] = {"deep": {"max_depth": 8, "num_leaves": 255}}
-    params_file.write_text(yaml.safe_dump(program), encoding="utf-8")
+    _write_param_sets(config_dir, deep={"max_depth": 8, "num_leaves": 255})
     _write_training(
         config_dir,
         models=[
@@ -100,9 +104,9 @@ def test_learning_rate_parameter_reaches_lightgbm_under_both_sources(
 
     overrides = overrides_from({"learning_rate": 0.03, "n_estimators": 77}, None)
     program = _plan(config_dir, synth_root, overrides).slots[0]
-    assert (program.params.learning_rate, program.params.n_estimators) == (0.03, 77)
+    assert (program.params.learning_rate, program.params.num_iterations) == (0.03, 77)
     manual = _plan(config_dir, synth_root, overrides | {"training.params_source": "manual"}).slots[0]
-    assert (manual.params.learning_rate, manual.params.n_estimators) == (0.03, 77)
+    assert (manual.params.learning_rate, manual.params.num_iterations) == (0.03, 77)
     assert manual.params.to_lightgbm(seed=1)["learning_rate"] == 0.03
 
 
@@ -113,7 +117,10 @@ def test_unknown_param_set_names_the_slot_and_the_file(config_dir: Path) -> None
     ):
         load_config(config_dir)
     _write_training(config_dir, models=[{"name": "m", "params": {"learning_rte": 0.1}}])
-    with pytest.raises(ConfigError, match=r"training.yaml: models.0.params: .*unknown LightGBM parameters"):
+    with pytest.raises(
+        ConfigError,
+        match=r"training.yaml: models.0.params.learning_rte: not a LightGBM .* did you mean learning_rate",
+    ):
         load_config(config_dir)
     _write_training(config_dir, models=["m", "m"])
     with pytest.raises(ConfigError, match="model names are listed twice"):
@@ -174,3 +181,25 @@ def test_fnc_neutralises_against_the_named_feature_set_when_the_data_has_it(
     (tmp_path / "v5.2" / "features.json").write_text(json.dumps(features_json), encoding="utf-8")
     [slot] = resolve_plan(config, "v5.2", decision).slots
     assert slot.neutralisers == fncv3 and slot.features != fncv3
+
+
+def test_the_plan_and_its_output_carry_canonical_parameters(config_dir: Path, synth_root: Path) -> None:
+    from numerflow.runs.steps import start_run
+
+    _write_param_sets(config_dir, smooth={"reg_lambda": 2.0, "path_smooth": 1.0})
+    _write_training(
+        config_dir,
+        work_dir=str(config_dir.parent / "runs"),
+        models=["plain", {"name": "tuned", "param_set": "smooth", "params": {"min_child_samples": 50}}],
+    )
+    plan = _plan(config_dir, synth_root)
+    plain, tuned = plan.slots
+    written = tuned.params.model_dump()
+    assert (written["lambda_l2"], written["path_smooth"], written["min_data_in_leaf"]) == (2.0, 1.0, 50)
+    assert not {"reg_lambda", "min_child_samples"} & set(written)
+    assert len(data_groups(plan)) == 2  # min_data_in_leaf shapes the bins: binned apart from plain
+
+    paths = start_run(plan)
+    output = yaml.safe_load((paths.run_dir / plan.output.run_file).read_text(encoding="utf-8"))
+    assert output["slots"]["tuned"]["params"] == tuned.params.model_dump(mode="json")
+    assert output["slots"]["plain"]["params"]["num_iterations"] == plain.params.num_iterations

@@ -55,7 +55,7 @@ def test_training_reports_every_tree_up_to_the_last(version_dir: Path, tmp_path:
     label = pd.read_parquet(prepared.meta_path)["target"].to_numpy(np.float32)
     calls, report = _recorder()
     train_booster(prepared, np.arange(prepared.rows), label, PARAMS, seed=1, on_progress=report)
-    assert calls == [(done, PARAMS.n_estimators) for done in range(1, PARAMS.n_estimators + 1)]
+    assert calls == [(done, PARAMS.num_iterations) for done in range(1, PARAMS.num_iterations + 1)]
 
 
 def test_throttled_reports_the_first_tree_then_a_few_then_the_last() -> None:

@@ -136,3 +136,13 @@ def test_a_first_run_says_so_in_one_line(tmp_path: Path) -> None:
     only = _write_run(tmp_path, 0, 0.02, BASE)
     text = run_history_markdown(tmp_path, only, [SLOT, "never_trained"], 10)
     assert text == f"No previous weekly runs in `{tmp_path}` to compare this run with.\n"
+
+
+def test_runs_recorded_under_aliases_compare_by_canonical_name(tmp_path: Path) -> None:
+    """Runs before numerflow wrote LightGBM's canonical names recorded n_estimators and
+    colsample_bytree; the same values under num_iterations and feature_fraction are no change."""
+    old = _write_run(tmp_path, 0, 0.02, BASE | {"n_estimators": 2000, "colsample_bytree": 0.1})
+    new = _write_run(tmp_path, 1, 0.02, BASE | {"num_iterations": 2000, "feature_fraction": 0.2})
+    newest, oldest = slot_history(tmp_path, new, SLOT, previous=10).rows
+    assert oldest.run_id == old
+    assert newest.params_changed == {"feature_fraction": (0.1, 0.2)}

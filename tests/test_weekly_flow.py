@@ -64,7 +64,7 @@ def test_weekly_flow_trains_scores_and_writes_a_valid_submission(
     assert (
         scored["fnc"]["not_computed"] is None and scored["feature_exposure"]["summary"]["stack"]["mean"] > 0
     )
-    assert manifest.params["n_estimators"] == 60 and manifest.data["version"] == "v5.2"
+    assert manifest.params["num_iterations"] == 60 and manifest.data["version"] == "v5.2"
     [recipe] = {Path(p).parts[1] for p in manifest.models["target"]}
     assert manifest.models["target"] == [f"models/{recipe}/target/fold_{k}.txt" for k in range(3)]
     work_dir = Path(fast_overrides["training.work_dir"])
@@ -84,7 +84,7 @@ def test_weekly_flow_trains_scores_and_writes_a_valid_submission(
     assert entry.submission.rows == len(live_ids)
 
     effective = (result.run_dir / "program_output_params.yaml").read_text()
-    assert "n_estimators: 60" in effective
+    assert "num_iterations: 60" in effective
 
     # The final model (training.final_model: all_labelled, the default): one model per target on
     # every labelled era of train and validation, and it is what predicted live.

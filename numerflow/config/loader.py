@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from numerflow.config.models import NumerflowConfig
+from numerflow.config.lightgbm_names import ParamError
+from numerflow.config.models import NumerflowConfig, parameter_name
 
 CONFIG_FILES = (
     "training",
@@ -31,6 +32,7 @@ CONFIG_FILES = (
 
 
 ACTIVE_PARAMS = "params"  # override prefix for the active parameter file's `params:`
+PARAMETER_FILES = ("program_input_params", "model_params")
 
 
 class ConfigError(ValueError):
@@ -70,6 +72,7 @@ def load_config(
         raise ConfigError(f"{directory}: config directory not found")
     raw = {name: _read_yaml(directory / f"{name}.yaml") for name in CONFIG_FILES}
     overrides = _to_active_source(raw, overrides or {})
+    _one_name_per_parameter(overrides)
     for key, value in overrides.items():
         _apply_override(raw, key, value)
     try:
@@ -123,7 +126,39 @@ def _apply_override(raw: dict[str, Any], key: str, value: Any) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"override {key!r}: {part!r} is not a section")
         node = child
+    if _is_lightgbm_mapping(file_name, parts[:-1]):
+        _drop_other_names(node, parts[-1])
     node[parts[-1]] = value
+
+
+def _one_name_per_parameter(overrides: Mapping[str, Any]) -> None:
+    """Two overrides of one LightGBM parameter under two of its names are refused, naming both."""
+    seen: dict[tuple[str, ...], str] = {}
+    for key in overrides:
+        file_name, _, dotted = key.partition(".")
+        *path, leaf = dotted.split(".")
+        name = parameter_name(leaf) if _is_lightgbm_mapping(file_name, path) else None
+        if name is None:
+            continue
+        where = (file_name, *path, name)
+        if where in seen:
+            raise ConfigError(f"overrides {seen[where]} and {key} are both LightGBM's {name}; keep one")
+        seen[where] = key
+
+
+def _is_lightgbm_mapping(file_name: str, path: list[str]) -> bool:
+    """Whether `path` in `file_name` is a mapping of LightGBM parameters."""
+    if file_name not in PARAMETER_FILES:
+        return False
+    return path == ["params"] or path == ["gpu", "params"] or (len(path) == 2 and path[0] == "param_sets")
+
+
+def _drop_other_names(params: dict[str, Any], key: str) -> None:
+    """An override replaces the parameter whichever of LightGBM's names the file wrote it under
+    (`params.feature_fraction=0.2` replaces `colsample_bytree: 0.1`)."""
+    name = parameter_name(key)
+    for written in [k for k in params if k != key and name is not None and parameter_name(k) == name]:
+        del params[written]
 
 
 def _describe(exc: ValidationError, directory: Path, overrides: Mapping[str, Any]) -> str:
@@ -133,9 +168,14 @@ def _describe(exc: ValidationError, directory: Path, overrides: Mapping[str, Any
             lines.append(f"{directory}/{error['msg'].removeprefix('Value error, ')}")
             continue
         file_name, *path = (str(p) for p in error["loc"])
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, ParamError):  # a LightGBM parameter: name it and LightGBM's reason
+            path.append(cause.key)
         key = ".".join(path) or "(top level)"
         reason = error["msg"]
-        if error["type"] == "extra_forbidden":
+        if isinstance(cause, ParamError):
+            reason = str(cause).removeprefix(f"{cause.key}: ")
+        elif error["type"] == "extra_forbidden":
             reason = "unknown key"
         elif "input" in error and not isinstance(error["input"], dict | list):
             reason = f"{reason} (got {error['input']!r})"

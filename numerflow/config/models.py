@@ -10,7 +10,25 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from numerflow.config.lightgbm_names import (
+    ParamError,
+    canonical_name,
+    canonical_params,
+    check_numerflow_keys,
+    check_with_lightgbm,
+    dataset_keys,
+    physical_cores,
+)
 
 DATA_VERSION_PATTERN = r"^(v\d+\.\d+|latest)$"
 Loader = Literal["auto", "arrow", "stream"]  # how parquet becomes binned LightGBM data
@@ -123,11 +141,33 @@ MODEL_NAME_PATTERN = r"^[A-Za-z0-9_]+$"  # Numerai model names: letters, digits,
 
 
 def check_param_overrides(params: dict[str, Any]) -> dict[str, Any]:
-    """A partial set of LightGBM parameters: known names, values in range."""
-    unknown = sorted(set(params) - set(LightGBMParams.model_fields))
-    if unknown:
-        raise ValueError(f"unknown LightGBM parameters {unknown} (known: see program_input_params.yaml)")
-    LightGBMParams(**params)  # values in range
+    """A partial set of LightGBM parameters under LightGBM's canonical names, each checked by
+    LightGBM on top of the defaults."""
+    canonical = canonical_params(params)
+    try:
+        LightGBMParams.model_validate(canonical)
+    except ValidationError as exc:
+        raise param_error(exc) from None
+    return canonical
+
+
+def param_error(exc: ValidationError) -> ParamError:
+    """The first error of validating LightGBMParams, naming its key."""
+    error = exc.errors()[0]
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, ParamError):
+        return cause
+    key = ".".join(str(part) for part in error["loc"]) or "params"
+    return ParamError(key, f"{error['msg']} (got {error.get('input')!r})")
+
+
+def parameter_name(key: str) -> str | None:
+    """LightGBM's canonical name of `key`; numerflow's own fields are canonical names already."""
+    return key if key in LightGBMParams.model_fields else canonical_name(key)
+
+
+def no_device_keys(params: dict[str, Any]) -> dict[str, Any]:
+    check_numerflow_keys(params, device_keys=True)
     return params
 
 
@@ -147,7 +187,10 @@ class SlotConfig(StrictModel):
     features: list[str] | None = None
     max_features: int | None = Field(None, ge=1)
     param_set: str | None = Field(None, description="a named set under param_sets: in the parameter file")
-    params: ParamChanges = Field(default_factory=dict, description="LightGBM parameters for this slot only")
+    params: Annotated[ParamChanges, AfterValidator(no_device_keys)] = Field(
+        default_factory=dict,
+        description="LightGBM parameters for this slot only (any LightGBM name or alias)",
+    )
     folds: FoldsConfig | None = None
     stacking: StackingKind | None = None
     submit: bool = Field(True, description="false: train and score it, never upload it")
@@ -245,19 +288,29 @@ class FeaturesConfig(StrictModel):
         return self
 
 
-class LightGBMParams(StrictModel):
-    """LightGBM hyperparameters; names follow LGBMRegressor."""
+DEFAULT_OBJECTIVE = "regression"
 
-    n_estimators: int = Field(2000, ge=1, le=200_000)
+
+class LightGBMParams(StrictModel):
+    """LightGBM's parameters under LightGBM's canonical names. Any parameter of the installed
+    LightGBM is accepted by its name or an alias, and checked by LightGBM itself; the fields below
+    are the ones numerflow reads or gives its own default (Numerai's tutorial model)."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    num_iterations: int = Field(2000, ge=1, le=200_000, description="trees (n_estimators)")
     learning_rate: float = Field(0.01, gt=0, le=1)
     max_depth: int = Field(5, ge=-1, le=64)
     num_leaves: int = Field(31, ge=2, le=131_072)
-    colsample_bytree: float = Field(0.1, gt=0, le=1)
-    subsample: float = Field(1.0, gt=0, le=1)
+    feature_fraction: float = Field(0.1, gt=0, le=1, description="colsample_bytree")
+    bagging_fraction: float = Field(1.0, gt=0, le=1, description="subsample; below 1, bagging_freq is 1")
+    objective: str = Field(DEFAULT_OBJECTIVE, description="a regression objective (any LightGBM alias)")
     min_data_in_leaf: int = Field(20, ge=1)
     max_bin: int = Field(255, ge=5, le=1023)
     bin_construct_sample_cnt: int = Field(20_000, ge=1000)
-    num_threads: int = Field(0, ge=0, description="0 = LightGBM's default (all cores)")
+    num_threads: int = Field(
+        0, ge=0, description="0: the training machine's physical cores (LightGBM's own 0 is the logical ones)"
+    )
     force_col_wise: bool = Field(
         True, description="column-wise histograms: about 1 byte a cell less than row-wise, 10-20% slower"
     )
@@ -266,32 +319,37 @@ class LightGBMParams(StrictModel):
     gpu_device_id: int | None = Field(None, ge=0, description="OpenCL/CUDA device; set by the GPU decision")
     gpu_use_dp: bool = Field(False, description="double precision on the GPU (slower, more memory)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        params = canonical_params(data, known=frozenset(cls.model_fields))
+        check_numerflow_keys(params, device_keys=False)
+        return params
+
+    @model_validator(mode="after")
+    def _lightgbm_takes_them(self) -> LightGBMParams:
+        # The fields are bounded at least as tightly as LightGBM bounds them, so LightGBM (whose
+        # import takes a second or more) is asked only about the other parameters and objectives.
+        suspects = [*(self.model_extra or {}), *(["objective"] * (self.objective != DEFAULT_OBJECTIVE))]
+        if suspects:
+            check_with_lightgbm(self.model_dump(exclude_none=True), suspects)
+        return self
+
     def to_lightgbm(self, seed: int) -> dict[str, object]:
         """Parameters in the form `lightgbm.train` takes (rounds are passed separately)."""
-        params = self.model_dump(exclude={"n_estimators", "subsample"}, exclude_none=True)
+        params = self.model_dump(exclude={"num_iterations"}, exclude_none=True)
         if self.device_type == "cpu":
             params.pop("gpu_use_dp")
-        params.update(
-            objective="regression",
-            bagging_fraction=self.subsample,
-            bagging_freq=1 if self.subsample < 1 else 0,
-            seed=seed,
-            deterministic=True,
-            verbosity=-1,
-        )
+        params.setdefault("bagging_freq", 1 if self.bagging_fraction < 1 else 0)
+        params.setdefault("verbosity", -1)
+        params.update(num_threads=self.num_threads or physical_cores(), seed=seed, deterministic=True)
         return params
 
     def dataset_params(self) -> dict[str, object]:
         """The subset that shapes a binned Dataset; must match when a saved Dataset is reused."""
-        return {
-            "max_bin": self.max_bin,
-            "bin_construct_sample_cnt": self.bin_construct_sample_cnt,
-            "min_data_in_leaf": self.min_data_in_leaf,
-            "verbosity": -1,
-        }
-
-
-DATASET_FIELDS = frozenset({"max_bin", "bin_construct_sample_cnt", "min_data_in_leaf"})
+        return {**dataset_keys(self.model_dump(exclude_none=True)), "verbosity": -1}
 
 
 class GpuConfig(StrictModel):
@@ -313,15 +371,14 @@ class GpuConfig(StrictModel):
     when_too_big: Literal["reduce", "cpu"] = Field(
         "reduce", description="a fold the VRAM cannot hold: fewer rows/features that fit, or the CPU"
     )
-    params: ParamChanges = Field(default_factory=dict, description="LightGBM parameters for GPU training")
+    params: ParamChanges = Field(
+        default_factory=dict, description="LightGBM parameters for GPU training (any LightGBM name or alias)"
+    )
 
     @field_validator("params")
     @classmethod
     def _device_is_decided(cls, params: dict[str, Any]) -> dict[str, Any]:
-        settled = sorted({"device_type", "gpu_platform_id", "gpu_device_id"} & set(params))
-        if settled:
-            raise ValueError(f"{settled} are chosen by the GPU decision; set gpu.device / gpu.device_index")
-        return params
+        return no_device_keys(params)
 
 
 class ProgramInputParams(StrictModel):
@@ -329,10 +386,16 @@ class ProgramInputParams(StrictModel):
     and how the GPU is used."""
 
     params: LightGBMParams = LightGBMParams()
-    param_sets: dict[str, ParamChanges] = Field(
+    param_sets: dict[str, Annotated[ParamChanges, AfterValidator(no_device_keys)]] = Field(
         default_factory=dict, description="named changes to params that model slots refer to"
     )
     gpu: GpuConfig = GpuConfig()
+
+    @field_validator("params")
+    @classmethod
+    def _device_is_decided(cls, params: LightGBMParams) -> LightGBMParams:
+        no_device_keys({key: True for key in params.model_fields_set})
+        return params
 
     @model_validator(mode="before")
     @classmethod
@@ -437,6 +500,12 @@ class NumerflowConfig(StrictModel):
     def effective_params(self) -> LightGBMParams:
         return self.parameter_file().params.model_copy()
 
+    def slot_params(self, slot: SlotConfig) -> LightGBMParams:
+        """The active parameter file's params, then the slot's parameter set, then its own changes."""
+        source = self.parameter_file()
+        changes = {**(source.param_sets[slot.param_set] if slot.param_set else {}), **slot.params}
+        return LightGBMParams.model_validate({**source.params.model_dump(), **changes})
+
     @model_validator(mode="after")
     def _param_sets_exist(self) -> NumerflowConfig:
         known = self.parameter_file().param_sets
@@ -447,4 +516,10 @@ class NumerflowConfig(StrictModel):
                     f"param_sets: in {self.training.params_source}'s parameter file "
                     f"(known: {sorted(known) or 'none'})"
                 )
+            try:
+                self.slot_params(slot)  # each place was checked alone; LightGBM checks them together
+            except ValidationError as exc:
+                raise ValueError(
+                    f"training.yaml: models: {slot.name}: its parameters together: {param_error(exc)}"
+                ) from None
         return self

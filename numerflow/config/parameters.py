@@ -33,7 +33,7 @@ EmbargoEras = _like(FoldsConfig, "embargo_eras", int)
 EraStride = _like(DataConfig, "era_stride", int)
 DataVersion = _like(DataConfig, "version", str)
 MaxFeatures = _like(FeaturesConfig, "max_features", int)
-NEstimators = _like(LightGBMParams, "n_estimators", int)
+NEstimators = _like(LightGBMParams, "num_iterations", int)
 LearningRate = _like(LightGBMParams, "learning_rate", float)
 Targets = _like(TrainingConfig, "targets", list[Annotated[str, Field(pattern=TARGET_PATTERN.pattern)]])
 DaskAddress = _like(ScaleOutConfig, "dask_address", str)
@@ -51,7 +51,7 @@ PARAMETER_KEYS = {
     "feature_set": "features.feature_set",
     "max_features": "features.max_features",
     "targets": "training.targets",
-    "n_estimators": "params.n_estimators",  # the active parameter file's, program or manual
+    "n_estimators": "params.num_iterations",  # the active parameter file's, program or manual
     "learning_rate": "params.learning_rate",
     "dask_address": "training.scale_out.dask_address",
 }

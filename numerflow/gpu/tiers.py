@@ -14,7 +14,8 @@ import os
 
 from pydantic import BaseModel, ConfigDict
 
-from numerflow.config.models import DATASET_FIELDS, LightGBMParams, NumerflowConfig, ProgramInputParams
+from numerflow.config.lightgbm_names import dataset_keys
+from numerflow.config.models import LightGBMParams, NumerflowConfig, ProgramInputParams
 from numerflow.gpu.capability import Capability, check_capability, default_cache_dir
 from numerflow.gpu.numbering import cuda_ordinal
 from numerflow.gpu.probe import GpuDevice, GpuProbe
@@ -161,7 +162,7 @@ def _on_gpu(
     learner = learner_of(program)
     first = gpu_params(program, learner, device, probe, capability)
     # The CPU rung keeps the dataset parameters: the data are binned once, with the first rung's.
-    keep = {f: getattr(first, f) for f in DATASET_FIELDS}
+    keep = dataset_keys(first.model_dump(exclude_none=True))
     ladder = [
         TierStep(tier=learner, params=first),
         TierStep(tier="cpu", params=_cpu_params(program).model_copy(update=keep)),

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from numerflow.config.lightgbm_names import canonical_or_kept
 from numerflow.runs.manifest import SLOTS_DIR, Manifest, manifest_problem, read_manifest
 from numerflow.runs.plan import short_digest
 from numerflow.score.evaluate import STACK
@@ -117,12 +118,20 @@ def _row(entry: _Entry, older: _Entry | None) -> HistoryRow:
         finished_at=manifest.finished_at,
         data_version=str(manifest.data.get("version", "?")),
         targets=manifest.targets,
-        params_hash=short_digest(manifest.params),
-        params_changed=None if older is None else changed_values(older.manifest.params, manifest.params),
+        params_hash=short_digest(_canonical(manifest)),
+        params_changed=None
+        if older is None
+        else changed_values(_canonical(older.manifest), _canonical(manifest)),
         corr=entry.corr,
         corr_delta=None if older is None else float(entry.corr["mean"]) - float(older.corr["mean"]),
         contributions=entry.contributions,
     )
+
+
+def _canonical(manifest: Manifest) -> dict[str, Any]:
+    """The run's parameters under LightGBM's canonical names: runs recorded before numerflow
+    wrote them (n_estimators, colsample_bytree, subsample) compare with the ones after."""
+    return canonical_or_kept(manifest.params)
 
 
 def _contribution(metric: Any) -> Contribution:

@@ -216,13 +216,6 @@ def submission_path(config: NumerflowConfig, slot: str, several: bool) -> Path:
     return path.with_name(f"{path.stem}_{slot}{path.suffix}") if several else path
 
 
-def slot_params(config: NumerflowConfig, slot: SlotConfig) -> LightGBMParams:
-    """The active parameter file's params, then the slot's parameter set, then its own changes."""
-    source = config.parameter_file()
-    changes = {**(source.param_sets[slot.param_set] if slot.param_set else {}), **slot.params}
-    return LightGBMParams.model_validate({**source.params.model_dump(), **changes})
-
-
 def slot_ladder(decision: TierDecision, base: LightGBMParams, params: LightGBMParams) -> list[TierStep]:
     """The decision's rungs applied to a slot: each rung's changes to the base parameters
     (device, GPU id, tier settings) on top of the slot's own parameters."""
@@ -235,7 +228,7 @@ def slot_ladder(decision: TierDecision, base: LightGBMParams, params: LightGBMPa
 def param_changes(params: LightGBMParams, base: LightGBMParams) -> dict[str, Any]:
     """The parameters whose values differ from `base`."""
     base_values = base.model_dump()
-    return {k: v for k, v in params.model_dump().items() if v != base_values[k]}
+    return {k: v for k, v in params.model_dump().items() if k not in base_values or v != base_values[k]}
 
 
 def _slot_plan(
@@ -253,7 +246,7 @@ def _slot_plan(
     except DataError as exc:
         raise DataError(f"model slot {slot.name}: {exc}") from None
     base = config.effective_params()
-    recipe_params = slot_params(config, slot)
+    recipe_params = config.slot_params(slot)
     return SlotPlan(
         name=slot.name,
         submit_as=slot.name if slot.submit else None,

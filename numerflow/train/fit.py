@@ -197,4 +197,4 @@ def train_booster(
         train_set.set_weight(weight)
     training_params = {**params.to_lightgbm(seed), **prepared.dataset_params}
     callbacks = [TreeProgress(on_progress)] if on_progress else None
-    return lgb.train(training_params, train_set, num_boost_round=params.n_estimators, callbacks=callbacks)
+    return lgb.train(training_params, train_set, num_boost_round=params.num_iterations, callbacks=callbacks)
