@@ -27,6 +27,7 @@ from numerflow.io import atomic_path
 from numerflow.progress import ProgressReport
 from numerflow.train.foldcache import FoldCache, fold_key
 from numerflow.train.folds import Fold
+from numerflow.train.model_files import save_booster
 from numerflow.train.predict import predict_rows
 from numerflow.train.prepare import PreparedData
 from numerflow.train.progress import TreeProgress
@@ -78,9 +79,7 @@ def fit_fold(
 
     booster = train_booster(prepared, train_rows, label[train_rows], params, seed, on_progress)
     model_path, oof_path = fold_paths(models_dir, target, fold)
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(model_path) as tmp:
-        booster.save_model(str(tmp))
+    save_booster(model_path, booster)
 
     held_out = FeatureRows(SelectedRows(prepared.data_path, fold.validation_eras), prepared.feature_names)
     if len(held_out) != len(validation_rows):

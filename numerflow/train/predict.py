@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 
 from numerflow.data.rows import FeatureRows
+from numerflow.train.model_files import load_booster
 
 Models = dict[str, list[lgb.Booster]]  # fold models per target
 
 
 def load_models(model_paths: dict[str, list[Path]]) -> Models:
-    return {target: [lgb.Booster(model_file=str(p)) for p in paths] for target, paths in model_paths.items()}
+    return {target: [load_booster(p) for p in paths] for target, paths in model_paths.items()}
 
 
 def predict_matrix(models: Models, features: np.ndarray) -> pd.DataFrame:
