@@ -24,6 +24,7 @@ from numerflow.data.rows import FeatureRows, SelectedRows
 from numerflow.gpu.errors import is_gpu_error
 from numerflow.gpu.tiers import TierStep
 from numerflow.io import atomic_path
+from numerflow.lgbpaths import keep_opencl_cache_ascii
 from numerflow.progress import ProgressReport
 from numerflow.train.foldcache import FoldCache, fold_key
 from numerflow.train.folds import Fold
@@ -178,6 +179,7 @@ def train_booster(
 ) -> lgb.Booster:
     """Train on `rows` (positions in the prepared rows) of the binned Dataset with `label` (and
     `weight`, when given); `on_progress(trees done, total)` is called after every tree."""
+    keep_opencl_cache_ascii()
     # Bins are fixed once built: a tier step with other dataset parameters (max_bin) trains on
     # them as they are (5-valued features give the same 5 bins for any max_bin >= 5).
     binned = lgb.Dataset(str(prepared.dataset_path), params=prepared.dataset_params).construct()
