@@ -295,6 +295,7 @@ def setup_all(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
 
     directory = (config_dir or default_config_dir()).resolve()
     config = _config_or_exit(directory, {})
+    _server_or_exit("numerflow setup")
     report = setup(config, directory)
     for line in report.changed:
         typer.echo(f"changed:   {line}")
@@ -329,6 +330,7 @@ def setup_alerts_command(
 
     directory = config_dir or default_config_dir()
     config = _config_or_exit(directory, {})
+    _server_or_exit("numerflow setup alerts")
     block = config.alerts.block or (block_for_url(url) if url else None)
     if block is None:
         raise _fail(
@@ -366,6 +368,7 @@ def setup_credentials(
     from numerflow.numerai.errors import NumeraiError
     from numerflow.numerai.model_ids import resolve_model_entries, split_model_ids
 
+    _server_or_exit("numerflow setup credentials")
     public_id = os.environ.get("NUMERAI_PUBLIC_ID") or typer.prompt("Numerai public id", hide_input=True)
     secret_key = os.environ.get("NUMERAI_SECRET_KEY") or typer.prompt("Numerai secret key", hide_input=True)
     entries = [*(model or []), *split_model_ids(os.environ.get("NUMERAI_MODEL_ID", ""))]
@@ -397,6 +400,15 @@ def _echo_submission(outcome: object) -> None:
         )
     for upload in outcome.uploads:
         typer.echo(f"  {upload.model}: {upload.status} {upload.submission_id or upload.detail}")
+
+
+def _server_or_exit(command: str) -> None:
+    from numerflow.ops.server_check import TemporaryServerError, require_server
+
+    try:
+        require_server(command)
+    except TemporaryServerError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _overrides_or_exit(config_dir: Path | None, pairs: list[str]) -> dict[str, object]:
