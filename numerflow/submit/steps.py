@@ -156,11 +156,12 @@ def predict_live(run: TrainedRun, live_file: Path, out_path: Path) -> LivePredic
 
 
 def make_submission(live: LivePredictions, target_path: Path) -> SubmissionRecord:
-    """Validate against the live ids and write the CSV atomically to `target_path`."""
+    """Validate against the live ids and write the CSV atomically to `target_path` (or beside
+    it, when another program holds it open: numerflow.submit.file.write_submission)."""
     frame = pd.read_parquet(live.path)
     ids = frame.index.to_numpy().astype(str)
-    write_submission(ids, build_submission(ids, frame["stack"].to_numpy()), target_path)
-    return SubmissionRecord(path=target_path, rows=len(frame), sha256=file_sha256(target_path))
+    path = write_submission(ids, build_submission(ids, frame["stack"].to_numpy()), target_path)
+    return SubmissionRecord(path=path, rows=len(frame), sha256=file_sha256(path))
 
 
 def resolve_model_ids(models: list[str], known: dict[str, str], client: NumeraiClient) -> dict[str, str]:
