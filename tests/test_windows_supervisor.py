@@ -289,4 +289,7 @@ def test_install_registers_a_task_that_wakes_the_pc_before_each_run() -> None:
     assert "Set-StayAwake ($ES_CONTINUOUS -bor $ES_SYSTEM_REQUIRED)" in stay
     assert "finally { Set-StayAwake $ES_CONTINUOUS }" in stay
     assert "SetThreadExecutionState" in block(text, "function Set-StayAwake")
-    assert "$WakeTaskName" in block(text, "if ($Stop -or $Uninstall)")
+    stop = block(text, "if ($Stop -or $Uninstall)")
+    assert "$WakeTaskName" in stop
+    # -Stop disables the services task before stopping it: the 5-minute trigger waits for -Install.
+    assert stop.index("Disable-ScheduledTask -TaskName $TaskName") < stop.index("Stop-ScheduledTask")

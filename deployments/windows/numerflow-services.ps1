@@ -15,7 +15,8 @@
     registers the scheduled task numerflow-services (this script at logon and every 5 minutes,
     in a console with no window, at normal priority) and the task numerflow-wake (wakes the PC a
     few minutes before each scheduled run), starts the services and waits until the server answers.
-    -Stop stops the task and the processes it started (before an update).
+    -Stop disables the task and stops the processes it started (before an update; -Install
+    starts them again).
     -Uninstall stops them and removes both tasks.
 
 .EXAMPLE
@@ -45,8 +46,8 @@ $EnvFile = Join-Path $env:APPDATA "numerflow\prefect.env"
 $ApiUrl = "http://127.0.0.1:$Port/api"
 $MaxLogBytes = 20MB           # a service's log is moved to .previous.log past this, at its next start
 $WakeHoldMinutes = 30         # from the wake-up to past the run's start, when the run holds it itself
-$ES_CONTINUOUS = 0x80000000
-$ES_SYSTEM_REQUIRED = 0x00000001
+$ES_CONTINUOUS = [uint32]2147483648   # 0x80000000 (a hex literal would be a negative Int32)
+$ES_SYSTEM_REQUIRED = [uint32]1
 
 # The environment's own executables, never `uv run`: uv would re-sync .venv at every restart, and
 # after a `git pull` fail to replace the DLLs the running services hold, restarting in a loop.
@@ -190,7 +191,8 @@ if ($Install) {
     Initialize-EncryptionKey
     # Every terminal opened from now on talks to this server, never to a temporary one.
     [Environment]::SetEnvironmentVariable("PREFECT_API_URL", $ApiUrl, "User")
-    $arguments = "-Pool $Pool -Limit $Limit -Port $Port -CudaVisibleDevices `"$CudaVisibleDevices`""
+    $arguments = "-Pool $Pool -Limit $Limit -Port $Port"
+    if ($CudaVisibleDevices) { $arguments += " -CudaVisibleDevices `"$CudaVisibleDevices`"" }
     $atLogOn = New-ScheduledTaskTrigger -AtLogOn -User "$env:USERDOMAIN\$env:USERNAME"
     # Every 5 minutes: brings back a supervisor that died; a running one makes the new one exit.
     $every5 = New-ScheduledTaskTrigger -Once -At (Get-Date) -RepetitionInterval (New-TimeSpan -Minutes 5)
@@ -211,6 +213,8 @@ if ($Install) {
     return
 }
 if ($Stop -or $Uninstall) {
+    # Disabled first, so that the 5-minute trigger does not start it again during an update.
+    Disable-ScheduledTask -TaskName $TaskName -ErrorAction SilentlyContinue | Out-Null
     Stop-ScheduledTask -TaskName $TaskName -ErrorAction SilentlyContinue
     Stop-Leftovers
     if ($Uninstall) {
@@ -221,7 +225,7 @@ if ($Stop -or $Uninstall) {
         Write-Host "Removed the scheduled tasks '$TaskName' and '$WakeTaskName' and stopped the services."
     }
     else {
-        Write-Host "Stopped the services. Start them again with: Start-ScheduledTask $TaskName"
+        Write-Host "Stopped the services and disabled the task. Start them again with: -Install"
     }
     return
 }
