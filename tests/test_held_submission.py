@@ -33,12 +33,21 @@ def _hold_open(monkeypatch: pytest.MonkeyPatch, held: Path) -> None:
     monkeypatch.setattr(numerflow.io.time, "sleep", lambda seconds: None)
 
 
+def _predictions(folder: Path) -> LivePredictions:
+    """A round's live file and the run's predictions of it."""
+    live = LivePredictions(
+        path=folder / "live_predictions.parquet", rows=len(IDS), live_file=folder / "live.parquet"
+    )
+    pd.DataFrame({"id": IDS}).to_parquet(live.live_file)
+    scores = pd.DataFrame({"stack": np.linspace(0, 1, len(IDS))}, index=pd.Index(IDS, name="id"))
+    scores.to_parquet(live.path)
+    return live
+
+
 def test_a_held_submission_file_does_not_lose_the_submission(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scores = pd.DataFrame({"stack": np.linspace(0, 1, len(IDS))}, index=pd.Index(IDS, name="id"))
-    live = LivePredictions(path=tmp_path / "live.parquet", rows=len(IDS))
-    scores.to_parquet(live.path)
+    live = _predictions(tmp_path)
     target = tmp_path / "submissions" / "live_predictions.csv"
     target.parent.mkdir()
     target.write_text("last round's file, open in Excel\n")
@@ -59,9 +68,8 @@ def test_other_permission_errors_still_fail(tmp_path: Path, monkeypatch: pytest.
     def refuse(source: Path, target: Path) -> None:
         raise PermissionError(errno.EACCES, "read-only folder")  # no winerror: not a held file
 
+    live = _predictions(tmp_path)
     monkeypatch.setattr(numerflow.io.os, "replace", refuse)
-    scores = pd.DataFrame({"stack": np.linspace(0, 1, len(IDS))}, index=pd.Index(IDS, name="id"))
-    scores.to_parquet(tmp_path / "live.parquet")
     with pytest.raises(PermissionError, match="read-only folder"):
-        make_submission(LivePredictions(path=tmp_path / "live.parquet", rows=len(IDS)), tmp_path / "s.csv")
-    assert [p.name for p in tmp_path.iterdir()] == ["live.parquet"]
+        make_submission(live, tmp_path / "s.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["live.parquet", "live_predictions.parquet"]
