@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from cli.wake_cmd import wake_times_command
 from numerflow.config import ConfigError, default_config_dir, load_config, parse_overrides
 
 # Offline by default: no telemetry from a local or temporary Prefect server.
@@ -22,6 +23,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 DEMO_DATA_VERSION = "v5.2"
 
 app = typer.Typer(help="Hands-off Numerai Classic runs orchestrated by Prefect.", no_args_is_help=True)
+app.command("wake-times")(wake_times_command)
 
 SetOption = Annotated[
     list[str] | None,
@@ -295,6 +297,7 @@ def setup_all(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
 
     directory = (config_dir or default_config_dir()).resolve()
     config = _config_or_exit(directory, {})
+    _server_or_exit("numerflow setup")
     report = setup(config, directory)
     for line in report.changed:
         typer.echo(f"changed:   {line}")
@@ -329,6 +332,7 @@ def setup_alerts_command(
 
     directory = config_dir or default_config_dir()
     config = _config_or_exit(directory, {})
+    _server_or_exit("numerflow setup alerts")
     block = config.alerts.block or (block_for_url(url) if url else None)
     if block is None:
         raise _fail(
@@ -366,6 +370,7 @@ def setup_credentials(
     from numerflow.numerai.errors import NumeraiError
     from numerflow.numerai.model_ids import resolve_model_entries, split_model_ids
 
+    _server_or_exit("numerflow setup credentials")
     public_id = os.environ.get("NUMERAI_PUBLIC_ID") or typer.prompt("Numerai public id", hide_input=True)
     secret_key = os.environ.get("NUMERAI_SECRET_KEY") or typer.prompt("Numerai secret key", hide_input=True)
     entries = [*(model or []), *split_model_ids(os.environ.get("NUMERAI_MODEL_ID", ""))]
@@ -397,6 +402,15 @@ def _echo_submission(outcome: object) -> None:
         )
     for upload in outcome.uploads:
         typer.echo(f"  {upload.model}: {upload.status} {upload.submission_id or upload.detail}")
+
+
+def _server_or_exit(command: str) -> None:
+    from numerflow.ops.server_check import TemporaryServerError, require_server
+
+    try:
+        require_server(command)
+    except TemporaryServerError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _overrides_or_exit(config_dir: Path | None, pairs: list[str]) -> dict[str, object]:

@@ -25,7 +25,9 @@ from numerflow.config import ConfigError
 from numerflow.data.files import DataError
 from numerflow.data.memory import MemoryBudgetError
 from numerflow.gpu.tiers import GpuRequiredError
+from numerflow.lgbpaths import LightGBMPathError
 from numerflow.numerai.errors import NumeraiError
+from numerflow.ops.keepawake import keep_awake
 from numerflow.submit.file import SubmissionError
 
 EXPECTED_ERRORS = (
@@ -35,6 +37,7 @@ EXPECTED_ERRORS = (
     GpuRequiredError,
     NumeraiError,
     SubmissionError,
+    LightGBMPathError,
     ClusterUnreachable,
     FailedRun,
 )
@@ -43,12 +46,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fails_cleanly(function: F) -> F:
-    """Decorate a flow's function (below @flow) so expected errors fail it with their message."""
+    """Decorate a flow's function (below @flow) so expected errors fail it with their message.
+
+    While it runs, Windows' idle sleep is held off (numerflow.ops.keepawake)."""
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return function(*args, **kwargs)
+            with keep_awake():
+                return function(*args, **kwargs)
         except EXPECTED_ERRORS as exc:
             message = str(exc) if isinstance(exc, FailedRun) else f"{type(exc).__name__}: {exc}"
             get_run_logger().error("%s", message)

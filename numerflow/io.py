@@ -96,9 +96,14 @@ def replace_with_retry(source: Path, target: Path) -> None:
             os.replace(source, target)
             return
         except PermissionError as exc:
-            if delay is None or getattr(exc, "winerror", None) not in SHARING_VIOLATIONS:
+            if delay is None or not is_sharing_violation(exc):
                 raise
             time.sleep(delay)
+
+
+def is_sharing_violation(exc: OSError) -> bool:
+    """Windows refused because another process holds the file open (a scanner, Excel)."""
+    return getattr(exc, "winerror", None) in SHARING_VIOLATIONS
 
 
 def remove_stale_temps(target: str | Path) -> list[Path]:

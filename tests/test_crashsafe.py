@@ -23,6 +23,7 @@ from numerflow.numerai.uploads import UploadRequest, upload_once
 from numerflow.runs.manifest import Manifest, read_manifest, write_manifest
 from numerflow.runs.steps import PLAN_FILE, start_run
 from numerflow.train.foldcache import MARKER, FoldCache
+from numerflow.train.model_files import save_booster
 from tests.conftest import prepare
 from tests.fake_numerai import FakeNumerai
 from tests.full_disk import FullDisk
@@ -115,8 +116,7 @@ def _manifest(version: int) -> Manifest:
 
 
 def _write_model(path: Path, version: int) -> None:
-    with atomic_path(path) as tmp:
-        _booster().save_model(str(tmp), num_iteration=version)
+    save_booster(path, lgb.Booster(model_str=_booster().model_to_string(num_iteration=version)))
 
 
 def _write_pickle(path: Path, version: int) -> None:

@@ -144,3 +144,14 @@ def test_dry_run_submissions_table_has_no_blanks(tmp_path: Path) -> None:
     ]
     assert rows[0]["submission_id"] == "sub-1" and rows[0]["round"] == "1002" and rows[1]["file"] == "-"
     assert all(value not in (None, "None", "") for row in rows for value in row.values())
+
+
+def test_on_windows_the_worker_is_a_child_tied_to_numerflow_worker() -> None:
+    """Simulated Windows: the child is handed to the Job Object step, and its status is ours."""
+    from numerflow.ops.worker import run_worker
+
+    tied = []
+    with pytest.raises(SystemExit) as exited:
+        run_worker([sys.executable, "-c", "raise SystemExit(3)"], windows=True, end_with_us=tied.append)
+    assert exited.value.code == 3
+    assert len(tied) == 1 and tied[0].returncode == 3  # the worker process itself, now ended

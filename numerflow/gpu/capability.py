@@ -29,6 +29,7 @@ from numerflow.gpu.numbering import (
 from numerflow.gpu.probe import GpuDevice, GpuProbe
 from numerflow.gpu.vram import Learner
 from numerflow.io import write_json_atomic
+from numerflow.lgbpaths import keep_opencl_cache_ascii
 
 CHILD_TIMEOUT_S = 180
 # verbosity 1 makes LightGBM log the device it opened ("Using GPU Device: <name>, Vendor: <v>")
@@ -120,6 +121,7 @@ def _check(learner: Learner, device: GpuDevice, ordinal: int, opencl_platform: s
 
     choice: OpenClChoice | None = None
     if learner == "gpu":
+        keep_opencl_cache_ascii()  # the children compile kernels into it
         listed = run_child([sys.executable, "-m", "numerflow.gpu.opencl"], "listing the OpenCL platforms")
         if not listed.ok:
             return cannot(listed.failure)

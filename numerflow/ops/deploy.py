@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,15 +90,26 @@ def setup(config: NumerflowConfig, config_dir: Path, source: Path = PROJECT_ROOT
     return report
 
 
-def worker_command(api_url: str, config_dir: Path) -> str:
+def worker_command(api_url: str, config_dir: Path, windows: bool = os.name == "nt") -> str:
     """The worker's command line as it runs in this install: this environment's `numerflow
     worker` by its full path (no `uv run`, any folder), which starts the Prefect worker for the
-    configured pool and concurrency so that it stops on SIGTERM (numerflow.ops.worker)."""
+    configured pool and concurrency so that it stops on SIGTERM (numerflow.ops.worker). In
+    PowerShell on Windows, in POSIX shell syntax elsewhere."""
     numerflow = venv_command("numerflow")
+    if windows:
+        return (
+            f"$env:PREFECT_API_URL = {_ps_quote(api_url)}; "
+            f"& {_ps_quote(str(numerflow))} worker --config-dir {_ps_quote(str(config_dir.resolve()))}"
+        )
     return (
         f"PREFECT_API_URL={shlex.quote(api_url)} "
         f"{shlex.quote(str(numerflow))} worker --config-dir {shlex.quote(str(config_dir.resolve()))}"
     )
+
+
+def _ps_quote(text: str) -> str:
+    """A PowerShell single-quoted string: nothing inside is expanded; ' is doubled."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _register_blocks(report: SetupReport) -> None:

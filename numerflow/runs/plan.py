@@ -32,6 +32,7 @@ from numerflow.config.models import (
 )
 from numerflow.data.files import DataError, read_features_json, select_features
 from numerflow.gpu.tiers import DevicePolicy, TierDecision, TierStep
+from numerflow.lgbpaths import lightgbm_folder
 from numerflow.runs.manifest import latest_slot_run
 from numerflow.score.references import reference_benchmark
 
@@ -180,7 +181,7 @@ def resolve_plan(
             feature_metrics_eras=training.scoring.feature_metrics_eras,
             row_limit=training.data.row_limit,
             loader=training.data.loader,
-            bins_dir=training.bins_root(),
+            bins_dir=lightgbm_folder(training.bins_root(), "bins"),
         ),
         slots=slots,
         decision=decision,

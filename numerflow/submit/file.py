@@ -8,13 +8,17 @@ atomically, so the file at the configured path is always a complete, valid submi
 from __future__ import annotations
 
 import hashlib
+import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from numerai_tools.submissions import validate_submission_numerai
 
-from numerflow.io import atomic_path
+from numerflow.io import atomic_path, is_sharing_violation
+
+logger = logging.getLogger(__name__)
 
 
 class SubmissionError(ValueError):
@@ -42,10 +46,23 @@ def validate_submission(live_ids: np.ndarray, submission: pd.DataFrame) -> None:
 
 
 def write_submission(live_ids: np.ndarray, submission: pd.DataFrame, path: Path) -> Path:
-    """Validate, then write atomically: a failure leaves any previous file untouched."""
+    """Validate, then write atomically: a failure leaves any previous file untouched.
+
+    Returns the path written: `path`, or, when another program holds `path` open so Windows
+    refuses to replace it (Excel locks a CSV it shows), a new file beside it named with the UTC
+    time, so that the round is not lost to a file someone is looking at."""
     validate_submission(live_ids, submission)
-    with atomic_path(path) as tmp:
-        submission.to_csv(tmp, index=False)
+    try:
+        with atomic_path(path) as tmp:
+            submission.to_csv(tmp, index=False)
+    except PermissionError as exc:
+        if not is_sharing_violation(exc):
+            raise
+        held = path
+        path = held.with_name(f"{held.stem}.{datetime.now(UTC):%Y%m%dT%H%M%SZ}{held.suffix}")
+        with atomic_path(path) as tmp:
+            submission.to_csv(tmp, index=False)
+        logger.warning("%s is held open by another program (Excel?): wrote %s instead", held, path)
     return path
 
 

@@ -155,17 +155,18 @@ def predict_live(run: TrainedRun, live_file: Path, out_path: Path) -> LivePredic
 
 
 def make_submission(live: LivePredictions, target_path: Path) -> SubmissionRecord:
-    """Validate against the live file's ids and write the CSV atomically to `target_path`."""
+    """Validate against the live file's ids and write the CSV atomically to `target_path` (or
+    beside it, when another program holds it open: numerflow.submit.file.write_submission)."""
     frame = pd.read_parquet(live.path)
     submission = build_submission(frame.index.to_numpy().astype(str), frame["stack"].to_numpy())
     try:
-        write_submission(read_live_ids(live.live_file), submission, target_path)
+        path = write_submission(read_live_ids(live.live_file), submission, target_path)
     except SubmissionError as exc:
         raise SubmissionError(
             f"{live.path}: not a valid submission for the live file {live.live_file} ({exc}); "
             f"{target_path} was left as it was: run the round again to predict that live file"
         ) from None
-    return SubmissionRecord(path=target_path, rows=len(frame), sha256=file_sha256(target_path))
+    return SubmissionRecord(path=path, rows=len(frame), sha256=file_sha256(path))
 
 
 def resolve_model_ids(models: list[str], known: dict[str, str], client: NumeraiClient) -> dict[str, str]:

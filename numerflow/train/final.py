@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict
 
 from numerflow.config.models import LightGBMParams
 from numerflow.gpu.tiers import TierStep
-from numerflow.io import atomic_path
 from numerflow.train.fit import on_ladder, train_booster
+from numerflow.train.model_files import save_booster
 from numerflow.train.prepare import PreparedData
 from numerflow.train.progress import ProgressReport
 
@@ -66,9 +66,7 @@ def fit_final(
         weight=weight,
     )
     model_path = final_model_path(models_dir, target)
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(model_path) as tmp:
-        booster.save_model(str(tmp))
+    save_booster(model_path, booster)
     return FinalResult(
         target=target,
         model_path=model_path,

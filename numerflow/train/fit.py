@@ -24,9 +24,11 @@ from numerflow.data.rows import FeatureRows, SelectedRows
 from numerflow.gpu.errors import is_gpu_error
 from numerflow.gpu.tiers import TierStep
 from numerflow.io import atomic_path
+from numerflow.lgbpaths import keep_opencl_cache_ascii
 from numerflow.progress import ProgressReport
 from numerflow.train.foldcache import FoldCache, fold_key
 from numerflow.train.folds import Fold
+from numerflow.train.model_files import save_booster
 from numerflow.train.predict import predict_rows
 from numerflow.train.prepare import PreparedData
 from numerflow.train.progress import TreeProgress
@@ -78,9 +80,7 @@ def fit_fold(
 
     booster = train_booster(prepared, train_rows, label[train_rows], params, seed, on_progress)
     model_path, oof_path = fold_paths(models_dir, target, fold)
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(model_path) as tmp:
-        booster.save_model(str(tmp))
+    save_booster(model_path, booster)
 
     held_out = FeatureRows(SelectedRows(prepared.data_path, fold.validation_eras), prepared.feature_names)
     if len(held_out) != len(validation_rows):
@@ -179,6 +179,7 @@ def train_booster(
 ) -> lgb.Booster:
     """Train on `rows` (positions in the prepared rows) of the binned Dataset with `label` (and
     `weight`, when given); `on_progress(trees done, total)` is called after every tree."""
+    keep_opencl_cache_ascii()
     # Bins are fixed once built: a tier step with other dataset parameters (max_bin) trains on
     # them as they are (5-valued features give the same 5 bins for any max_bin >= 5).
     binned = lgb.Dataset(str(prepared.dataset_path), params=prepared.dataset_params).construct()

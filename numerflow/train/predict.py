@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from numerflow.data.rows import FeatureRows
+from numerflow.train.model_files import load_booster
 
 Models = dict[str, list[lgb.Booster]]  # fold models per target
 # lightgbm's Python package ends every model it writes with this line. LightGBM 4.7.0 given a
@@ -45,7 +46,7 @@ def load_models(model_paths: dict[str, list[Path]]) -> Models:
     for paths in model_paths.values():
         for path in paths:
             check_model_file(path)
-    return {target: [lgb.Booster(model_file=str(p)) for p in paths] for target, paths in model_paths.items()}
+    return {target: [load_booster(p) for p in paths] for target, paths in model_paths.items()}
 
 
 def predict_matrix(models: Models, features: np.ndarray) -> pd.DataFrame:
