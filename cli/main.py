@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from cli.prune_cmd import prune
 from numerflow.config import ConfigError, default_config_dir, load_config, parse_overrides
 
 # Offline by default: no telemetry from a local or temporary Prefect server.
@@ -22,6 +23,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 DEMO_DATA_VERSION = "v5.2"
 
 app = typer.Typer(help="Hands-off Numerai Classic runs orchestrated by Prefect.", no_args_is_help=True)
+app.command()(prune)
 
 SetOption = Annotated[
     list[str] | None,

@@ -1,0 +1,36 @@
+"""`numerflow prune`: apply training.retention now, or list what it would remove."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from numerflow.runs.retention import apply_prune, plan_prune
+
+
+def prune(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be removed; remove nothing")
+    ] = False,
+    config_dir: Annotated[
+        Path | None,
+        typer.Option("--config-dir", help="Folder with the YAML config files [default: ./config]"),
+    ] = None,
+) -> None:
+    """Remove old run folders, live files and (if enabled) data versions per training.retention."""
+    from cli.main import _config_or_exit
+
+    training = _config_or_exit(config_dir, {}).training
+    plan = plan_prune(training)
+    removals = plan.removals if dry_run else apply_prune(plan)
+    verb = "would remove" if dry_run else "removed"
+    for removal in removals:
+        typer.echo(f"{verb} {removal.path} ({mib(removal.bytes)}): {removal.reason}")
+    total = sum(r.bytes for r in removals)
+    typer.echo(f"{verb} {len(removals)} item(s), {mib(total)} {'would be ' if dry_run else ''}freed")
+
+
+def mib(size: int) -> str:
+    return f"{size / 2**20:,.1f} MiB"
