@@ -104,6 +104,10 @@ if ($Uninstall) {
 New-Item -ItemType Directory -Force -Path $Logs | Out-Null
 $env:PREFECT_API_URL = "http://127.0.0.1:$Port/api"
 $env:PREFECT_SERVER_ANALYTICS_ENABLED = "false"
+# Prefect keeps finished flow runs forever unless db_vacuum's flow_runs is on: delete those that
+# ended more than 90 days ago (12 weekly runs are 84 days: the run history stays whole).
+$env:PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED = "events,flow_runs"
+$env:PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD = "7776000"
 if ($CudaVisibleDevices) { $env:CUDA_VISIBLE_DEVICES = $CudaVisibleDevices }
 # Lines NAME=VALUE, e.g. PREFECT_SERVER_ENCRYPTION_KEY=... (written by -Install).
 if (Test-Path $EnvFile) {

@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from numerflow.config.models import HeartbeatConfig
-from numerflow.io import write_json_atomic
+from numerflow.config.models import HEARTBEAT_URL_PATTERN, HeartbeatConfig
+from numerflow.io import write_json_atomic, write_text_atomic
 
 logger = logging.getLogger("numerflow.heartbeat")
 
@@ -91,6 +91,37 @@ def heartbeat_status(config: HeartbeatConfig, work_dir: Path) -> dict[str, Any]:
             "last_error": seen.get("error"),
         }
     return found
+
+
+def record_urls(alerts_file: Path, urls: dict[Kind, str]) -> list[Kind]:
+    """Write `heartbeat.<kind>: <url>` into alerts.yaml, keeping its comments; returns the kinds
+    whose URL changed. A URL not in the healthchecks.io form fails before anything is written."""
+    text = alerts_file.read_text(encoding="utf-8")
+    start = text.find("\nheartbeat:")
+    if start < 0:
+        raise ValueError(
+            f"{alerts_file}: no `heartbeat:` section; add `heartbeat: {{round: URL, weekly: URL}}`"
+        )
+    for kind, url in urls.items():
+        if not re.match(HEARTBEAT_URL_PATTERN, url):
+            raise ValueError(
+                f"--heartbeat-{kind}: {url!r} is not a ping URL: give the check's http(s) URL without "
+                "? or # (e.g. https://hc-ping.com/<uuid>); /start and /fail are appended to it"
+            )
+    changed: list[Kind] = []
+    for kind, url in urls.items():
+        line = re.compile(rf"^(  {kind}:[ \t]*)(\S+)([ \t]*)", re.MULTILINE)
+        match = line.search(text, start)
+        if match is None:
+            raise ValueError(f"{alerts_file}: no `  {kind}:` line under heartbeat:; set it by hand")
+        if match[2] == url:
+            continue
+        width = len(match[0])  # keep the comment's column where the value fits
+        text = text[: match.start()] + f"{match[1]}{url}".ljust(width - 1) + " " + text[match.end() :]
+        changed.append(kind)
+    if changed:
+        write_text_atomic(alerts_file, text)
+    return changed
 
 
 def _record(work_dir: Path, kind: Kind, signal: Signal, error: str | None) -> None:
