@@ -7,9 +7,11 @@ slot's stack, scores and submission.
     -> per slot: stack and score -> final models (train + validation eras, binned once) -> per
     slot: manifest -> submission subflow
     (live data, each slot's predictions, validated files, one upload per model) -> artifacts
+    -> retention (training.retention: old run folders and live files)
 
 Configuration is read and validated first, so a bad file or override fails before any work;
-everything after the plan reads the plan, never the config. A slot that fails does not stop
+everything after the plan reads the plan, never the config (retention, at the very end, reads
+training.retention). A slot that fails does not stop
 the others: the run finishes them, then ends Failed naming the slots that failed.
 Fold tasks run in a subflow on the task runner the plan picks: one at a time locally (LightGBM
 already uses every core), or fanned out to an existing Dask cluster (`flows/folds.py`).
