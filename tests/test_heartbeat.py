@@ -18,6 +18,7 @@ from numerflow.config import load_config
 from numerflow.config.models import HeartbeatConfig
 from numerflow.numerai.blocks import NumeraiCredentials
 from numerflow.ops.heartbeat import heartbeat_status, ping, reason_text
+from numerflow.ops.status_report import heartbeat_lines
 from tests.fake_numerai import FakeNumerai
 from tests.processes import free_port
 
@@ -86,6 +87,11 @@ def test_a_refused_ping_is_recorded_and_never_raises(tmp_path: Path) -> None:
     status = heartbeat_status(config, tmp_path)["round"]
     assert status["last_success"] is None and "ConnectError" in status["last_error"]
     assert "/check" not in status["last_error"]  # the URL's path is the check's key
+    lines = heartbeat_lines(heartbeat_status(config, tmp_path))
+    assert lines[0].startswith("heartbeat:    round -> 127.0.0.1, last success ping never; last ping FAILED")
+    assert (
+        lines[1] == "heartbeat:    weekly not set (alerts.yaml heartbeat.weekly: no alarm outside this box)"
+    )
 
 
 def test_the_failure_reason_drops_url_queries_and_is_short() -> None:
