@@ -20,11 +20,16 @@ def prune(
     ] = None,
 ) -> None:
     """Remove old run folders, live files and (if enabled) data versions per training.retention."""
-    from cli.main import _config_or_exit
+    from cli.main import _config_or_exit, _fail
 
     training = _config_or_exit(config_dir, {}).training
     plan = plan_prune(training)
-    removals = plan.removals if dry_run else apply_prune(plan)
+    try:
+        removals = plan.removals if dry_run else apply_prune(plan)
+    except OSError as exc:  # e.g. a file another process holds open on Windows
+        raise _fail(
+            f"could not remove {exc.filename}: {exc.strerror}; close what uses it and run again"
+        ) from None
     verb = "would remove" if dry_run else "removed"
     for removal in removals:
         typer.echo(f"{verb} {removal.path} ({mib(removal.bytes)}): {removal.reason}")
