@@ -70,7 +70,7 @@ def main() -> None:
 def simulate(root: Path, weeks: int) -> None:
     from numerflow.data.synth import SynthSpec, generate
     from tests.fake_numerai import FakeNumerai
-    from tests.prefect_stack import project_config
+    from tests.prefect_stack import PrefectStack, project_config
 
     synth = root / "synth"
     version_dir = generate(synth, SynthSpec(eras=60, rows_per_era=40, features=12, seed=3))
@@ -85,9 +85,11 @@ def simulate(root: Path, weeks: int) -> None:
                      "numerai.credentials_block": "year"},
         "program_input_params": {"params.n_estimators": 20, "params.learning_rate": 0.2},
     })  # fmt: skip
-    server = PrefectServer(root / "prefect")
+    (root / "prefect").mkdir(exist_ok=True)
+    server = PrefectStack(root / "prefect", root)  # its environment: this process's, vacuum settings included
+    os.environ["PREFECT_API_URL"] = server.url
     try:
-        server.start()
+        server.start_server()  # no worker: the script runs the flows itself, as the schedules would
         play(root, config_dir, fake, weeks)
     finally:
         from prefect.logging.handlers import APILogWorker
@@ -95,39 +97,6 @@ def simulate(root: Path, weeks: int) -> None:
         APILogWorker.drain_all(timeout=10)  # the runs' last log lines, before their server goes
         server.stop()
         fake.stop()
-
-
-class PrefectServer:
-    """`prefect server start` on a free loopback port with this process's environment."""
-
-    def __init__(self, home: Path) -> None:
-        from tests.processes import ProcessGroup, free_port
-
-        home.mkdir(parents=True, exist_ok=True)
-        self.url = f"http://127.0.0.1:{free_port()}/api"
-        os.environ["PREFECT_API_URL"] = self.url
-        self.group = ProcessGroup(home, home, dict(os.environ))
-
-    def start(self) -> None:
-        import httpx
-
-        port = self.url.rsplit(":", 1)[1].split("/")[0]
-        process = self.group.spawn("server", ["prefect", "server", "start", "--host", "127.0.0.1",
-                                              "--port", port, "--no-ui"])  # fmt: skip
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError("prefect server exited; see its log in the Prefect home")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError("prefect server did not answer in 120 s")
-
-    def stop(self) -> None:
-        self.group.stop()
 
 
 def play(root: Path, config_dir: Path, fake, weeks: int) -> None:
