@@ -8,8 +8,9 @@ The clock: the script walks simulated days (weekly run on Sundays, a round Tuesd
 numerflow's own retention needs no clock (it goes by run order and round numbers); the Prefect
 server stamps runs with the real time, so each simulated day is mapped to the real instant it
 began, and Prefect's own vacuum functions (`prefect.server.services.db_vacuum`, the code the
-server's service runs) are called at the end of each simulated day with their clock set to the
-real instant that is `retention_period` of simulated time later than the cutoff.
+server's service runs: events after 7 days, flow runs after the shipped 90) are called at the
+end of each simulated day with their clock set so that their cutoff is the real instant the
+simulated day a retention period earlier began.
 
     uv run python -m benchmarks.simulated_year [--weeks 52] [--root DIR]
 
@@ -134,7 +135,8 @@ def play(root: Path, config_dir: Path, fake, weeks: int) -> None:
 
 
 def vacuum(began: list[datetime], day: int) -> None:
-    """Prefect's flow-run and orphan vacuum as the server would run it at the end of `day`."""
+    """Prefect's vacuum as the server would run it at the end of `day`: events past the events'
+    retention (7 days by default), then flow runs past db_vacuum's, with their orphans."""
     import asyncio
     from unittest import mock
 
@@ -142,22 +144,32 @@ def vacuum(began: list[datetime], day: int) -> None:
     from prefect.server.services import db_vacuum
     from prefect.settings import get_current_settings
 
-    retention = get_current_settings().server.services.db_vacuum.retention_period
-    cutoff_day = day + 1 - retention.days  # runs that ended before it are due
-    if cutoff_day <= 0:
-        return
-    clock = began[cutoff_day] + retention
+    settings = get_current_settings().server
+    events_clock = _clock(began, day, settings.events.retention_period)
+    runs_clock = _clock(began, day, settings.services.db_vacuum.retention_period)
 
     async def run() -> None:
         db = provide_database_interface()
-        with mock.patch.object(db_vacuum, "now", lambda tz="UTC": clock):
-            await db_vacuum.vacuum_old_flow_runs(db=db)
-            await db_vacuum.vacuum_old_flow_runs(db=db)  # subflows freed by their parents' removal
-            await db_vacuum.vacuum_orphaned_logs(db=db)
-            await db_vacuum.vacuum_orphaned_artifacts(db=db)
-            await db_vacuum.vacuum_stale_artifact_collections(db=db)
+        if events_clock is not None:
+            with mock.patch.object(db_vacuum, "now", lambda tz="UTC": events_clock):
+                await db_vacuum.vacuum_events_with_retention_overrides(db=db)
+                await db_vacuum.vacuum_old_events(db=db)
+        if runs_clock is not None:
+            with mock.patch.object(db_vacuum, "now", lambda tz="UTC": runs_clock):
+                await db_vacuum.vacuum_old_flow_runs(db=db)
+                await db_vacuum.vacuum_old_flow_runs(db=db)  # subflows freed by their parents' removal
+                await db_vacuum.vacuum_orphaned_logs(db=db)
+                await db_vacuum.vacuum_orphaned_artifacts(db=db)
+                await db_vacuum.vacuum_stale_artifact_collections(db=db)
 
     asyncio.run(run())
+
+
+def _clock(began: list[datetime], day: int, retention: timedelta) -> datetime | None:
+    """The real instant at which Prefect's `now() - retention` is the real instant the simulated
+    day `retention` before the end of `day` began; None while no run is that old."""
+    cutoff_day = day + 1 - retention.days
+    return began[cutoff_day] + retention if cutoff_day > 0 else None
 
 
 def month_line(today: date, counts: dict[str, int], training, root: Path) -> str:
