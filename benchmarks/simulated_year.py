@@ -184,8 +184,9 @@ def month_line(today: date, counts: dict[str, int], training, root: Path) -> str
     caches = (parts["bins"] or 0) + (parts["fold cache"] or 0)
     mib = [parts["runs"], parts["live files"], parts["data"], caches, parts["prefect db"] or 0]
     folders = len(run_folders(training.work_dir))
+    lives = sum(f.suffix == ".parquet" for f in live_files(training.data.dir))
     return row([f"{today:%Y-%m}", counts["weekly"], counts["rounds"], *(f"{b / MIB:.2f}" for b in mib),
-                flow_runs, folders, len(live_files(training.data.dir))])  # fmt: skip
+                flow_runs, folders, lives])  # fmt: skip
 
 
 COLUMNS = ["month", "weekly", "rounds", "runs MiB", "live MiB", "data MiB", "caches MiB", "prefect db MiB",

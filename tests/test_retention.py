@@ -85,11 +85,14 @@ def test_newest_live_files_by_round_number_and_data_versions_only_when_asked(tmp
     rounds = [998, 999, 1000, 1001, 1002]
     for number in rounds:
         (data / "v5.10" / f"live_{number}.parquet").write_bytes(b"l")
+        (data / "v5.10" / f"live_{number}.parquet.source.json").write_text("{}")  # the download's ETag
+    (data / "v5.10" / "live_997.parquet.source.json").write_text("{}")  # its live file already gone
     (data / "v5.10" / "live.parquet").write_bytes(b"l")
     _run(tmp_path / "runs", 1, ["a"], version="v5.0")  # the version each kept run trained on stays
 
     plan = plan_prune(_training(tmp_path, live_files=3))
-    assert _removed(plan) == {f"live_{n}.parquet" for n in rounds[:2]}  # 1000 > 999 as numbers
+    gone = {f"live_{n}.parquet{suffix}" for n in rounds[:2] for suffix in ("", ".source.json")}
+    assert _removed(plan) == gone | {"live_997.parquet.source.json"}  # 1000 > 999 as numbers
 
     with_versions = plan_prune(_training(tmp_path, live_files=3, data_versions=True))
     assert _removed(with_versions) - _removed(plan) == {"v4.3", "v5.1"}  # v5.10 is the newest

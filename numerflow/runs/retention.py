@@ -25,7 +25,8 @@ from numerflow.numerai import ledger
 from numerflow.runs.manifest import LATEST_DIR, LATEST_POINTER, SLOTS_DIR
 
 RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
-LIVE_FILE = re.compile(r"^live_(\d+)\.parquet$")
+# a round's live file and the download's `.source.json` sidecar (its ETag) go together
+LIVE_FILE = re.compile(r"^live_(\d+)\.parquet(\.source\.json)?$")
 VERSION = re.compile(r"^v(\d+)\.(\d+)$")
 UNRESOLVED_ROUNDS = 20
 
@@ -65,6 +66,12 @@ def live_files(data_dir: Path) -> list[Path]:
     return [f for v in data_dir.iterdir() if v.is_dir() for f in v.iterdir() if LIVE_FILE.match(f.name)]
 
 
+def live_round(path: Path) -> int:
+    match = LIVE_FILE.match(path.name)
+    assert match is not None
+    return int(match[1])
+
+
 def data_versions(data_dir: Path) -> list[Path]:
     """Data version folders, oldest version first."""
     if not data_dir.is_dir():
@@ -86,15 +93,15 @@ def plan_prune(training: TrainingConfig) -> PrunePlan:
             plan.removals.append(Removal(run, path_bytes(run), f"run folder {why}"))
 
     data_dir = training.data.dir
-    by_version: dict[Path, list[Path]] = {}
+    by_version: dict[Path, dict[int, list[Path]]] = {}
     for live in live_files(data_dir):
-        by_version.setdefault(live.parent, []).append(live)
-    for files in by_version.values():
-        newest_first = sorted(files, key=lambda f: int(LIVE_FILE.match(f.name)[1]), reverse=True)
-        for live in newest_first[keep.live_files :]:
-            plan.removals.append(
-                Removal(live, path_bytes(live), f"live file older than the newest {keep.live_files}")
-            )
+        rounds = by_version.setdefault(live.parent, {})
+        rounds.setdefault(live_round(live), []).append(live)
+    for rounds in by_version.values():
+        for number in sorted(rounds, reverse=True)[keep.live_files :]:
+            for live in sorted(rounds[number]):
+                why = f"live file older than the newest {keep.live_files} rounds"
+                plan.removals.append(Removal(live, path_bytes(live), why))
 
     if keep.data_versions:
         versions = data_versions(data_dir)
