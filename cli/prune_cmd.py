@@ -32,10 +32,13 @@ def prune(
         ) from None
     verb = "would remove" if dry_run else "removed"
     for removal in removals:
-        typer.echo(f"{verb} {removal.path} ({mib(removal.bytes)}): {removal.reason}")
+        typer.echo(f"{verb} {removal.path} ({size_text(removal.bytes)}): {removal.reason}")
     total = sum(r.bytes for r in removals)
-    typer.echo(f"{verb} {len(removals)} item(s), {mib(total)} {'would be ' if dry_run else ''}freed")
+    typer.echo(f"{verb} {len(removals)} item(s), {size_text(total)} {'would be ' if dry_run else ''}freed")
 
 
-def mib(size: int) -> str:
-    return f"{size / 2**20:,.1f} MiB"
+def size_text(size: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:,.1f} {unit}"
+    return f"{size} B"
