@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from cli.prune_cmd import prune
 from cli.wake_cmd import wake_times_command
 from numerflow.config import ConfigError, default_config_dir, load_config, parse_overrides
 
@@ -24,6 +25,7 @@ DEMO_DATA_VERSION = "v5.2"
 
 app = typer.Typer(help="Hands-off Numerai Classic runs orchestrated by Prefect.", no_args_is_help=True)
 app.command("wake-times")(wake_times_command)
+app.command()(prune)
 
 SetOption = Annotated[
     list[str] | None,
@@ -321,23 +323,42 @@ def setup_alerts_command(
             "--url", envvar="NUMERFLOW_ALERT_URL", help="Webhook URL for the block (Slack, Teams, ...)"
         ),
     ] = None,
+    heartbeat_round: Annotated[
+        str | None, typer.Option("--heartbeat-round", help="Ping URL of the external check for round runs")
+    ] = None,
+    heartbeat_weekly: Annotated[
+        str | None, typer.Option("--heartbeat-weekly", help="Ping URL of the external check for weekly runs")
+    ] = None,
     config_dir: ConfigDirOption = None,
 ) -> None:
-    """Create the notification block named in alerts.yaml (from --url) and the automations.
+    """Create the notification block named in alerts.yaml (from --url) and the automations;
+    record the external heartbeat checks' ping URLs in alerts.yaml.
 
     Without --url the existing block is kept. Re-running changes only what differs.
     """
     from numerflow.ops.alerts import setup_alerts
+    from numerflow.ops.heartbeat import record_urls
     from numerflow.ops.notify_blocks import block_for_url, ensure_block, record_block
 
     directory = config_dir or default_config_dir()
     config = _config_or_exit(directory, {})
-    _server_or_exit("numerflow setup alerts")
+    pings = {k: u for k, u in (("round", heartbeat_round), ("weekly", heartbeat_weekly)) if u}
+    if pings:
+        try:
+            changed = record_urls(directory / "alerts.yaml", pings)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        for kind in pings:
+            typer.echo(f"{'changed:  ' if kind in changed else 'unchanged:'} alerts.yaml heartbeat.{kind}")
     block = config.alerts.block or (block_for_url(url) if url else None)
+    if block is None and pings:
+        typer.echo("unchanged: no notification block (pass --url WEBHOOK_URL for the Prefect automations)")
+        return
     if block is None:
         raise _fail(
             "alerts.yaml: block is null: pass --url WEBHOOK_URL (Slack, Teams, Discord, any JSON webhook)"
         )
+    _server_or_exit("numerflow setup alerts")  # the heartbeat URLs alone need no server
     try:
         block_id, created = ensure_block(block, url)
         if config.alerts.block is None:

@@ -10,7 +10,7 @@ from typing import Any
 from prefect import flow
 
 from flows.expected import fails_cleanly
-from flows.hooks import alert_owner
+from flows.hooks import alert_owner, heartbeat_fail, heartbeat_start, heartbeat_success
 from flows.submission import SubmissionOutcome, round_placeholder, submission_flow, upload_failure_state
 from numerflow.config import load_config
 from numerflow.config.parameters import Models, RoundNumber, WaitMinutes, overrides_from
@@ -25,8 +25,9 @@ ROUND_FLOW_TIMEOUT_SECONDS = 50 * 60
     name="numerflow-submit",
     flow_run_name=round_placeholder,
     timeout_seconds=ROUND_FLOW_TIMEOUT_SECONDS,
-    on_failure=[alert_owner],
-    on_crashed=[alert_owner],
+    on_completion=[heartbeat_success],
+    on_failure=[alert_owner, heartbeat_fail],
+    on_crashed=[alert_owner, heartbeat_fail],
 )
 @fails_cleanly
 def submit_flow(
@@ -51,6 +52,7 @@ def submit_flow(
         config_dir: folder with the YAML config files (default: ./config)
     """
     config = load_config(config_dir, overrides_from(dict(locals()), overrides))
+    heartbeat_start("round", config)
     probe_gpu()
     outcome = submission_flow(
         submit_plan_for_round(config, models),

@@ -7,10 +7,12 @@ slot's stack, scores and submission.
     -> per slot: stack and score -> final models (train + validation eras, binned once) -> per
     slot: manifest -> submission subflow
     (live data, each slot's predictions, validated files, one upload per model) -> artifacts
+    -> retention (training.retention: old run folders and live files)
 
 Configuration is read and validated first, so a bad file or override fails before any work;
-everything after the plan reads the plan, never the config. A slot that fails does not stop
-the others: the run finishes them, then ends Failed naming the slots that failed.
+everything after the plan reads the plan, never the config (retention, at the very end, reads
+training.retention). A slot that fails does not stop the others: the run finishes them, then
+ends Failed naming the slots that failed.
 Fold tasks run in a subflow on the task runner the plan picks: one at a time locally (LightGBM
 already uses every core), or fanned out to an existing Dask cluster (`flows/folds.py`).
 """
@@ -28,10 +30,11 @@ from pydantic import BaseModel
 
 from flows.expected import fails_cleanly
 from flows.folds import check_cluster, fold_flow
-from flows.hooks import alert_owner
+from flows.hooks import alert_owner, heartbeat_fail, heartbeat_start, heartbeat_success
 from flows.naming import rename_run
 from flows.submission import connect, submission_flow, upload_failure_state
 from numerflow.config import load_config
+from numerflow.config.models import TrainingConfig
 from numerflow.config.parameters import (
     DaskAddress,
     DataVersion,
@@ -50,6 +53,7 @@ from numerflow.runs.final import FinalData, FinalModels
 from numerflow.runs.manifest import utc_now
 from numerflow.runs.names import weekly_run_name
 from numerflow.runs.plan import RunPlan, SlotPlan, submit_plan_after_training
+from numerflow.runs.retention import apply_prune, plan_prune
 from numerflow.runs.steps import (
     RunPaths,
     data_groups,
@@ -105,8 +109,9 @@ def _configured_version() -> str:
 @flow(
     name="numerflow-weekly",
     flow_run_name=_run_name,
-    on_failure=[alert_owner],
-    on_crashed=[alert_owner],
+    on_completion=[heartbeat_success],
+    on_failure=[alert_owner, heartbeat_fail],
+    on_crashed=[alert_owner, heartbeat_fail],
 )
 @fails_cleanly
 def weekly_flow(
@@ -148,6 +153,7 @@ def weekly_flow(
     logger = get_run_logger()
     overrides = overrides_from(dict(locals()), overrides)
     config = load_config(config_dir, overrides)
+    heartbeat_start("weekly", config)
     workers = check_cluster(config.training.scale_out)
     if workers is not None:
         logger.info(
@@ -218,6 +224,7 @@ def weekly_flow(
     publish_metrics(
         paths, plan.data.version, evaluations, failed, outcome, overrides, device, seconds, plan.history_runs
     )
+    prune_after_run(config.training)
 
     failure = upload_failure_state(outcome) if outcome is not None else None  # sends upload alerts
     if failed:  # a separate incident from any upload given up: the failed-run alert names the slots
@@ -246,6 +253,20 @@ def weekly_flow(
             for name, e in evaluations.items()
         },
     )
+
+
+def prune_after_run(training: TrainingConfig) -> None:
+    """training.retention, applied once the run is recorded; a failure here is logged, never the run's."""
+    logger = get_run_logger()
+    try:
+        removed = apply_prune(plan_prune(training))
+    except Exception as exc:
+        logger.warning("retention: could not prune (%s: %s); `numerflow prune --dry-run` shows what is due",
+                       type(exc).__name__, exc)  # fmt: skip
+        return
+    if removed:
+        freed = sum(r.bytes for r in removed) / 2**20
+        logger.info("retention: removed %d old item(s), %.1f MiB freed", len(removed), freed)
 
 
 def _train_final_models(

@@ -30,6 +30,11 @@ class PrefectStack:
         self._group = ProcessGroup(home, cwd, self.env)
 
     def start(self) -> PrefectStack:
+        self.start_server()
+        self.start_worker()
+        return self
+
+    def start_server(self) -> None:
         server = self._group.spawn(
             "server",
             ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui"],
@@ -45,8 +50,6 @@ class PrefectStack:
             time.sleep(0.5)
         else:
             raise TimeoutError("prefect server did not become healthy in 90 s")
-        self.start_worker()
-        return self
 
     def start_worker(self) -> None:
         self._group.spawn(

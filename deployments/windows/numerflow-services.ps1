@@ -258,6 +258,10 @@ $env:PREFECT_API_URL = $ApiUrl
 $env:PREFECT_SERVER_ANALYTICS_ENABLED = "false"
 $env:PYTHONUTF8 = "1"                # logs in UTF-8, not the ANSI code page
 $env:PYTHONIOENCODING = "utf-8"
+# Prefect keeps finished flow runs forever unless db_vacuum's flow_runs is on: delete those that
+# ended more than 90 days ago (12 weekly runs are 84 days: the run history stays whole).
+$env:PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED = "events,flow_runs"
+$env:PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD = "7776000"
 if ($CudaVisibleDevices) { $env:CUDA_VISIBLE_DEVICES = $CudaVisibleDevices }
 # Lines NAME=VALUE, e.g. PREFECT_SERVER_ENCRYPTION_KEY=... (written by -Install).
 if (Test-Path $EnvFile) {

@@ -216,6 +216,25 @@ def check_targets(targets: list[str]) -> list[str]:
     return targets
 
 
+class RetentionConfig(StrictModel):
+    """What `numerflow prune` and the end of each weekly run remove from the disk."""
+
+    weekly_runs: int = Field(
+        12,
+        ge=1,
+        le=1000,
+        description="run folders kept per model slot, newest first; the run a slot's latest pointer "
+        "names and runs the ledger names for a round not yet resolved are always kept",
+    )
+    live_files: int = Field(
+        10, ge=1, le=10_000, description="newest live_<round>.parquet files kept per data version"
+    )
+    data_versions: bool = Field(
+        False,
+        description="also remove data version folders other than the one in use and the newest",
+    )
+
+
 class TrainingConfig(StrictModel):
     """`config/training.yaml`."""
 
@@ -243,6 +262,7 @@ class TrainingConfig(StrictModel):
         default_factory=list, description="Numerai model slots: a name, or a name with its own recipe"
     )
     seed: int = Field(42, ge=0)
+    retention: RetentionConfig = RetentionConfig()
 
     def bins_root(self) -> Path:
         return self.data.bins_dir or self.work_dir / "bins"
@@ -251,6 +271,16 @@ class TrainingConfig(StrictModel):
     @classmethod
     def _targets_are_numerai_names(cls, targets: list[str]) -> list[str]:
         return check_targets(targets)
+
+    @model_validator(mode="after")
+    def _history_is_kept(self) -> TrainingConfig:
+        if self.retention.weekly_runs <= self.scoring.history_runs:
+            raise ValueError(
+                f"retention.weekly_runs ({self.retention.weekly_runs}) must exceed scoring.history_runs "
+                f"({self.scoring.history_runs}): the run history reads the previous runs' manifests; "
+                f"raise weekly_runs to {self.scoring.history_runs + 1} or lower history_runs"
+            )
+        return self
 
     @field_validator("models", mode="before")
     @classmethod
@@ -463,6 +493,21 @@ class DeploymentsConfig(StrictModel):
     round: RoundScheduleConfig = RoundScheduleConfig(cron="5 12 * * 2-6")
 
 
+HEARTBEAT_URL_PATTERN = r"^https?://[^\s?#]+$"  # pings append /start and /fail to the path
+
+
+class HeartbeatConfig(StrictModel):
+    """Ping URLs of an external dead man's switch (healthchecks.io form), one per kind of run."""
+
+    round: str | None = Field(
+        None, pattern=HEARTBEAT_URL_PATTERN, description="check pinged by each per-round run"
+    )
+    weekly: str | None = Field(
+        None, pattern=HEARTBEAT_URL_PATTERN, description="check pinged by each weekly run"
+    )
+    timeout_s: float = Field(5, gt=0, le=30, description="a ping never holds a run up longer than this")
+
+
 class AlertsConfig(StrictModel):
     """`config/alerts.yaml`: where alerts go and when a round counts as missed."""
 
@@ -479,6 +524,10 @@ class AlertsConfig(StrictModel):
     )
     zombie_after_minutes: float = Field(
         10, ge=0.5, le=1440, description="a running flow without a heartbeat this long is marked Crashed"
+    )
+    heartbeat: HeartbeatConfig = Field(
+        default_factory=HeartbeatConfig,
+        description="external monitor pinged at each run's start, success and failure",
     )
 
 

@@ -34,6 +34,8 @@ from numerflow.numerai import ledger
 from numerflow.numerai.blocks import NumeraiCredentials
 from numerflow.ops.alerts import MISSED_ROUND, RUN_FAILED, UPLOAD_GIVEN_UP, ZOMBIE
 from numerflow.ops.deploy import deployment_specs
+from numerflow.ops.disk import disk_status
+from numerflow.ops.heartbeat import heartbeat_status
 from numerflow.runs.manifest import latest_slot_run, read_manifest
 from numerflow.runs.plan import select_slots
 from numerflow.score.evaluate import STACK
@@ -50,12 +52,6 @@ def worker_online(last_heartbeat: datetime | None, interval_s: float | None, now
     return now - last_heartbeat <= timedelta(
         seconds=MISSED_HEARTBEATS * (interval_s or DEFAULT_HEARTBEAT_SECONDS)
     )
-
-
-def folder_bytes(path: Path) -> int | None:
-    if not path.exists():
-        return None
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def collect_status(config: NumerflowConfig, config_dir: Path, now: datetime | None = None) -> dict[str, Any]:
@@ -75,7 +71,8 @@ def collect_status(config: NumerflowConfig, config_dir: Path, now: datetime | No
             status["next_runs"] = _next_runs(client, config, config_dir)
     status["latest_training"] = _latest_training(config)
     status["latest_round"] = _latest_round(config)
-    status["cache_bytes"] = _cache_sizes(config)
+    status["heartbeat"] = heartbeat_status(config.alerts.heartbeat, config.training.work_dir)
+    status["disk"] = disk_status(config.training)
     status["problems"] = problems(status, config)
     return status
 
@@ -234,12 +231,3 @@ def _latest_round(config: NumerflowConfig) -> dict[str, Any] | None:
     newest = max(e.round for e in entries)
     uploads = {e.model: e.submission_id for e in entries if e.round == newest}
     return {"round": newest, "uploads": uploads}
-
-
-def _cache_sizes(config: NumerflowConfig) -> dict[str, int | None]:
-    training = config.training
-    return {
-        "data": folder_bytes(training.data.dir),
-        "runs": folder_bytes(training.work_dir),
-        "bins": folder_bytes(training.bins_root()),
-    }

@@ -25,8 +25,8 @@ def status_lines(status: dict[str, Any], now: datetime) -> list[str]:
         for deployment, when in status["next_runs"].items():
             start = describe_start(datetime.fromisoformat(when), now) if when else "none scheduled"
             lines.append(f"  {deployment:<26}{start}")
-    sizes = ", ".join(f"{name} {_size(size)}" for name, size in status["cache_bytes"].items())
-    lines.append(f"disk:         {sizes}")
+    lines += heartbeat_lines(status["heartbeat"])
+    lines += disk_lines(status["disk"])
     lines.append("")
     lines += [f"PROBLEM: {problem}" for problem in status["problems"]] or [
         "ok: nothing stands in the next round's way"
@@ -77,6 +77,28 @@ def _round_line(latest: dict[str, Any] | None) -> str:
         return "no uploads recorded"
     uploads = ", ".join(f"{model} {sid}" for model, sid in latest["uploads"].items())
     return f"round {latest['round']}: {uploads}"
+
+
+def heartbeat_lines(heartbeat: dict[str, Any]) -> list[str]:
+    lines = []
+    for kind, check in heartbeat.items():
+        if not check["set"]:
+            lines.append(
+                f"heartbeat:    {kind} not set (alerts.yaml heartbeat.{kind}: no alarm outside this box)"
+            )
+            continue
+        success = check["last_success"] or "never"
+        error = f"; last ping FAILED {check['last_error']}" if check["last_error"] else ""
+        lines.append(f"heartbeat:    {kind} -> {check['host']}, last success ping {success}{error}")
+    return lines
+
+
+def disk_lines(disk: dict[str, Any]) -> list[str]:
+    sizes = ", ".join(f"{name} {_size(size)}" for name, size in disk["parts"].items())
+    frees = (
+        f"{disk['retention_removes']} item(s), {_size(disk['retention_frees'])} (`numerflow prune --dry-run`)"
+    )
+    return [f"disk:         {sizes}", f"retention:    would free {frees}"]
 
 
 def _size(size: int | None) -> str:
