@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from cli.scores_cmd import scores
 from numerflow.config import ConfigError, default_config_dir, load_config, parse_overrides
 
 # Offline by default: no telemetry from a local or temporary Prefect server.
@@ -233,6 +234,9 @@ def gpu(
     decision = report["decision"]
     if isinstance(decision, dict) and decision.get("tier") is None:
         raise typer.Exit(code=1)
+
+
+app.command()(scores)
 
 
 @app.command()

@@ -13,6 +13,8 @@ Incidents and their automation:
   which `numerflow-run-failed` does not match -> `numerflow-upload-given-up`;
 - a round run started (`numerflow.round.started`) with no `numerflow.upload.accepted` for a
   model within `missed_round_after_minutes` -> `numerflow-missed-round`;
+- a model's live CORR or MMC decayed: the per-round flow emits `numerflow.live.decay` once
+  per incident -> `numerflow-live-decay`;
 - a running flow without a heartbeat for `zombie_after_minutes` -> `numerflow-zombie-runs`
   marks it Crashed, which `numerflow-run-failed` then reports.
 Messages carry names, rounds, models, errors and links; never credentials.
@@ -43,10 +45,12 @@ RUN_FAILED = "numerflow-run-failed"
 UPLOAD_GIVEN_UP = "numerflow-upload-given-up"
 MISSED_ROUND = "numerflow-missed-round"
 ZOMBIE = "numerflow-zombie-runs"
+LIVE_DECAY = "numerflow-live-decay"
 UPLOAD_GIVEN_UP_STATE = "UploadGivenUp"
 EVENT_ROUND_STARTED = "numerflow.round.started"
 EVENT_UPLOAD_ACCEPTED = "numerflow.upload.accepted"
 EVENT_UPLOAD_GIVEN_UP = "numerflow.upload.given-up"
+EVENT_LIVE_DECAY = "numerflow.live.decay"
 
 
 @dataclass
@@ -87,6 +91,17 @@ def emit_upload_given_up(
             "run_name": run_name,
             "run_id": run_id,
         },
+    )
+
+
+def emit_live_decay(model: str, score: str, subject: str, body: str) -> None:
+    emit_event(
+        EVENT_LIVE_DECAY,
+        resource={
+            "prefect.resource.id": f"numerflow.model.{model}.live.{score}",
+            "prefect.resource.name": f"model {model}, live {score}",
+        },
+        payload={"model": model, "score": score, "subject": subject, "body": body},
     )
 
 
@@ -163,6 +178,23 @@ def automations(config: AlertsConfig, block_document_id: Any) -> list[Automation
                         f"{config.missed_round_after_minutes:g} minutes of the round run starting: "
                         "the round is missed unless it is submitted before it closes."
                     ),
+                )
+            ],
+        ),
+        Automation(
+            name=LIVE_DECAY,
+            description="A model's live Numerai scores fell below what validation promised.",
+            trigger=EventTrigger(
+                expect={EVENT_LIVE_DECAY},
+                match={"prefect.resource.id": "numerflow.model.*"},
+                posture=Posture.Reactive,
+                threshold=1,
+            ),
+            actions=[
+                SendNotification(
+                    block_document_id=block_document_id,
+                    subject="{{ event.payload.subject }}",
+                    body="{{ event.payload.body }}",
                 )
             ],
         ),

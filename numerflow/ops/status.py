@@ -30,15 +30,16 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import get_current_settings
 
 from numerflow.config.models import NumerflowConfig
+from numerflow.live.report import live_status
 from numerflow.numerai import ledger
 from numerflow.numerai.blocks import NumeraiCredentials
-from numerflow.ops.alerts import MISSED_ROUND, RUN_FAILED, UPLOAD_GIVEN_UP, ZOMBIE
+from numerflow.ops.alerts import LIVE_DECAY, MISSED_ROUND, RUN_FAILED, UPLOAD_GIVEN_UP, ZOMBIE
 from numerflow.ops.deploy import deployment_specs
 from numerflow.runs.manifest import latest_slot_run, read_manifest
 from numerflow.runs.plan import select_slots
 from numerflow.score.evaluate import STACK
 
-AUTOMATIONS = [RUN_FAILED, UPLOAD_GIVEN_UP, MISSED_ROUND, ZOMBIE]
+AUTOMATIONS = [RUN_FAILED, UPLOAD_GIVEN_UP, MISSED_ROUND, ZOMBIE, LIVE_DECAY]
 # The server counts a worker offline after this many missed heartbeats.
 MISSED_HEARTBEATS = 3
 DEFAULT_HEARTBEAT_SECONDS = 30.0
@@ -75,6 +76,7 @@ def collect_status(config: NumerflowConfig, config_dir: Path, now: datetime | No
             status["next_runs"] = _next_runs(client, config, config_dir)
     status["latest_training"] = _latest_training(config)
     status["latest_round"] = _latest_round(config)
+    status["live_scores"] = live_status(config.training.work_dir)
     status["cache_bytes"] = _cache_sizes(config)
     status["problems"] = problems(status, config)
     return status

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from numerflow.live.report import run_live_cell
 from numerflow.runs.manifest import SLOTS_DIR, Manifest, read_manifest
 from numerflow.runs.plan import short_digest
 from numerflow.score.evaluate import STACK
@@ -45,6 +46,7 @@ class HistoryRow(BaseModel):
     corr: dict[str, float | int]  # the stack's validation CORR: mean, sharpe, max_drawdown, eras
     corr_delta: float | None  # CORR mean minus the run below's; None: no run below
     contributions: dict[str, Contribution]  # by label: MMC, BMC
+    live: str = "-"  # mean final live CORR of the rounds this run submitted for the slot's model
 
 
 class Skipped(BaseModel):
@@ -84,7 +86,11 @@ def slot_history(work_dir: Path, run_id: str, slot: str, previous: int) -> SlotH
             continue
         if len(entries) > previous + 1:
             break
-    rows = [_row(entry, older) for entry, older in pairwise([*entries, None]) if entry is not None]
+    rows = [
+        _row(entry, older).model_copy(update={"live": run_live_cell(work_dir, slot, entry.manifest.run_id)})
+        for entry, older in pairwise([*entries, None])
+        if entry is not None
+    ]
     return SlotHistory(slot=slot, run_id=run_id, rows=rows[: previous + 1], skipped=skipped)
 
 
@@ -162,7 +168,8 @@ def history_markdown(histories: list[SlotHistory], work_dir: Path) -> str:
         "",
         "Validation CORR of each slot's stack in this run and its previous weekly runs, newest first. "
         "Δ CORR is the change from the run below (▲ better, ▼ worse); runs are comparable where "
-        "data version and eras agree. `params` is a hash of the LightGBM parameters and seed.",
+        "data version and eras agree. `params` is a hash of the LightGBM parameters and seed. "
+        "Live CORR: Numerai's resolved live CORR of the rounds the run submitted (mean).",
     ]
     for history in histories:
         lines += ["", f"## slot {history.slot}", ""]
@@ -177,8 +184,8 @@ def history_markdown(histories: list[SlotHistory], work_dir: Path) -> str:
 def _table(history: SlotHistory) -> list[str]:
     lines = [
         "| run | finished | data | targets | params | changed | CORR | Δ CORR | sharpe | max drawdown "
-        "| eras | MMC | BMC |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| eras | live CORR | MMC | BMC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in history.rows:
         corr = row.corr
@@ -194,6 +201,7 @@ def _table(history: SlotHistory) -> list[str]:
             _number(corr["sharpe"], 2),
             _number(corr["max_drawdown"], 4),
             str(corr["eras"]),
+            row.live,
             *(_contribution_cell(c) for c in row.contributions.values()),
         ]
         lines.append("| " + " | ".join(cells) + " |")
