@@ -19,6 +19,7 @@ from numerflow.live.report import draw_chart, live_markdown
 from numerflow.live.store import ModelHistory, load_history
 from numerflow.numerai.blocks import load_credentials
 from numerflow.numerai.client import NumeraiClient
+from numerflow.numerai.errors import NumeraiError
 from numerflow.ops.alerts import LIVE_DECAY, emit_live_decay, notify_directly, server_delivers
 from numerflow.runs.plan import select_slots
 from numerflow.submit.steps import make_client
@@ -48,8 +49,11 @@ def scores_client(config: NumerflowConfig, models: list[str]) -> tuple[NumeraiCl
     client = make_client(settings, public_id, secret_key)
     missing = [m for m in models if not known.get(m)]
     if missing and public_id:
-        account = client.model_ids()
-        known.update({m: account[m] for m in missing if m in account})
+        try:
+            account = client.model_ids()
+            known.update({m: account[m] for m in missing if m in account})
+        except NumeraiError as exc:  # refused key, Numerai down: stored ids may still do
+            logger.warning("live scores: the account's model ids not read (%s)", exc)
     for model in models:
         known.setdefault(model, load_history(config.training.work_dir, model).model_id)
     return client, {m: known[m] for m in models if known.get(m)}

@@ -133,29 +133,23 @@ def automations(config: AlertsConfig, block_document_id: Any) -> list[Automation
                 )
             ],
         ),
-        Automation(
-            name=UPLOAD_GIVEN_UP,
-            description="numerflow gave up uploading for a model.",
-            trigger=EventTrigger(
-                expect={EVENT_UPLOAD_GIVEN_UP},
-                match={"prefect.resource.id": "numerflow.round.*"},
-                posture=Posture.Reactive,
-                threshold=1,
+        _on_event(
+            UPLOAD_GIVEN_UP,
+            "numerflow gave up uploading for a model.",
+            EVENT_UPLOAD_GIVEN_UP,
+            "numerflow.round.*",
+            SendNotification(
+                block_document_id=block_document_id,
+                subject=(
+                    "numerflow: upload given up for {{ event.payload.model }} "
+                    "in round {{ event.payload.round }}"
+                ),
+                body=(
+                    "numerflow gave up uploading round {{ event.payload.round }} for model "
+                    "{{ event.payload.model }}.\nReason: {{ event.payload.reason }}\n"
+                    "Run {{ event.payload.run_name }}: " + link + "{{ event.payload.run_id }}"
+                ),
             ),
-            actions=[
-                SendNotification(
-                    block_document_id=block_document_id,
-                    subject=(
-                        "numerflow: upload given up for {{ event.payload.model }} "
-                        "in round {{ event.payload.round }}"
-                    ),
-                    body=(
-                        "numerflow gave up uploading round {{ event.payload.round }} for model "
-                        "{{ event.payload.model }}.\nReason: {{ event.payload.reason }}\n"
-                        "Run {{ event.payload.run_name }}: " + link + "{{ event.payload.run_id }}"
-                    ),
-                )
-            ],
         ),
         Automation(
             name=MISSED_ROUND,
@@ -181,22 +175,16 @@ def automations(config: AlertsConfig, block_document_id: Any) -> list[Automation
                 )
             ],
         ),
-        Automation(
-            name=LIVE_DECAY,
-            description="A model's live Numerai scores fell below what validation promised.",
-            trigger=EventTrigger(
-                expect={EVENT_LIVE_DECAY},
-                match={"prefect.resource.id": "numerflow.model.*"},
-                posture=Posture.Reactive,
-                threshold=1,
+        _on_event(
+            LIVE_DECAY,
+            "A model's live Numerai scores fell below what validation promised.",
+            EVENT_LIVE_DECAY,
+            "numerflow.model.*",
+            SendNotification(
+                block_document_id=block_document_id,
+                subject="{{ event.payload.subject }}",
+                body="{{ event.payload.body }}",
             ),
-            actions=[
-                SendNotification(
-                    block_document_id=block_document_id,
-                    subject="{{ event.payload.subject }}",
-                    body="{{ event.payload.body }}",
-                )
-            ],
         ),
         Automation(
             name=ZOMBIE,
@@ -228,6 +216,20 @@ def automations(config: AlertsConfig, block_document_id: Any) -> list[Automation
             ],
         ),
     ]
+
+
+def _on_event(
+    name: str, description: str, event: str, resources: str, action: SendNotification
+) -> Automation:
+    """An automation that sends a message for every `event` the flows emit about `resources`."""
+    return Automation(
+        name=name,
+        description=description,
+        trigger=EventTrigger(
+            expect={event}, match={"prefect.resource.id": resources}, posture=Posture.Reactive, threshold=1
+        ),
+        actions=[action],
+    )
 
 
 def setup_alerts(config: AlertsConfig, block_document_id: Any) -> AlertsReport:
