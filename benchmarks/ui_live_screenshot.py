@@ -4,7 +4,8 @@ Starts a real `prefect server start` (UI on, SQLite, a private PREFECT_HOME, a f
 project's loopback fake Numerai API serving a small synthetic dataset; saves the API key with
 `numerflow setup credentials`; runs the weekly flow (`numerflow run`: download, train, upload
 round 1001 as my_model). The fake then serves my_model's daily scores of rounds 968-1001
-(resolved up to 993, the newest still scoring, a corr60 that keeps updating), and the ledger
+(around the run's validation figures up to round 984, near zero after: a decay; resolved up to
+993, the newest still scoring; a corr60 that keeps updating), and the ledger
 is given entries saying the weekly run submitted rounds 968-1000 too, so every round has its
 validation expectation. `numerflow submit` (round 1001 already uploaded: skipped) then reads the
 scores back and publishes the `numerflow-live-scores` artifact. Saved in --out:
@@ -33,6 +34,7 @@ from benchmarks.common import REPO
 from benchmarks.ui_chart_screenshot import FAST, _wait_healthy
 from numerflow.data.synth import SynthSpec, generate
 from numerflow.live.compare import round_table
+from numerflow.live.fetch import run_figures
 from numerflow.live.report import draw_chart
 from numerflow.live.store import load_history
 from numerflow.numerai import ledger
@@ -117,13 +119,17 @@ def _cli(args: list[str], env: dict[str, str]) -> str:
 
 
 def _plant_scores(fake: FakeNumerai, work_dir: Path, run_id: str) -> None:
-    """Live CORR near what validation promised, then weaker; MMC small; the newest rounds pending."""
+    """Live CORR and MMC drawn around what the run's validation promised for the older rounds,
+    then near zero (a decay); the newest rounds still scoring."""
+    promised = run_figures(work_dir / run_id / "slots" / MODEL)
+    assert promised is not None and promised.corr_mean is not None, "the weekly run wrote no figures"
     rng = random.Random(3)
     rows = []
     for number in range(FIRST, LAST + 1):
-        corr = rng.gauss(0.02 if number < 985 else 0.0, 0.02)
-        finals = {"v2_corr20": corr, "mmc": rng.gauss(0.003, 0.01), "bmc": rng.gauss(0.002, 0.01),
-                  "corr60": corr * 1.5}  # fmt: skip
+        share = 1.0 if number < 985 else 0.1
+        corr = rng.gauss(promised.corr_mean * share, promised.corr_std or 0.0)
+        mmc = rng.gauss((promised.mmc_mean or 0.0) * share, promised.mmc_std or 0.0)
+        finals = {"v2_corr20": corr, "mmc": mmc, "bmc": rng.gauss(0.002, 0.01), "corr60": corr * 1.5}
         rows += daily_scores(number, finals, days=45 if number <= RESOLVED else 2 * (LAST - number) + 1)
         if number < LAST:  # the weekly run uploaded round 1001 itself
             ledger.append(work_dir, round=number, model=MODEL, trained_run_id=run_id,
