@@ -17,7 +17,7 @@ from numerflow.live.chart import live_chart, live_figure
 from numerflow.live.compare import LIVE_SCORES, round_table, window
 from numerflow.live.decay import DecayAlert, check_decay, decay_reason, open_incidents
 from numerflow.live.fetch import fetch_scores, refresh
-from numerflow.live.report import live_markdown, model_summary, run_live_cell
+from numerflow.live.report import live_markdown, model_summary, run_live_cell, status_lines
 from numerflow.live.store import history_path, load_history
 from numerflow.numerai import ledger
 from numerflow.numerai.client import NumeraiClient, Timeouts
@@ -236,8 +236,22 @@ def test_status_figures_and_a_damaged_history(
     assert summary["mmc"]["mean"] == pytest.approx(-sum(values[-20:]) / 20)
     assert summary["corr"]["resolved_rounds"] == 20
     assert window(round_table(load_history(tmp_path, MODEL)), "corr", 5).rounds == list(range(920, 925))
+    [line] = status_lines({MODEL: summary})[1:]
+    assert f"last resolved round 924, CORR {sum(values[-20:]) / 20:+.4f} over 20 rounds" in line
+    assert "1 pending" in line and "MMC" in line
 
     history_path(tmp_path, MODEL).write_text(json.dumps({"rows": "oops"}))
     with pytest.raises(ValueError, match="not a live-scores history"):
         load_history(tmp_path, MODEL)
     assert run_live_cell(tmp_path, MODEL, RUN) == "unreadable live history"
+
+
+@pytest.mark.parametrize(("key", "value", "says"), [("alert_sigma", 0, "greater than 0"),
+                                                     ("window", 1, "greater than or equal to 2"),
+                                                     ("windows", 20, "unknown key")])  # fmt: skip
+def test_live_settings_are_validated_naming_the_key(key: str, value: object, says: str) -> None:
+    from numerflow.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=rf"scoring\.live\.{key}: .*{says}"):
+        load_config(None, {f"training.scoring.live.{key}": value})
+    assert load_config(None, {}).training.scoring.live.window == 20
