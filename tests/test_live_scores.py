@@ -17,7 +17,7 @@ from numerflow.live.chart import live_chart, live_figure
 from numerflow.live.compare import LIVE_SCORES, round_table, window
 from numerflow.live.decay import DecayAlert, check_decay, decay_reason, open_incidents
 from numerflow.live.fetch import fetch_scores, refresh
-from numerflow.live.report import live_markdown, model_summary, run_live_cell, status_lines
+from numerflow.live.report import live_markdown, live_status, model_summary, run_live_cell, status_lines
 from numerflow.live.store import history_path, load_history
 from numerflow.numerai import ledger
 from numerflow.numerai.client import NumeraiClient, Timeouts
@@ -168,6 +168,8 @@ def test_decay_alerts_once_per_incident_and_again_after_a_recovery(
     assert MODEL in body and RUN in body and f"{alert.figures.mean:.4f}" in body and "0.0300" in body
     assert f"rounds {first + zeros_needed[0]}-{first + 19 + zeros_needed[0]}" in body
     assert open_incidents(tmp_path) == {f"{MODEL}/CORR": sent[1].opened_at}
+    assert model_summary(load_history(tmp_path, MODEL))["last_resolved_round"] == first + len(plan) - 1
+    assert {m: s.get("error") for m, s in live_status(tmp_path).items()} == {MODEL: None, "steady": None}
 
 
 def test_a_window_negative_throughout_is_decay_even_without_validation_figures() -> None:
@@ -220,7 +222,7 @@ def test_a_failing_api_leaves_the_stored_history_intact(
     assert set(errors) == {MODEL, "steady"} and "TransientError" in errors[MODEL]
     assert history_path(tmp_path, MODEL).read_bytes() == stored
     assert [e.round for e in round_table(histories[MODEL])] == [800]  # the stored history is shown
-    assert not list((tmp_path / "live_scores").glob(".*.tmp"))  # no half-written file left
+    assert not list(history_path(tmp_path, MODEL).parent.glob(".*.tmp"))  # no half-written file left
 
 
 def test_status_figures_and_a_damaged_history(

@@ -1,6 +1,6 @@
 """Each Numerai model's live scores, kept under the work folder so they outlive runs and retention.
 
-`<work_dir>/live_scores/<model>.json` holds one row per (round, score name, day) as numerapi's
+`<work_dir>/live_scores/models/<model>.json` holds one row per (round, score name, day) as numerapi's
 `submission_scores` returns them, plus what the comparison with validation needs once the
 trained run's folder is gone: which trained run submitted each round and that run's validation
 figures. Numerai revises a day's value while it computes it, so a fetched row replaces the
@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from numerflow.io import write_text_atomic
 
 LIVE_DIR = "live_scores"
+MODELS_DIR = "models"  # the histories, apart from the decay alert's state beside them
 
 
 class ScoreRow(BaseModel):
@@ -54,7 +55,7 @@ class ModelHistory(BaseModel):
 
 
 def history_path(work_dir: Path, model: str) -> Path:
-    return work_dir / LIVE_DIR / f"{model}.json"
+    return work_dir / LIVE_DIR / MODELS_DIR / f"{model}.json"
 
 
 def load_history(work_dir: Path, model: str) -> ModelHistory:
@@ -77,7 +78,7 @@ def save_history(work_dir: Path, history: ModelHistory) -> Path:
 
 
 def stored_models(work_dir: Path) -> list[str]:
-    folder = work_dir / LIVE_DIR
+    folder = work_dir / LIVE_DIR / MODELS_DIR
     return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
 
 
