@@ -17,11 +17,19 @@ from numerflow.live.chart import live_chart, live_figure
 from numerflow.live.compare import LIVE_SCORES, round_table, window
 from numerflow.live.decay import DecayAlert, check_decay, decay_reason, open_incidents
 from numerflow.live.fetch import fetch_scores, refresh
-from numerflow.live.report import live_markdown, live_status, model_summary, run_live_cell, status_lines
+from numerflow.live.report import (
+    live_markdown,
+    live_status,
+    model_summary,
+    run_live_cell,
+    status_lines,
+    summary_section,
+)
 from numerflow.live.store import history_path, load_history
 from numerflow.numerai import ledger
 from numerflow.numerai.client import NumeraiClient, Timeouts
 from numerflow.runs.manifest import Manifest, write_manifest
+from numerflow.score.report import markdown_summary
 from tests.fake_numerai import FakeNumerai
 
 CORR, MMC, BMC = LIVE_SCORES["corr"], LIVE_SCORES["mmc"], LIVE_SCORES["bmc"]
@@ -125,6 +133,14 @@ def test_artifact_and_chart_tell_resolved_and_pending_rounds_apart(
     with_chart = live_markdown([history], live_chart)
     assert "![live scores chart of model my_model](data:image/png;base64," in with_chart
     assert run_live_cell(tmp_path, MODEL, RUN) == f"{(0.02 + 0.03) / 2:+.4f} (2 resolved, 2 pending)"
+
+    section = summary_section(tmp_path, [MODEL, "never_submitted"])  # the next weekly run's summary
+    assert section is not None and section.startswith("## Live Numerai scores next to validation")
+    assert "### model my_model" in section and "#### Pending rounds" in section
+    assert "data:image/png" in section
+    summary = markdown_summary("run-2", "v5.2", {}, {}, None, live=section)
+    assert section in summary
+    assert summary_section(tmp_path, ["never_submitted"]) is None
 
 
 def _clock() -> Iterator[datetime]:
