@@ -4,7 +4,7 @@ them next to the validation record of the trained run that submitted each round.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,13 +29,30 @@ def scores(
     import json
 
     from cli.main import _config_or_exit
+
+    config = _config_or_exit(config_dir, {})
+    try:
+        report, errors = _gather(config, models, fetch)
+    except ValueError as exc:  # a damaged history file: the message names it and the fix
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2) from None
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        for name, entry in report.items():
+            typer.echo("\n".join(_lines(name, entry)))
+    if errors:
+        raise typer.Exit(code=1)
+
+
+def _gather(config: Any, models: list[str] | None, fetch: bool) -> tuple[dict, dict[str, str]]:
+    """Each model's stored figures and rounds (fetched first when `fetch`), and the fetch errors."""
     from flows.live import scores_client, submitting_models
     from numerflow.live.compare import round_table
     from numerflow.live.fetch import refresh
     from numerflow.live.report import model_summary
     from numerflow.live.store import load_history
 
-    config = _config_or_exit(config_dir, {})
     names = submitting_models(config, models)
     work_dir = config.training.work_dir
     errors: dict[str, str] = {}
@@ -51,13 +68,7 @@ def scores(
             "rounds": [entry.model_dump() for entry in round_table(history)],
             "error": errors.get(name),
         }
-    if as_json:
-        typer.echo(json.dumps(report, indent=2))
-    else:
-        for name, entry in report.items():
-            typer.echo("\n".join(_lines(name, entry)))
-    if errors:
-        raise typer.Exit(code=1)
+    return report, errors
 
 
 def _lines(name: str, entry: dict) -> list[str]:

@@ -72,9 +72,12 @@ def live_scores_step(config: NumerflowConfig, models: list[str]) -> None:
             run_logger.warning("live scores of %s not fetched, stored history kept: %s", model, error)
         publish_live_scores(list(histories.values()))
         for model, history in histories.items():
-            check_decay(work_dir, model, round_table(history), live.window, live.alert_sigma,
-                        send=lambda alert: deliver_decay_alert(config, alert),
-                        now=lambda: datetime.now(UTC))  # fmt: skip
+            try:  # an alert that cannot go out now is tried again at the next round
+                check_decay(work_dir, model, round_table(history), live.window, live.alert_sigma,
+                            send=lambda alert: deliver_decay_alert(config, alert),
+                            now=lambda: datetime.now(UTC))  # fmt: skip
+            except Exception:
+                run_logger.exception("decay check of %s failed", model)
     except Exception:
         run_logger.exception("live scores step failed; the round's submission is unaffected")
 
