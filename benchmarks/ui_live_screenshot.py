@@ -86,6 +86,8 @@ def main() -> None:
         artifact = _artifact(f"{base}/api")
         with Browser(height=2400) as browser:
             for ui, prefix in (("v1", ""), ("v2", "/v2")):
+                # leave the previous page first, or its chart satisfies the next page's check
+                browser.open("about:blank", "document.URL === 'about:blank' && document.images.length === 0")
                 browser.open(f"{base}{prefix}/artifacts/artifact/{artifact['id']}", CHART_SHOWN)
                 natural, width, height = browser.evaluate(CHART_SIZE)
                 path = browser.screenshot(out / f"live-artifact-{ui}.png")
