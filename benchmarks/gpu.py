@@ -36,7 +36,7 @@ from numerflow.gpu.shape import parse_shape
 from numerflow.gpu.tiers import choose_device
 from numerflow.gpu.vram import BUILT_IN, MIB, Learner, TrainingShape, save_calibration
 
-# Numerai's tutorial model, as the notes measured it (lightgbm-notes.md §1.6).
+# Numerai's tutorial model (numerai/example-scripts), the parameters the H100 figures were measured with.
 TUTORIAL = LightGBMParams(learning_rate=0.01, max_depth=5, num_leaves=31, colsample_bytree=0.1)
 SETUP_TREES = 2  # the first trees carry the GPU's set-up (kernel build, uploads)
 SAMPLE_EVERY_S = 0.05

@@ -5,13 +5,20 @@ goes through `atomic_path`: write to a temporary file in the same folder, flush 
 then `os.replace` it onto the target. On any error the temporary file is removed. On Windows a
 virus scanner or the search indexer may hold the new file open for a moment, which makes the
 replace fail with a sharing violation; `replace_with_retry` waits that out.
+
+A write that finds the disk full raises `DiskFullError`, which names the file and the space
+left; `atomic_path` then leaves only the old file (or none), so the next run, once there is
+space, writes it afresh. Any other module that writes a file numerflow later reads (for example
+a pickled model) uses `atomic_path` too, or wraps its own writes in `naming_full_disk`.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -32,12 +39,49 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
     try:
-        yield tmp
-        _fsync(tmp)
-        replace_with_retry(tmp, target)
+        with naming_full_disk(target):
+            yield tmp
+            _fsync(tmp)
+            replace_with_retry(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+class DiskFullError(OSError):
+    """A write found no space left: the message names the file, the free space and the fix."""
+
+
+# ENOSPC, and EDQUOT (a user's quota is full); Python maps Windows' ERROR_DISK_FULL to ENOSPC.
+NO_SPACE = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+@contextmanager
+def naming_full_disk(path: str | Path) -> Iterator[None]:
+    """Re-raise a full-disk `OSError` from the block as `DiskFullError` naming `path`."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except OSError as exc:
+        if exc.errno not in NO_SPACE:
+            raise
+        error = DiskFullError(
+            f"{path}: the disk is full ({_free_space(Path(path))}); nothing half-written was kept. "
+            "Free some space (old run folders in the work directory, older data versions) and run again"
+        )
+        error.errno = errno.ENOSPC
+        raise error from exc
+
+
+def _free_space(path: Path) -> str:
+    """'12.0 MiB free on /data', for the nearest existing folder of `path`."""
+    folder = next((p for p in (path, *path.parents) if p.is_dir()), Path.cwd())
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return f"free space on {folder} unknown"
+    return f"{free / 2**20:.1f} MiB free on {folder}"
 
 
 # Windows error codes for a file another process holds open: ERROR_ACCESS_DENIED, ERROR_SHARING_VIOLATION.

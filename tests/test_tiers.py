@@ -27,7 +27,7 @@ POSIX_SIGNALS = "a child killed by a signal: Windows children end with an exit c
 PROGRAM = ProgramInputParams()
 # Numerai v5's whole training set (era_stride 1), trained in 4 folds.
 FULL_V5 = TrainingShape(rows=2_700_000, features=2_376, era_stride=1, train_fraction=3 / 4)
-# What `numerflow demo` trains: about 25k rows x 60 features (lightgbm-notes.md §1.6), 4 folds.
+# What `numerflow demo` trains: about 25k rows x 60 features, 4 folds.
 DEMO = TrainingShape(rows=25_000, features=60, era_stride=1, train_fraction=3 / 4)
 
 

@@ -18,7 +18,7 @@ from numerflow.gpu.vram import (
     vram_model,
 )
 
-# Peak VRAM of the OpenCL learner on an H100 (lightgbm-notes.md §1.6), whole sets (no fold).
+# Peak VRAM of the OpenCL learner on an H100 (benchmarks/gpu.py), whole sets (no fold).
 MEASURED_MIB = {100_000: 653, 300_000: 911, 1_000_000: 1_745, 2_700_000: 3_817}
 
 
@@ -79,7 +79,7 @@ def test_shape_parsing() -> None:
             parse_shape(wrong)
 
 
-# lightgbm-notes.md §1.6: rows x 2,376, CPU (16 threads) and OpenCL s/tree, peak VRAM MiB.
+# Measured on an H100 with benchmarks/gpu.py: rows x 2,376, CPU (16 threads) and OpenCL s/tree, peak VRAM MiB.
 H100 = [
     (100_000, 0.0151, 0.0059, 653),
     (300_000, 0.0458, 0.0115, 911),

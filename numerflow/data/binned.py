@@ -13,11 +13,13 @@ identity, the features, the selected eras, the dataset parameters, LightGBM's ve
 reused by every fold and target of the run and by later runs. An entry is written to a private
 folder and renamed into place when complete, under a file lock, so concurrent runs (or Dask
 workers on a shared disk) never see or build a half-written one; an entry whose file does not
-match its recorded size and digest is rebuilt, never used.
+match its recorded size and digest is rebuilt, never used. A full disk during the build raises
+`DiskFullError` naming the entry, and the private folder is removed.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -36,13 +38,17 @@ from pydantic import BaseModel, ConfigDict
 from numerflow.cachedirs import prune_entries
 from numerflow.data.memory import MemoryPlan
 from numerflow.data.rows import FeatureRows, SelectedRows
-from numerflow.io import replace_with_retry, write_json_atomic
+from numerflow.io import naming_full_disk, replace_with_retry, write_json_atomic
 from numerflow.progress import ProgressReport
 
 BINS_FILE = "train.bin"
 RECORD_FILE = "bins.json"
 KEEP_DAYS = 21
 STAGING_KEEP_DAYS = 1  # a build killed mid-way leaves its private folder; nothing reads it
+# LightGBM's save_binary ignores failed writes (4.7.0, measured: a save onto a full 64 KiB tmpfs
+# returned normally and left a 64 KiB file), so a disk this close to full after a save means
+# the file may be short.
+FULL_AFTER_SAVE_BYTES = 1 << 20
 
 BuildFn = Callable[[Path], tuple[int, int, str]]  # writes the .bin; returns rows, features, loader
 
@@ -194,19 +200,20 @@ class BinsCache:
             staging = self.root / f".{key}.{uuid.uuid4().hex}.tmp"
             staging.mkdir()
             try:
-                started = time.perf_counter()
-                rows, features, loader = build(staging / BINS_FILE)
-                record = BinsRecord(
-                    key=key,
-                    rows=rows,
-                    features=features,
-                    loader=loader,
-                    construct_seconds=round(time.perf_counter() - started, 3),
-                    bytes=(staging / BINS_FILE).stat().st_size,
-                    digest=_file_digest(staging / BINS_FILE),
-                )
-                write_json_atomic(staging / RECORD_FILE, record.model_dump())
-                replace_with_retry(staging, self.root / key)
+                with naming_full_disk(self.path(key)):
+                    started = time.perf_counter()
+                    rows, features, loader = build(staging / BINS_FILE)
+                    record = BinsRecord(
+                        key=key,
+                        rows=rows,
+                        features=features,
+                        loader=loader,
+                        construct_seconds=round(time.perf_counter() - started, 3),
+                        bytes=(staging / BINS_FILE).stat().st_size,
+                        digest=_file_digest(staging / BINS_FILE),
+                    )
+                    write_json_atomic(staging / RECORD_FILE, record.model_dump())
+                    replace_with_retry(staging, self.root / key)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
             return record, True
@@ -219,6 +226,8 @@ class BinsCache:
 def save_dataset(dataset: lgb.Dataset, path: Path) -> None:
     path.unlink(missing_ok=True)  # LightGBM refuses to overwrite a file
     dataset.save_binary(str(path))
+    if shutil.disk_usage(path.parent).free < FULL_AFTER_SAVE_BYTES:
+        raise OSError(errno.ENOSPC, "the disk is full after LightGBM saved the bins", str(path))
 
 
 def _read_record(entry: Path) -> BinsRecord | None:

@@ -7,6 +7,8 @@ subsampling, `row_limit` (whole eras, most recent first) and `max_features`.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from numerflow.config.models import FeaturesConfig
 from numerflow.train.folds import embargo_after
 
 MISSING_FEATURE_VALUE = 2  # Numerai sets a feature to 2 when its data is missing for an era
+REFETCH = "delete it and run again: numerflow downloads it afresh (training.numerai.download: true)"
 
 
 class DataError(ValueError):
@@ -44,7 +47,10 @@ def read_features_json(version_dir: Path) -> dict[str, object]:
     path = version_dir / "features.json"
     if not path.is_file():
         raise DataError(f"{path}: not found; run `numerflow synth --out DIR` or download the data")
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}); {REFETCH}") from None
     if not isinstance(data, dict) or "feature_sets" not in data:
         raise DataError(f"{path}: expected a JSON object with 'feature_sets' and 'targets'")
     return data
@@ -104,7 +110,8 @@ def labelled_eras(
         missing = [t for t in targets if t not in schema.names]
         if missing:
             raise DataError(f"{path}: missing target columns {missing}")
-        table = pq.read_table(path, columns=["era", *targets])
+        with reading_rows(path):
+            table = pq.read_table(path, columns=["era", *targets])
         eras = to_era_numbers(path, table["era"].to_numpy(zero_copy_only=False))
         known = np.zeros(len(eras), dtype=bool)
         for target in targets:
@@ -134,14 +141,48 @@ def read_validation(
 def validation_eras(path: Path, last_train_era: int, embargo: int, era_stride: int = 1) -> np.ndarray:
     """Labelled validation eras past the embargo after the last training era, every Nth."""
     parquet_schema(path)
-    table = pq.read_table(path, columns=["era", "data_type"])
+    with reading_rows(path):
+        table = pq.read_table(path, columns=["era", "data_type"])
     labelled = pc.equal(table["data_type"], "validation").to_numpy(zero_copy_only=False)
     eras = to_era_numbers(path, table["era"].to_numpy(zero_copy_only=False))
     return _subsample(np.unique(eras[labelled & embargo_after(eras, last_train_era, embargo)]), era_stride)
 
 
 def read_live(path: Path, features: list[str]) -> NumeraiFrame:
-    return _read(path, features, [], era_filter=None, eras_are_numbers=False)
+    """The live rows; a live file without rows or with an id twice is refused."""
+    live = _read(path, features, [], era_filter=None, eras_are_numbers=False)
+    if len(live) == 0:
+        raise DataError(f"{path}: the live file has no rows; {REFETCH}")
+    check_unique_ids(path, live.ids)
+    return live
+
+
+def read_live_ids(path: Path) -> np.ndarray:
+    """The ids of a live file, the ones a submission must match."""
+    parquet_schema(path)
+    with reading_rows(path):
+        ids = pq.read_table(path, columns=["id"])["id"].to_numpy(zero_copy_only=False).astype(str)
+    check_unique_ids(path, ids)
+    return ids
+
+
+def check_unique_ids(path: Path, ids: np.ndarray) -> None:
+    repeated = pd.Index(ids)[pd.Index(ids).duplicated()].unique()
+    if len(repeated):
+        raise DataError(
+            f"{path}: {len(repeated)} ids appear more than once (e.g. {list(repeated[:3])}); "
+            f"a submission needs one prediction per id: {REFETCH}"
+        )
+
+
+@contextmanager
+def reading_rows(path: Path) -> Iterator[None]:
+    """A row group that cannot be decoded (a damaged or cut-short file) as a `DataError`."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as exc:
+        reason = " ".join(str(exc).split())  # Arrow's reasons span lines
+        raise DataError(f"{path}: a row group cannot be read ({reason}); {REFETCH}") from None
 
 
 def _read(
@@ -160,7 +201,8 @@ def _read(
     filters = None
     if era_filter is not None:
         filters = [("era", "in", [f"{e:04d}" for e in era_filter.tolist()])]
-    table = pq.read_table(path, columns=wanted, filters=filters)
+    with reading_rows(path):
+        table = pq.read_table(path, columns=wanted, filters=filters)
     eras_raw = table["era"].to_numpy(zero_copy_only=False)
     eras = to_era_numbers(path, eras_raw) if eras_are_numbers else np.zeros(len(eras_raw), np.int64)
     return NumeraiFrame(
@@ -194,14 +236,18 @@ def int8_matrix(path: Path, table: pa.Table, features: list[str]) -> np.ndarray:
         if values.dtype.kind == "f" and np.isnan(values).any():
             values = np.where(np.isnan(values), MISSING_FEATURE_VALUE, values)
         if len(values) and (values.min() < 0 or values.max() > 4):
-            raise DataError(f"{path}: column {name} has values outside 0..4")
+            raise DataError(
+                f"{path}: column {name} has values outside 0..4 (from {values.min()} to {values.max()}); "
+                f"Numerai's features are the integers 0..4: {REFETCH}"
+            )
         matrix[:, j] = values
     return matrix
 
 
 def _era_column(path: Path) -> np.ndarray:
     parquet_schema(path)
-    raw = pq.read_table(path, columns=["era"])["era"].to_numpy(zero_copy_only=False)
+    with reading_rows(path):
+        raw = pq.read_table(path, columns=["era"])["era"].to_numpy(zero_copy_only=False)
     return to_era_numbers(path, raw)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from numerflow.data.files import DataError, int8_matrix, parquet_schema, to_era_numbers
+from numerflow.data.files import DataError, int8_matrix, parquet_schema, reading_rows, to_era_numbers
 from numerflow.progress import ProgressReport
 
 BATCH_BYTES = 64 * 2**20  # float32 bytes per batch handed to LightGBM or to prediction
@@ -36,7 +36,8 @@ class SelectedRows:
             if wanted is None:
                 self.masks.append(np.ones(self._file.metadata.row_group(group).num_rows, dtype=bool))
                 continue
-            raw = self._file.read_row_group(group, columns=["era"])["era"].to_numpy(zero_copy_only=False)
+            with reading_rows(self.path):
+                raw = self._file.read_row_group(group, columns=["era"])["era"].to_numpy(zero_copy_only=False)
             self.masks.append(np.isin(to_era_numbers(self.path, raw), wanted))
         counts = np.array([mask.sum() for mask in self.masks], dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(counts)])
@@ -55,7 +56,8 @@ class SelectedRows:
             raise DataError(f"{self.path}: missing columns {missing[:5]}{' ...' if len(missing) > 5 else ''}")
 
     def group(self, index: int, columns: list[str]) -> pa.Table:
-        table = self._file.read_row_group(index, columns=columns)
+        with reading_rows(self.path):
+            table = self._file.read_row_group(index, columns=columns)
         mask = self.masks[index]
         return table if mask.all() else table.filter(pa.array(mask))
 

@@ -1,8 +1,8 @@
 """Fit a learner's VRAM constants and its break-even size from measurements (`benchmarks/gpu.py`).
 
-Fed the H100 table of lightgbm-notes.md §1.6 it gives back the built-in constants of
-`numerflow.gpu.vram` (tests/test_vram.py checks that), so a user's calibration and the shipped
-figures come from one method."""
+Fed the H100 table measured with `benchmarks/gpu.py` it gives back the built-in constants of
+`numerflow.gpu.vram` (tests/test_vram.py holds the table and checks that), so a user's
+calibration and the shipped figures come from one method."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 training in a child process, cached per environment.
 
 Everything that touches a GPU driver runs in a child (listing OpenCL platforms, the training):
-a broken driver or a LightGBM built against another NCCL dies by a signal there (lightgbm-notes.md
-§1.6: `free(): invalid pointer` at import), and the run goes on to the CPU with the reason."""
+a broken driver or a LightGBM built against another NCCL dies by a signal there (seen as
+`free(): invalid pointer` at import), and the run goes on to the CPU with the reason."""
 
 from __future__ import annotations
 

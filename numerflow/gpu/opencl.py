@@ -1,7 +1,7 @@
 """List the OpenCL platforms and devices exactly as LightGBM numbers them.
 
 LightGBM's library contains its own OpenCL ICD loader (the PyPI wheel defines `clGetPlatformIDs`
-and friends and reads `/etc/OpenCL/vendors`; lightgbm-notes.md §1.1), so asking that library
+and friends and reads `/etc/OpenCL/vendors`: `nm -D` on lib_lightgbm.so lists them), so asking that library
 gives LightGBM's own `gpu_platform_id`/`gpu_device_id` numbering with no extra dependency
 (pyopencl would bring a second loader that may order platforms differently). Loading a vendor
 driver can crash the process, so the capability check runs this module in a child:

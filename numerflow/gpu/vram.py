@@ -18,7 +18,7 @@ GIB = 2**30
 MIB = 2**20
 Learner = Literal["gpu", "cuda"]  # LightGBM's OpenCL learner (the PyPI wheel) or its CUDA build
 
-# OpenCL learner, measured on an NVIDIA H100 (lightgbm-notes.md §1.6): peak VRAM above idle was
+# OpenCL learner, measured on an NVIDIA H100 with `benchmarks/gpu.py`: peak VRAM above idle was
 # 653 / 911 / 1,745 / 3,817 MiB at 100k / 300k / 1M / 2.7M rows x 2,376 features. The
 # least-squares line through the four is 537 MiB + 0.536 byte a cell (each point within 1.1 %):
 # features of <= 16 bins are packed 4 bits a cell, plus the OpenCL context and the kernels.
@@ -32,7 +32,7 @@ CUDA_BASE_BYTES = OPENCL_BASE_BYTES
 CUDA_BYTES_PER_CELL = 1.0
 CUDA_BYTES_PER_ROW = 24.0
 # On the same H100 the OpenCL learner cost about 3.1 ms + 1.18e-11 s a cell for a tree and the
-# 16-thread CPU 6.46e-11 s a cell (lines through the 100k and 300k x 2,376 rows of §1.6), so the
+# 16-thread CPU 6.46e-11 s a cell (lines through the 100k and 300k x 2,376 rows of that table), so the
 # GPU wins above about 6.3e7 cells; the notes bound it between 1.5e6 (the demo, where the GPU
 # lost, 133 s to 76 s) and 2.4e8 (100k x 2,376, where it won 2.6x). A CPU with fewer cores
 # breaks even lower; `benchmarks/gpu.py --write` measures it for the user's own box.
@@ -96,7 +96,7 @@ BUILT_IN = {
         base_bytes=OPENCL_BASE_BYTES,
         bytes_per_cell=OPENCL_BYTES_PER_CELL,
         min_gpu_cells=MEASURED_MIN_GPU_CELLS,
-        source="measured on an NVIDIA H100 (lightgbm-notes.md §1.6)",
+        source="measured on an NVIDIA H100 with benchmarks/gpu.py",
     ),
     "cuda": VramModel(
         learner="cuda",

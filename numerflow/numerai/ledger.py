@@ -7,13 +7,16 @@
   *before* it is sent, so a create whose outcome is unknown (lost answer, killed process) can
   be settled later by asking Numerai instead of uploading again.
 
-Lines are appended with a single write and fsync, so a crash leaves at most one incomplete
-last line, which is ignored. Callers hold the (round, model) upload lock around read-then-append.
+Records are appended as whole lines and fsynced. A crash or a full disk mid-append can still
+leave a torn last line; the next append first ends it with a newline (and logs it, once), so
+the torn line stays a line of its own that readers skip and never swallows the next record.
+Callers hold the (round, model) upload lock around read-then-append.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +24,9 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from numerflow.io import naming_full_disk
+
+logger = logging.getLogger("numerflow.numerai")
 LEDGER_NAME = "submissions.jsonl"
 ATTEMPTS_NAME = "upload_attempts.jsonl"
 
@@ -111,23 +117,53 @@ def unsettled_creates(work_dir: Path, round_number: int, model: str) -> list[Att
 def _append_line(path: Path, record: BaseModel) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (record.model_dump_json() + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)  # no \r\n on Windows
+    with naming_full_disk(path):
+        fd = os.open(path, flags, 0o644)
+        try:
+            _write_all(fd, _end_torn_line(path, fd) + line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+TAIL_BYTES = 1 << 16  # far longer than any record
+
+
+def _end_torn_line(path: Path, fd: int) -> bytes:
+    """A newline when the file's last line was cut short, so the next record starts a line."""
+    size = os.lseek(fd, 0, os.SEEK_END)
+    if size == 0:
+        return b""
+    os.lseek(fd, max(0, size - TAIL_BYTES), os.SEEK_SET)  # appends go to the end regardless
+    tail = os.read(fd, TAIL_BYTES)
+    if tail.endswith(b"\n"):
+        return b""
+    start = size - len(tail) + tail.rfind(b"\n") + 1
+    logger.warning(
+        "%s: its last line (from byte %d) was cut short by a crash or a full disk; "
+        "it is ended and skipped, later records are kept",
+        path,
+        start,
+    )
+    return b"\n"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:  # os.write may write only part (a disk filling up): write the rest or raise
+        view = view[os.write(fd, view) :]
 
 
 def _read_lines(path: Path, model: type[Line]) -> list[Line]:
     if not path.is_file():
         return []
     found = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
         try:
             found.append(model.model_validate(json.loads(line)))
         except ValueError:
-            continue  # an incomplete last line from a crash mid-append
+            continue  # a line torn by a crash or a full disk, logged when it was ended
     return found
 
 

@@ -14,10 +14,10 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from numerflow.live.report import run_live_cell
-from numerflow.runs.manifest import SLOTS_DIR, Manifest, read_manifest
+from numerflow.runs.manifest import SLOTS_DIR, Manifest, manifest_problem, read_manifest
 from numerflow.runs.plan import short_digest
 from numerflow.score.evaluate import STACK
 from numerflow.score.validation import MetricScores
@@ -80,7 +80,7 @@ def slot_history(work_dir: Path, run_id: str, slot: str, previous: int) -> SlotH
         try:
             entries.append(_read_entry(path))
         except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
-            reason = _reason(exc)
+            reason = manifest_problem(exc)
             logger.warning("run history: skipped %s: %s", path, reason)
             skipped.append(Skipped(path=path, reason=reason))
             continue
@@ -114,14 +114,6 @@ def _read_entry(path: Path) -> _Entry:
         raise ValueError("metrics.validation is not a mapping of metric to scores")
     contributions = {label: _contribution(scored.get(name)) for name, label in CONTRIBUTIONS.items()}
     return _Entry(manifest=manifest, corr=corr, contributions=contributions)
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "the file"
-        return f"not a readable manifest ({exc.error_count()} error(s); {where}: {first['msg']})"
-    return str(exc)
 
 
 def _row(entry: _Entry, older: _Entry | None) -> HistoryRow:

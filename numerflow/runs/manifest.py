@@ -21,7 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from numerflow.io import write_json_atomic, write_text_atomic
 
@@ -124,22 +124,46 @@ class TrainedRun(BaseModel):
         return {t: [p] for t, p in self.final_models.items()} if self.final_models else self.models
 
 
+class ManifestError(ValueError):
+    """A slot's manifest is missing, damaged or not one of a trained slot."""
+
+
 def load_trained_run(slot_dir: Path) -> TrainedRun:
-    manifest = read_manifest(slot_dir)
-    if manifest.stacker is None or not manifest.models or manifest.slot is None:
-        raise ValueError(f"{slot_dir / 'manifest.json'}: not a trained model slot (no models or stacker)")
-    run_dir = slot_dir.parents[1]
-    final = manifest.final_model if manifest.submission_models == "final" else None
-    return TrainedRun(
-        run_id=manifest.run_id,
-        slot=manifest.slot,
-        slot_dir=slot_dir,
-        data_version=manifest.data["version"],
-        feature_names=manifest.features,
-        models={t: [run_dir / p for p in paths] for t, paths in manifest.models.items()},
-        final_models={t: run_dir / p for t, p in final["models"].items()} if final else {},
-        stacker=manifest.stacker,
-    )
+    path = slot_dir / "manifest.json"
+    try:
+        manifest = read_manifest(slot_dir)
+        if manifest.stacker is None or not manifest.models or manifest.slot is None:
+            raise ValueError("not a trained model slot: no models or stacker")
+        run_dir = slot_dir.parents[1]
+        final = manifest.final_model if manifest.submission_models == "final" else None
+        return TrainedRun(
+            run_id=manifest.run_id,
+            slot=manifest.slot,
+            slot_dir=slot_dir,
+            data_version=manifest.data["version"],
+            feature_names=manifest.features,
+            models={t: [run_dir / p for p in paths] for t, paths in manifest.models.items()},
+            final_models={t: run_dir / p for t, p in final["models"].items()} if final else {},
+            stacker=manifest.stacker,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # ValidationError is a ValueError
+        reason = exc.strerror if isinstance(exc, OSError) else manifest_problem(exc)
+        raise ManifestError(
+            f"{path}: not the manifest of a trained model slot ({reason}); train again "
+            f"(`numerflow run`), or write an earlier run's folder name into latest/{slot_dir.name} "
+            "in the work directory"
+        ) from None
+
+
+def manifest_problem(exc: Exception) -> str:
+    """What is wrong with a manifest that cannot be used, in one line."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the file"
+        return f"not a readable manifest ({exc.error_count()} error(s); {where}: {first['msg']})"
+    if isinstance(exc, KeyError):
+        return f"no {exc} in it"
+    return str(exc)
 
 
 def latest_run(work_dir: Path) -> Path | None:

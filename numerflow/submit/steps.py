@@ -13,7 +13,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from numerflow.config.models import DataConfig, NumeraiConfig
-from numerflow.data.files import DataError, read_live
+from numerflow.data.files import DataError, read_live, read_live_ids
 from numerflow.io import atomic_path
 from numerflow.numerai.client import NumeraiClient, Timeouts, newest_data_version
 from numerflow.numerai.download import DownloadResult, Expectation, expectation_for, fetch
@@ -23,7 +23,7 @@ from numerflow.progress import FileProgress, ProgressReport
 from numerflow.runs.manifest import TrainedRun
 from numerflow.score.references import SCORING_FILES
 from numerflow.score.stacking import Stacker, era_rank
-from numerflow.submit.file import build_submission, file_sha256, write_submission
+from numerflow.submit.file import SubmissionError, build_submission, file_sha256, write_submission
 from numerflow.train.predict import predict
 
 TRAINING_FILES = ("features.json", "train.parquet", "validation.parquet")
@@ -33,6 +33,7 @@ VERSION_DIR = re.compile(r"^v\d+\.\d+$")
 class LivePredictions(BaseModel):
     path: Path
     rows: int
+    live_file: Path  # the live data they predict: a submission must hold exactly its ids
 
 
 class SubmissionRecord(BaseModel):
@@ -144,22 +145,26 @@ def predict_live(run: TrainedRun, live_file: Path, out_path: Path) -> LivePredic
     """Live predictions from the run's stack of base models: each target's final model when the
     run trained one (`training.final_model`), else the mean of its folds."""
     live = read_live(live_file, run.feature_names)
-    if len(live) == 0:
-        raise DataError(f"{live_file}: the live file has no rows")
     stacker = Stacker.model_validate(run.stacker)
     base = predict(run.submission_models(), live.features)
     base.index = pd.Index(live.ids, name="id")
     scores = stacker.combine(era_rank(base[stacker.columns], np.zeros(len(live), dtype=np.int64)))
     with atomic_path(out_path) as tmp:
         base.assign(stack=scores.to_numpy()).to_parquet(tmp)
-    return LivePredictions(path=out_path, rows=len(base))
+    return LivePredictions(path=out_path, rows=len(base), live_file=live_file)
 
 
 def make_submission(live: LivePredictions, target_path: Path) -> SubmissionRecord:
-    """Validate against the live ids and write the CSV atomically to `target_path`."""
+    """Validate against the live file's ids and write the CSV atomically to `target_path`."""
     frame = pd.read_parquet(live.path)
-    ids = frame.index.to_numpy().astype(str)
-    write_submission(ids, build_submission(ids, frame["stack"].to_numpy()), target_path)
+    submission = build_submission(frame.index.to_numpy().astype(str), frame["stack"].to_numpy())
+    try:
+        write_submission(read_live_ids(live.live_file), submission, target_path)
+    except SubmissionError as exc:
+        raise SubmissionError(
+            f"{live.path}: not a valid submission for the live file {live.live_file} ({exc}); "
+            f"{target_path} was left as it was: run the round again to predict that live file"
+        ) from None
     return SubmissionRecord(path=target_path, rows=len(frame), sha256=file_sha256(target_path))
 
 

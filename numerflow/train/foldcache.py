@@ -4,7 +4,8 @@ A fold's key hashes the training data (content fingerprint of the prepared rows)
 eras, the target, the exact LightGBM parameters, the seed and numerflow's own source code. A
 re-run after a crash, or a flow retry, finds the folds that finished under the same key and
 copies them into the new run; anything trained on other data, parameters or code has another
-key and is never reused. Entries are written completely before their `result.json` marker.
+key and is never reused. Entries are written completely before their `result.json` marker; a
+full disk mid-store raises `DiskFullError` and removes the incomplete entry.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from numerflow.cachedirs import prune_entries
 from numerflow.config.models import LightGBMParams
-from numerflow.io import write_json_atomic
+from numerflow.io import atomic_path, write_json_atomic
 from numerflow.train.folds import Fold
 
 CACHE_DIR_NAME = "fold-cache"
@@ -73,10 +74,15 @@ class FoldCache:
 
     def store(self, key: str, model_path: Path, oof_path: Path, record: dict) -> None:
         entry = self.root / key
-        entry.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(model_path, entry / "model.txt")
-        shutil.copyfile(oof_path, entry / "oof.parquet")
-        write_json_atomic(entry / MARKER, record)  # last: the entry is complete
+        (entry / MARKER).unlink(missing_ok=True)  # an entry being rewritten is not complete
+        try:
+            for source, name in ((model_path, "model.txt"), (oof_path, "oof.parquet")):
+                with atomic_path(entry / name) as tmp:
+                    shutil.copyfile(source, tmp)
+            write_json_atomic(entry / MARKER, record)  # last: the entry is complete
+        except BaseException:
+            shutil.rmtree(entry, ignore_errors=True)
+            raise
 
     def prune(self, keep_days: float = KEEP_DAYS) -> int:
         """Remove entries unused for `keep_days`; returns how many were removed."""
