@@ -169,11 +169,13 @@ class FakeNumerai:
             rows = [r for r in rows if r["roundNumber"] in keep]
         return rows
 
-    def score_round(self, model: str, round_number: int, finals: dict[str, float], days: int) -> None:
+    def score_round(
+        self, model: str, round_number: int, finals: dict[str, float], days: int, first_day: int = 1
+    ) -> None:
         """Plant a round's daily scores as Numerai publishes them; see `daily_scores`."""
         rows = self.scores.setdefault(self.models[model], [])
         rows[:] = [r for r in rows if r["roundNumber"] != round_number]
-        rows += daily_scores(round_number, finals, days)
+        rows += [r for r in daily_scores(round_number, finals, days) if r["day"] >= first_day]
 
     def submissions_for(self, round_number: int, model: str = "my_model") -> list[dict]:
         """What Numerai holds for (round, model): more than one is a double upload."""
