@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from cli.prune_cmd import prune
+from cli.scores_cmd import scores
 from cli.wake_cmd import wake_times_command
 from numerflow.config import ConfigError, default_config_dir, load_config, parse_overrides
 
@@ -237,6 +238,9 @@ def gpu(
     decision = report["decision"]
     if isinstance(decision, dict) and decision.get("tier") is None:
         raise typer.Exit(code=1)
+
+
+app.command()(scores)
 
 
 @app.command()

@@ -11,6 +11,7 @@ from prefect import flow
 
 from flows.expected import fails_cleanly
 from flows.hooks import alert_owner, heartbeat_fail, heartbeat_start, heartbeat_success
+from flows.live import live_scores_step, submitting_models
 from flows.submission import SubmissionOutcome, round_placeholder, submission_flow, upload_failure_state
 from numerflow.config import load_config
 from numerflow.config.parameters import Models, RoundNumber, WaitMinutes, overrides_from
@@ -62,4 +63,7 @@ def submit_flow(
         wait_for_round_minutes=wait_for_round_minutes,
         poll_seconds=config.deployments.round.poll_seconds,
     )
-    return upload_failure_state(outcome) or outcome
+    failure = upload_failure_state(outcome)  # its alerts go out before the scores are read
+    if config.training.numerai.download or config.training.numerai.upload:  # offline: no Numerai
+        live_scores_step(config, submitting_models(config, models))
+    return failure or outcome

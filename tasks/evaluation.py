@@ -7,6 +7,7 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from numerflow.live.report import summary_section
 from numerflow.runs.history import run_history_markdown
 from numerflow.runs.manifest import CHART_FILE
 from numerflow.runs.plan import DataPlan, SlotPlan
@@ -60,6 +61,7 @@ def publish_metrics(
             paths.run_dir,
             seconds,
             charts={slot: (paths.slot_dir(slot) / CHART_FILE).read_bytes() for slot in evaluations},
+            live=summary_section(paths.run_dir.parent, list(evaluations)),
         ),
         key="numerflow-run-summary",
         description=f"lead figures and charts of weekly run {paths.run_id}",

@@ -2,7 +2,8 @@
 
 One threaded HTTP server on 127.0.0.1 serves
 - `POST /graphql`: GraphQL dispatched by query text (rounds, listDatasets, dataset, account
-  models, submission_upload_auth, create_submission); auth errors as HTTP 200 + `errors`;
+  models, submission_upload_auth, create_submission, submissionScores); auth errors as
+  HTTP 200 + `errors`;
 - `GET|HEAD /files/<name>`: dataset files with Content-Length, ETag and Range support;
 - `PUT /upload/<token>`: stores uploaded submissions.
 Faults are switched per test: status bursts, hangs, dropped connections (before or after the
@@ -55,6 +56,7 @@ class FakeNumerai:
     counts: Counter = field(default_factory=Counter)
     uploads: dict[str, bytes] = field(default_factory=dict)  # token -> body
     submissions: list[dict] = field(default_factory=list)
+    scores: dict[str, list[dict]] = field(default_factory=dict)  # model id -> submissionScores rows
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -102,6 +104,8 @@ class FakeNumerai:
             name, round_number = variables["filename"], variables.get("round")
             suffix = f"?round={round_number}" if round_number is not None else ""
             return "dataset", {"data": {"dataset": f"{self.url}/files/{name}{suffix}"}}
+        if "submissionScores(" in text:
+            return "submissionScores", {"data": {"submissionScores": self._scores(variables)}}
         # Everything below needs the API key.
         kind = "account" if "account {" in text else _operation(text)
         if authorization != f"Token {self.public_id}${self.secret_key}":
@@ -156,6 +160,23 @@ class FakeNumerai:
             "closeStakingTime": _timestamp(closes),
         }
 
+    def _scores(self, variables: dict) -> list[dict]:
+        """The model's rows of its last `lastNRounds` rounds (all of them when not given)."""
+        rows = self.scores.get(variables.get("modelId") or "", [])
+        last = variables.get("lastNRounds")
+        if last:
+            keep = sorted({r["roundNumber"] for r in rows})[-last:]
+            rows = [r for r in rows if r["roundNumber"] in keep]
+        return rows
+
+    def score_round(
+        self, model: str, round_number: int, finals: dict[str, float], days: int, first_day: int = 1
+    ) -> None:
+        """Plant a round's daily scores as Numerai publishes them; see `daily_scores`."""
+        rows = self.scores.setdefault(self.models[model], [])
+        rows[:] = [r for r in rows if r["roundNumber"] != round_number]
+        rows += [r for r in daily_scores(round_number, finals, days) if r["day"] >= first_day]
+
     def submissions_for(self, round_number: int, model: str = "my_model") -> list[dict]:
         """What Numerai holds for (round, model): more than one is a double upload."""
         model_id = self.models[model]
@@ -192,6 +213,41 @@ def _operation(text: str) -> str:
         if f"{name}(" in text:
             return name
     return "unknown"
+
+
+SCORE_DAYS = {"corr60": 60, "mmc60": 60}  # 60-day scores; the others resolve after 20 days
+ROUND_ZERO = datetime(2020, 1, 7, 13, tzinfo=UTC)  # round numbers map to dates five a week
+
+
+def daily_scores(round_number: int, finals: dict[str, float], days: int) -> list[dict]:
+    """Daily `submissionScores` rows of one round after `days` score days: each score's value
+    moves towards its final value day by day; 20-day scores resolve on day 20, 60-day scores
+    (`corr60`, `mmc60`) keep updating and resolve on day 60. Field types as Numerai sends them:
+    values as JSON numbers, dates and times as ISO strings, ids as strings."""
+    opened = ROUND_ZERO + timedelta(days=7 * (round_number // 5) + round_number % 5)
+    rows = []
+    for name, final in finals.items():
+        total = SCORE_DAYS.get(name, 20)
+        for day in range(1, min(days, total) + 1):
+            rows.append(
+                {
+                    "roundId": f"round-{round_number}",
+                    "submissionId": f"submission-{round_number}",
+                    "roundNumber": round_number,
+                    "roundResolveTime": _timestamp(opened + timedelta(days=4 + total * 7 // 5)),
+                    "roundScoreTime": _timestamp(opened + timedelta(days=4)),
+                    "roundCloseStakingTime": _timestamp(opened + timedelta(hours=1)),
+                    "value": round(final * (0.5 + 0.5 * day / total), 6),
+                    "percentile": 0.5,
+                    "displayName": name,
+                    "version": "1",
+                    "date": _timestamp(opened + timedelta(days=4 + day)),
+                    "day": day,
+                    "resolveDate": _timestamp(opened + timedelta(days=4 + total)),
+                    "resolved": day == total,
+                }
+            )
+    return rows
 
 
 def _timestamp(moment: datetime) -> str:

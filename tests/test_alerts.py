@@ -15,7 +15,7 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from numerflow.ops.alerts import RUN_FAILED
-from tests.fake_numerai import FakeNumerai
+from tests.fake_numerai import FakeNumerai, daily_scores
 from tests.prefect_stack import POOL, PrefectStack, project_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("on_real_prefect")]
@@ -201,8 +201,27 @@ def test_a_killed_run_gives_a_crash_alert(env: dict) -> None:
         assert client.read_flow_run(run_id).state.is_crashed()
 
 
+def test_a_decayed_model_alerts_through_its_automation_once(env: dict) -> None:
+    fake, receiver = env["fake"], env["receiver"]
+    model_id = fake.models["my_model"]
+    for number in range(970, 990):  # 20 resolved rounds, every one negative
+        fake.scores.setdefault(model_id, []).extend(daily_scores(number, {"v2_corr20": -0.01}, days=20))
+    try:
+        started = time.time()
+        env["prefect"].cli(["numerflow", "submit", "--config-dir", str(env["config_dir"])])  # 1001: skipped
+        receiver.wait_for(started, 1, timeout=30)
+        time.sleep(5)  # anything more?
+        messages = receiver.since(started)
+        assert len(messages) == 1, [_text(m) for m in messages]
+        text = _text(messages[0])
+        assert "live CORR of my_model decayed" in text and "negative in every one of the last 20" in text
+        assert "rounds 970-989" in text and "mean -0.0100" in text
+    finally:
+        fake.scores.clear()
+
+
 def test_successful_runs_sent_nothing_and_no_message_holds_a_secret(env: dict) -> None:
     texts = [_text(body) for _, body in env["receiver"].messages]
     assert not [t for t in texts if "1001" in t]  # the weekly run submitted round 1001 fine
     assert all(SECRET not in t and PUBLIC not in t for t in texts)
-    assert len(texts) == 5  # given up + missed round, auth, auth (hook), crash
+    assert len(texts) == 6  # given up + missed round, auth, auth (hook), crash, live decay

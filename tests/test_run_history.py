@@ -146,3 +146,36 @@ def test_runs_recorded_under_aliases_compare_by_canonical_name(tmp_path: Path) -
     newest, oldest = slot_history(tmp_path, new, SLOT, previous=10).rows
     assert oldest.run_id == old
     assert newest.params_changed == {"feature_fraction": (0.1, 0.2)}
+
+
+def test_each_run_shows_the_live_corr_of_the_rounds_it_submitted(
+    runs: tuple[Path, list[str], list[float]],
+) -> None:
+    from numerflow.live.fetch import fetch_scores
+    from numerflow.numerai import ledger
+
+    work_dir, ids, _ = runs
+    finals = {100: 0.02, 101: 0.04, 102: None, 103: -0.01}  # round -> resolved live CORR; None: pending
+    submitted_by = {100: ids[0], 101: ids[0], 102: ids[0], 103: ids[1]}
+    for number, run_id in submitted_by.items():
+        ledger.append(work_dir, round=number, model=SLOT, trained_run_id=run_id, submission_id="s",
+                      sha256="0", rows=1)  # fmt: skip
+    answers = [
+        {"roundNumber": n, "displayName": "v2_corr20", "day": 20 if v is not None else 3,
+         "value": v if v is not None else 0.9, "resolved": v is not None}
+        for n, v in finals.items()
+    ]  # fmt: skip
+
+    class Numerai:
+        def submission_scores(self, model_id: str, last_n_rounds: int) -> list[dict]:
+            return answers
+
+    fetch_scores(Numerai(), work_dir, SLOT, "id", 10)
+    table = history_markdown([slot_history(work_dir, ids[-1], SLOT, previous=10)], work_dir).splitlines()
+    assert "| live CORR |" in table[next(i for i, line in enumerate(table) if line.startswith("| run |"))]
+    [oldest] = [line for line in table if line.startswith(f"| {ids[0]} ")]
+    [middle] = [line for line in table if line.startswith(f"| {ids[1]} ")]
+    [newest] = [line for line in table if ids[2] in line]
+    assert f"| {(0.02 + 0.04) / 2:+.4f} (2 resolved, 1 pending) |" in oldest
+    assert f"| {-0.01:+.4f} (1 resolved) |" in middle
+    assert "| 40 | - |" in newest  # submitted no round yet

@@ -14,6 +14,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
     ArtifactFilterType,
     FlowRunFilter,
     FlowRunFilterParentFlowRunId,
@@ -319,3 +320,55 @@ def test_a_simulated_month_submits_every_reachable_round_once(project: dict, fak
         fake.round_number, fake.opens_at, fake.round_open = 1001, None, True
     assert tally["reachable submitted"] == tally["reachable"] == 18
     assert tally["double uploads"] == 0 and tally["silent misses"] == 0
+
+
+@pytest.mark.slow
+def test_live_scores_are_kept_and_a_failing_scores_api_leaves_the_round_alone(
+    project: dict, fake: FakeNumerai
+) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from numerflow.live.store import history_path
+    from tests.fake_numerai import daily_scores
+    from tests.prefect_stack import project_config
+
+    work_dir = project["root"] / "runs"
+    model_id = fake.models["my_model"]
+    fake.scores[model_id] = daily_scores(1001, {"v2_corr20": 0.02, "mmc": 0.004}, days=6)
+    fake.scores[model_id] += daily_scores(999, {"v2_corr20": 0.03, "mmc": 0.01, "bmc": 0.001}, days=20)
+    try:
+        state = submit_flow(overrides=project["overrides"], return_state=True)
+        assert state.is_completed() and state.result().status == "submitted"
+        stored = history_path(work_dir, "my_model").read_bytes()
+        with get_client(sync_client=True) as client:
+            [artifact] = client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+                    key=ArtifactFilterKey(any_=["numerflow-live-scores"]),
+                )
+            )
+        weekly_run = project["weekly"].run_id
+        assert f"| 1001 | {weekly_run} |" in artifact.data and "(day 6)" in artifact.data
+        assert "| 999 | - (not in the ledger) | **+0.0300** final" in artifact.data
+
+        edits = {"training": {key.removeprefix("training."): value for key, value in
+                              project["overrides"].items() if key.startswith("training.")}}  # fmt: skip
+        config_dir = project_config(project["root"] / "cli-config", edits)
+        shown = CliRunner().invoke(app, ["scores", "--no-fetch", "--json", "--config-dir", str(config_dir)])
+        assert shown.exit_code == 0, shown.output
+        summary = json.loads(shown.output)["my_model"]["summary"]
+        assert summary["last_resolved_round"] == 999 and summary["pending_rounds"] == [1001]
+
+        fake.fail_next("submissionScores", *[503] * 1000)
+        before = _submissions(fake)
+        again = submit_flow(overrides=project["overrides"], force=True)
+        assert again.status == "submitted" and [u.status for u in again.uploads] == ["uploaded"]
+        assert _submissions(fake) == before + 1
+        assert history_path(work_dir, "my_model").read_bytes() == stored
+        failed = CliRunner().invoke(app, ["scores", "--config-dir", str(config_dir)])
+        assert failed.exit_code == 1 and "not fetched (stored history shown)" in failed.output
+        assert "final" in failed.output and "999" in failed.output
+    finally:
+        fake.faults.statuses.clear()
+        fake.scores.clear()

@@ -67,6 +67,31 @@ class FoldsConfig(StrictModel):
     )
 
 
+class LiveScoresConfig(StrictModel):
+    """Numerai's live scores of each submitted model, kept beside its validation record."""
+
+    fetch_rounds: int = Field(
+        40,
+        ge=1,
+        le=200,
+        description="recent rounds whose daily scores are read back after each submission (rounds "
+        "resolve about a month after they open, so 40 covers every open one and the newest resolved)",
+    )
+    window: int = Field(
+        20,
+        ge=2,
+        le=200,
+        description="resolved rounds the decay alert averages live CORR and MMC over",
+    )
+    alert_sigma: float = Field(
+        2.0,
+        gt=0,
+        le=10,
+        description="decay alert when the window's mean live score is more than this many standard "
+        "errors (validation per-era std / sqrt(window)) below the validation mean",
+    )
+
+
 class ScoringConfig(StrictModel):
     """How validation predictions are judged, besides CORR against the main target."""
 
@@ -94,6 +119,9 @@ class ScoringConfig(StrictModel):
         le=200,
         description="previous weekly runs each slot is compared with in the numerflow-run-history "
         "artifact (validation CORR, MMC, BMC, parameters hash and data version, run over run)",
+    )
+    live: LiveScoresConfig = Field(
+        default_factory=LiveScoresConfig, description="live Numerai scores and the decay alert"
     )
 
 

@@ -186,6 +186,14 @@ class NumeraiClient:
     def model_ids(self) -> dict[str, str]:
         return self._call("list models", self.api.get_models)
 
+    def submission_scores(self, model_id: str, last_n_rounds: int) -> list[dict[str, Any]]:
+        """Every daily score of the model's last rounds (public: no API key needed). It keys on
+        the model id alone, so it reads uploaded-model (pickle) slots like prediction slots."""
+        return self._call(
+            "submission scores",
+            lambda: self.api.submission_scores(model_id, last_n_rounds=last_n_rounds),
+        )
+
     # The upload steps below are single attempts: `numerflow.numerai.uploads` retries each on its
     # own, so a retry never repeats a step that already took effect.
 

@@ -13,6 +13,8 @@ Incidents and their automation:
   which `numerflow-run-failed` does not match -> `numerflow-upload-given-up`;
 - a round run started (`numerflow.round.started`) with no `numerflow.upload.accepted` for a
   model within `missed_round_after_minutes` -> `numerflow-missed-round`;
+- a model's live CORR or MMC decayed: the per-round flow emits `numerflow.live.decay` once
+  per incident -> `numerflow-live-decay`;
 - a running flow without a heartbeat for `zombie_after_minutes` -> `numerflow-zombie-runs`
   marks it Crashed, which `numerflow-run-failed` then reports.
 Messages carry names, rounds, models, errors and links; never credentials.
@@ -43,10 +45,12 @@ RUN_FAILED = "numerflow-run-failed"
 UPLOAD_GIVEN_UP = "numerflow-upload-given-up"
 MISSED_ROUND = "numerflow-missed-round"
 ZOMBIE = "numerflow-zombie-runs"
+LIVE_DECAY = "numerflow-live-decay"
 UPLOAD_GIVEN_UP_STATE = "UploadGivenUp"
 EVENT_ROUND_STARTED = "numerflow.round.started"
 EVENT_UPLOAD_ACCEPTED = "numerflow.upload.accepted"
 EVENT_UPLOAD_GIVEN_UP = "numerflow.upload.given-up"
+EVENT_LIVE_DECAY = "numerflow.live.decay"
 
 
 @dataclass
@@ -90,6 +94,17 @@ def emit_upload_given_up(
     )
 
 
+def emit_live_decay(model: str, score: str, subject: str, body: str) -> None:
+    emit_event(
+        EVENT_LIVE_DECAY,
+        resource={
+            "prefect.resource.id": f"numerflow.model.{model}.live.{score}",
+            "prefect.resource.name": f"model {model}, live {score}",
+        },
+        payload={"model": model, "score": score, "subject": subject, "body": body},
+    )
+
+
 # -- the automations ----------------------------------------------------------------------------
 def automations(config: AlertsConfig, block_document_id: Any) -> list[Automation]:
     link = f"{ui_base(config.ui_url)}/runs/flow-run/"
@@ -118,29 +133,23 @@ def automations(config: AlertsConfig, block_document_id: Any) -> list[Automation
                 )
             ],
         ),
-        Automation(
-            name=UPLOAD_GIVEN_UP,
-            description="numerflow gave up uploading for a model.",
-            trigger=EventTrigger(
-                expect={EVENT_UPLOAD_GIVEN_UP},
-                match={"prefect.resource.id": "numerflow.round.*"},
-                posture=Posture.Reactive,
-                threshold=1,
+        _on_event(
+            UPLOAD_GIVEN_UP,
+            "numerflow gave up uploading for a model.",
+            EVENT_UPLOAD_GIVEN_UP,
+            "numerflow.round.*",
+            SendNotification(
+                block_document_id=block_document_id,
+                subject=(
+                    "numerflow: upload given up for {{ event.payload.model }} "
+                    "in round {{ event.payload.round }}"
+                ),
+                body=(
+                    "numerflow gave up uploading round {{ event.payload.round }} for model "
+                    "{{ event.payload.model }}.\nReason: {{ event.payload.reason }}\n"
+                    "Run {{ event.payload.run_name }}: " + link + "{{ event.payload.run_id }}"
+                ),
             ),
-            actions=[
-                SendNotification(
-                    block_document_id=block_document_id,
-                    subject=(
-                        "numerflow: upload given up for {{ event.payload.model }} "
-                        "in round {{ event.payload.round }}"
-                    ),
-                    body=(
-                        "numerflow gave up uploading round {{ event.payload.round }} for model "
-                        "{{ event.payload.model }}.\nReason: {{ event.payload.reason }}\n"
-                        "Run {{ event.payload.run_name }}: " + link + "{{ event.payload.run_id }}"
-                    ),
-                )
-            ],
         ),
         Automation(
             name=MISSED_ROUND,
@@ -165,6 +174,17 @@ def automations(config: AlertsConfig, block_document_id: Any) -> list[Automation
                     ),
                 )
             ],
+        ),
+        _on_event(
+            LIVE_DECAY,
+            "A model's live Numerai scores fell below what validation promised.",
+            EVENT_LIVE_DECAY,
+            "numerflow.model.*",
+            SendNotification(
+                block_document_id=block_document_id,
+                subject="{{ event.payload.subject }}",
+                body="{{ event.payload.body }}",
+            ),
         ),
         Automation(
             name=ZOMBIE,
@@ -196,6 +216,20 @@ def automations(config: AlertsConfig, block_document_id: Any) -> list[Automation
             ],
         ),
     ]
+
+
+def _on_event(
+    name: str, description: str, event: str, resources: str, action: SendNotification
+) -> Automation:
+    """An automation that sends a message for every `event` the flows emit about `resources`."""
+    return Automation(
+        name=name,
+        description=description,
+        trigger=EventTrigger(
+            expect={event}, match={"prefect.resource.id": resources}, posture=Posture.Reactive, threshold=1
+        ),
+        actions=[action],
+    )
 
 
 def setup_alerts(config: AlertsConfig, block_document_id: Any) -> AlertsReport:

@@ -30,9 +30,10 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import get_current_settings
 
 from numerflow.config.models import NumerflowConfig
+from numerflow.live.report import live_status
 from numerflow.numerai import ledger
 from numerflow.numerai.blocks import NumeraiCredentials
-from numerflow.ops.alerts import MISSED_ROUND, RUN_FAILED, UPLOAD_GIVEN_UP, ZOMBIE
+from numerflow.ops.alerts import LIVE_DECAY, MISSED_ROUND, RUN_FAILED, UPLOAD_GIVEN_UP, ZOMBIE
 from numerflow.ops.deploy import deployment_specs
 from numerflow.ops.disk import disk_status
 from numerflow.ops.heartbeat import heartbeat_status
@@ -40,7 +41,7 @@ from numerflow.runs.manifest import latest_slot_run, read_manifest
 from numerflow.runs.plan import select_slots
 from numerflow.score.evaluate import STACK
 
-AUTOMATIONS = [RUN_FAILED, UPLOAD_GIVEN_UP, MISSED_ROUND, ZOMBIE]
+AUTOMATIONS = [RUN_FAILED, UPLOAD_GIVEN_UP, MISSED_ROUND, ZOMBIE, LIVE_DECAY]
 # The server counts a worker offline after this many missed heartbeats.
 MISSED_HEARTBEATS = 3
 DEFAULT_HEARTBEAT_SECONDS = 30.0
@@ -73,6 +74,7 @@ def collect_status(config: NumerflowConfig, config_dir: Path, now: datetime | No
     status["latest_round"] = _latest_round(config)
     status["heartbeat"] = heartbeat_status(config.alerts.heartbeat, config.training.work_dir)
     status["disk"] = disk_status(config.training)
+    status["live_scores"] = live_status(config.training.work_dir)
     status["problems"] = problems(status, config)
     return status
 

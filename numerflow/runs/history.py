@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from numerflow.config.lightgbm_names import canonical_or_kept
+from numerflow.live.report import run_live_cell
 from numerflow.runs.manifest import SLOTS_DIR, Manifest, manifest_problem, read_manifest
 from numerflow.runs.plan import short_digest
 from numerflow.score.evaluate import STACK
@@ -46,6 +47,7 @@ class HistoryRow(BaseModel):
     corr: dict[str, float | int]  # the stack's validation CORR: mean, sharpe, max_drawdown, eras
     corr_delta: float | None  # CORR mean minus the run below's; None: no run below
     contributions: dict[str, Contribution]  # by label: MMC, BMC
+    live: str = "-"  # mean final live CORR of the rounds this run submitted for the slot's model
 
 
 class Skipped(BaseModel):
@@ -85,7 +87,11 @@ def slot_history(work_dir: Path, run_id: str, slot: str, previous: int) -> SlotH
             continue
         if len(entries) > previous + 1:
             break
-    rows = [_row(entry, older) for entry, older in pairwise([*entries, None]) if entry is not None]
+    rows = [
+        _row(entry, older).model_copy(update={"live": run_live_cell(work_dir, slot, entry.manifest.run_id)})
+        for entry, older in pairwise([*entries, None])
+        if entry is not None
+    ]
     return SlotHistory(slot=slot, run_id=run_id, rows=rows[: previous + 1], skipped=skipped)
 
 
@@ -163,7 +169,8 @@ def history_markdown(histories: list[SlotHistory], work_dir: Path) -> str:
         "",
         "Validation CORR of each slot's stack in this run and its previous weekly runs, newest first. "
         "Δ CORR is the change from the run below (▲ better, ▼ worse); runs are comparable where "
-        "data version and eras agree. `params` is a hash of the LightGBM parameters and seed.",
+        "data version and eras agree. `params` is a hash of the LightGBM parameters and seed. "
+        "Live CORR: Numerai's resolved live CORR of the rounds the run submitted (mean).",
     ]
     for history in histories:
         lines += ["", f"## slot {history.slot}", ""]
@@ -178,8 +185,8 @@ def history_markdown(histories: list[SlotHistory], work_dir: Path) -> str:
 def _table(history: SlotHistory) -> list[str]:
     lines = [
         "| run | finished | data | targets | params | changed | CORR | Δ CORR | sharpe | max drawdown "
-        "| eras | MMC | BMC |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| eras | live CORR | MMC | BMC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in history.rows:
         corr = row.corr
@@ -195,6 +202,7 @@ def _table(history: SlotHistory) -> list[str]:
             _number(corr["sharpe"], 2),
             _number(corr["max_drawdown"], 4),
             str(corr["eras"]),
+            row.live,
             *(_contribution_cell(c) for c in row.contributions.values()),
         ]
         lines.append("| " + " | ".join(cells) + " |")

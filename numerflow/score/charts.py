@@ -53,7 +53,11 @@ def validation_figure(evaluation: Evaluation, title: str) -> Figure:
 
 def validation_chart(evaluation: Evaluation, slot: str, run_id: str) -> bytes:
     """The slot's validation chart as PNG bytes."""
-    figure = validation_figure(evaluation, f"slot {slot}: validation record of run {run_id}")
+    return png_bytes(validation_figure(evaluation, f"slot {slot}: validation record of run {run_id}"))
+
+
+def png_bytes(figure: Figure) -> bytes:
+    """The figure drawn on an Agg canvas as a small palette PNG."""
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
     image = Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("RGB").quantize(colors=COLOURS)

@@ -94,14 +94,18 @@ def markdown_summary(
     run_dir: Path | None = None,
     seconds: float | None = None,
     charts: dict[str, bytes] | None = None,
+    live: str | None = None,
 ) -> str:
     """The run at a glance: the lead table, each slot's validation chart (PNG bytes by slot),
-    then the run's details and the full metrics table."""
+    then the stored live Numerai scores (`live`, markdown), the run's details and the full
+    metrics table."""
     lines = [f"# numerflow weekly run `{run_id}`", ""]
     if evaluations:
         lines += [*lead_table(evaluations), ""]
     for slot, png in (charts or {}).items():
         lines += [chart_markdown(slot, png), ""]
+    if live:
+        lines += [live, ""]
     lines.append(f"- data version: **{data_version}**")
     for slot, evaluation in evaluations.items():
         weights = ", ".join(
