@@ -19,6 +19,7 @@ from prefect.states import Failed
 from flows.expected import fails_cleanly
 from flows.naming import parent_run_name, rename_run
 from numerflow.config.models import NumeraiConfig
+from numerflow.hosted.steps import submit_hosted
 from numerflow.numerai.blocks import load_credentials
 from numerflow.numerai.client import NumeraiClient
 from numerflow.numerai.errors import NumeraiError
@@ -69,6 +70,7 @@ def submission_flow(
     uploading = settings.upload and not dry_run
     client, known_ids = connect(settings) if uploading or settings.download else (None, {})
     models = plan.submitting_models()
+    known_ids = {**known_ids, **{s.submit_as: s.model_id for s in plan.slots if s.submit_as and s.model_id}}
     model_ids = (
         resolve_model_ids(models, known_ids, client) if uploading and client else dict.fromkeys(models, "")
     )
@@ -145,11 +147,19 @@ def _submit_slot(
     suffix = f"r{round_number}" if round_number is not None else "local"
     live = predict_live_task(run, live_files[version], slot.trained_dir / f"live_{suffix}.parquet")
     submission = write_submission_task(live, slot.submission_path)
-    targets = {slot.submit_as: model_ids[slot.submit_as]} if slot.submit_as else {}
-    uploads = upload_submissions(
-        plan.work_dir, client if uploading else None, targets, submission, round_number, run.run_id, force,
-        dry_run=not uploading,
-    )  # fmt: skip
+    if slot.hosted and slot.submit_as:  # Numerai refuses API predictions for it: upload the pickle instead
+        uploads = [
+            submit_hosted(
+                client if uploading else None, plan.work_dir, run, slot.submit_as,
+                model_ids[slot.submit_as], live_files[version], submission.path, force,
+            )
+        ]  # fmt: skip
+    else:
+        targets = {slot.submit_as: model_ids[slot.submit_as]} if slot.submit_as else {}
+        uploads = upload_submissions(
+            plan.work_dir, client if uploading else None, targets, submission, round_number, run.run_id,
+            force, dry_run=not uploading,
+        )  # fmt: skip
     entry = SlotSubmission(
         slot=slot.name, submit_as=slot.submit_as, trained_run_id=run.run_id, submission=submission
     )

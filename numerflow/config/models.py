@@ -119,6 +119,7 @@ class ScaleOutConfig(StrictModel):
 
 StackingKind = Literal["mean", "ridge", "none"]
 FinalModel = Literal["all_labelled", "none"]
+SubmitVia = Literal["predictions", "model_upload"]  # who predicts each round: this PC, or Numerai
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9_]+$"  # Numerai model names: letters, digits, underscores
 MODEL_ID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -152,7 +153,7 @@ class SlotConfig(StrictModel):
     folds: FoldsConfig | None = None
     stacking: StackingKind | None = None
     submit: bool = Field(True, description="false: train and score it, never upload it")
-    submit_via: Literal["predictions", "model_upload"] = Field(
+    submit_via: SubmitVia = Field(
         "predictions",
         description="predictions: upload each round's predictions from this PC; model_upload: upload a "
         "checked pickle after each weekly run and let Numerai predict every round on its machines",

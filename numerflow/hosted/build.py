@@ -77,9 +77,10 @@ def build_pickle(
     )
 
 
-def record_in_manifest(slot_dir: Path, record: PickleRecord) -> Manifest:
+def record_in_manifest(slot_dir: Path, record: PickleRecord, check: dict[str, Any]) -> Manifest:
+    """The pickle beside the manifest, and what its check found, recorded in the manifest."""
     manifest = read_manifest(slot_dir)
-    entry = record.model_dump(mode="json") | {"path": record.path.name}
+    entry = record.model_dump(mode="json") | {"path": record.path.name, "check": check}
     updated = manifest.model_copy(update={"model_upload": entry})
     write_manifest(slot_dir, updated)
     return updated

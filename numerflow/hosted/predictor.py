@@ -1,11 +1,12 @@
 """The function Numerai runs: built here, pickled by value, so it needs nothing from numerflow.
 
-This module imports only what Numerai's image has (numpy, pandas, lightgbm) and is registered
-with cloudpickle's `register_pickle_by_value` while the pickle is written (`numerflow.hosted.build`),
-so the function travels as code plus the plain data it closes over: model strings, feature names
-and stacking weights. It repeats numerflow's live path (`numerflow.submit.steps.predict_live`
-and `make_submission`): each target's models averaged, ranked as (rank - 0.5) / n, weighted by
-the stacker, ranked again.
+This module imports only what Numerai's image has (numpy, pandas, lightgbm). cloudpickle writes
+a nested function as code already; the module is also registered with `register_pickle_by_value`
+while the pickle is written (`numerflow.hosted.build`), so nothing from it is ever written as a
+reference to numerflow. The function travels as code plus the plain data it closes over: model
+strings, feature names and stacking weights. It repeats numerflow's live path
+(`numerflow.submit.steps.predict_live` and `make_submission`): each target's models averaged,
+ranked as (rank - 0.5) / n, weighted by the stacker, ranked again.
 """
 
 from __future__ import annotations

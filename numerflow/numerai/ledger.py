@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel
 
 LEDGER_NAME = "submissions.jsonl"
+MODEL_UPLOADS_NAME = "model_uploads.jsonl"  # one line per pickle Numerai accepted for a model
 ATTEMPTS_NAME = "upload_attempts.jsonl"
 
 Step = Literal["upload-url", "put", "create", "lookup"]
@@ -41,6 +42,21 @@ class LedgerEntry(BaseModel):
     server_filename: str | None = None  # Numerai's name for the uploaded file
     attempts: dict[str, int] = {}  # step -> attempts it took
     recovered: str | None = None  # how the id was learned when create's answer never came
+
+
+class ModelUploadEntry(BaseModel):
+    """A pickle uploaded for a model (Numerai then predicts every round with it)."""
+
+    recorded_at: str
+    model: str
+    trained_run_id: str
+    upload_id: str  # Numerai's answer to createComputePickleUpload
+    server_filename: str
+    sha256: str
+    bytes: int
+    docker_image: str
+    data_version: str
+    attempts: dict[str, int] = {}
 
 
 class Attempt(BaseModel):
@@ -68,6 +84,23 @@ def append(work_dir: Path, **fields: Any) -> LedgerEntry:
     entry = LedgerEntry(recorded_at=_now(), **fields)
     _append_line(ledger_path(work_dir), entry)
     return entry
+
+
+def append_model_upload(work_dir: Path, **fields: Any) -> ModelUploadEntry:
+    entry = ModelUploadEntry(recorded_at=_now(), **fields)
+    _append_line(work_dir / MODEL_UPLOADS_NAME, entry)
+    return entry
+
+
+def model_uploads(work_dir: Path) -> list[ModelUploadEntry]:
+    return _read_lines(work_dir / MODEL_UPLOADS_NAME, ModelUploadEntry)
+
+
+def model_uploaded(work_dir: Path, model: str, trained_run_id: str) -> ModelUploadEntry | None:
+    for entry in reversed(model_uploads(work_dir)):
+        if (entry.model, entry.trained_run_id) == (model, trained_run_id):
+            return entry
+    return None
 
 
 def record_attempt(work_dir: Path, **fields: Any) -> Attempt:

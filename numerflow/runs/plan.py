@@ -29,6 +29,7 @@ from numerflow.config.models import (
     ScaleOutConfig,
     SlotConfig,
     StackingKind,
+    SubmitVia,
 )
 from numerflow.data.files import DataError, read_features_json, select_features
 from numerflow.gpu.tiers import DevicePolicy, TierDecision, TierStep
@@ -59,6 +60,8 @@ class SlotPlan(Frozen):
 
     name: str
     submit_as: str | None  # the Numerai model name; None: never uploaded
+    submit_via: SubmitVia = "predictions"
+    model_id: str | None = None  # the Numerai model id of a model_upload slot
     targets: list[str]
     features: list[str]
     feature_source: str  # where the features came from, for people
@@ -104,6 +107,13 @@ class SubmitSlot(Frozen):
     submit_as: str | None
     trained_dir: Path | None  # <run>/slots/<slot>; None: the slot has never been trained
     submission_path: Path
+    submit_via: SubmitVia = "predictions"
+    model_id: str | None = None
+
+    @property
+    def hosted(self) -> bool:
+        """Numerai predicts it from an uploaded pickle: never sent a prediction upload."""
+        return self.submit_via == "model_upload"
 
 
 class SubmitPlan(Frozen):
@@ -132,6 +142,8 @@ def submit_plan_for_round(config: NumerflowConfig, only: list[str] | None = None
                 submit_as=slot.name if slot.submit else None,
                 trained_dir=latest_slot_run(training.work_dir, slot.name),
                 submission_path=submission_path(config, slot.name, len(chosen) > 1),
+                submit_via=slot.submit_via,
+                model_id=slot.model_id,
             )
             for slot in chosen
         ],
@@ -150,6 +162,8 @@ def submit_plan_after_training(plan: RunPlan, trained: dict[str, Path]) -> Submi
                 submit_as=slot.submit_as,
                 trained_dir=trained[slot.name],
                 submission_path=slot.submission_path,
+                submit_via=slot.submit_via,
+                model_id=slot.model_id,
             )
             for slot in plan.slots
             if slot.name in trained
@@ -257,6 +271,8 @@ def _slot_plan(
     return SlotPlan(
         name=slot.name,
         submit_as=slot.name if slot.submit else None,
+        submit_via=slot.submit_via,
+        model_id=slot.model_id,
         targets=slot.targets or config.training.targets,
         features=features,
         feature_source=_describe_features(features_config, len(features)),
