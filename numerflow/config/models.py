@@ -408,7 +408,10 @@ class RoundScheduleConfig(ScheduleConfig):
     )
     poll_seconds: float = Field(30, ge=1, le=600, description="while waiting, check this often")
     hosted_check_minutes: float = Field(
-        45, ge=1, le=60, description="model_upload slots: alert when Numerai's run of the pickle for the "
+        45,
+        ge=1,
+        le=60,
+        description="model_upload slots: alert when Numerai's run of the pickle for the "
         "open round failed, or has not succeeded this long after the round opened",
     )
 
