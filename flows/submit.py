@@ -59,5 +59,6 @@ def submit_flow(
         force=force,
         wait_for_round_minutes=wait_for_round_minutes,
         poll_seconds=config.deployments.round.poll_seconds,
+        hosted_check_minutes=config.deployments.round.hosted_check_minutes,
     )
     return upload_failure_state(outcome) or outcome

@@ -82,18 +82,18 @@ def attempts_path(work_dir: Path) -> Path:
 
 def append(work_dir: Path, **fields: Any) -> LedgerEntry:
     entry = LedgerEntry(recorded_at=_now(), **fields)
-    _append_line(ledger_path(work_dir), entry)
+    append_line(ledger_path(work_dir), entry)
     return entry
 
 
 def append_model_upload(work_dir: Path, **fields: Any) -> ModelUploadEntry:
     entry = ModelUploadEntry(recorded_at=_now(), **fields)
-    _append_line(work_dir / MODEL_UPLOADS_NAME, entry)
+    append_line(work_dir / MODEL_UPLOADS_NAME, entry)
     return entry
 
 
 def model_uploads(work_dir: Path) -> list[ModelUploadEntry]:
-    return _read_lines(work_dir / MODEL_UPLOADS_NAME, ModelUploadEntry)
+    return read_lines(work_dir / MODEL_UPLOADS_NAME, ModelUploadEntry)
 
 
 def model_uploaded(work_dir: Path, model: str, trained_run_id: str) -> ModelUploadEntry | None:
@@ -105,16 +105,16 @@ def model_uploaded(work_dir: Path, model: str, trained_run_id: str) -> ModelUplo
 
 def record_attempt(work_dir: Path, **fields: Any) -> Attempt:
     attempt = Attempt(recorded_at=_now(), **fields)
-    _append_line(attempts_path(work_dir), attempt)
+    append_line(attempts_path(work_dir), attempt)
     return attempt
 
 
 def entries(work_dir: Path) -> list[LedgerEntry]:
-    return _read_lines(ledger_path(work_dir), LedgerEntry)
+    return read_lines(ledger_path(work_dir), LedgerEntry)
 
 
 def attempts(work_dir: Path) -> list[Attempt]:
-    return _read_lines(attempts_path(work_dir), Attempt)
+    return read_lines(attempts_path(work_dir), Attempt)
 
 
 def already_submitted(
@@ -141,7 +141,7 @@ def unsettled_creates(work_dir: Path, round_number: int, model: str) -> list[Att
     return [a for name, a in pending.items() if name not in held]
 
 
-def _append_line(path: Path, record: BaseModel) -> None:
+def append_line(path: Path, record: BaseModel) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (record.model_dump_json() + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -152,7 +152,7 @@ def _append_line(path: Path, record: BaseModel) -> None:
         os.close(fd)
 
 
-def _read_lines(path: Path, model: type[Line]) -> list[Line]:
+def read_lines(path: Path, model: type[Line]) -> list[Line]:
     if not path.is_file():
         return []
     found = []
