@@ -12,9 +12,11 @@ import pytest
 
 from flows.submit import submit_flow
 from flows.weekly import weekly_flow
+from numerflow.config import load_config
 from numerflow.hosted import watch
 from numerflow.hosted.build import PICKLE_NAME
 from numerflow.hosted.runtime import local_python
+from numerflow.hosted.status import hosted_lines, hosted_status
 from numerflow.numerai import ledger
 from numerflow.numerai.blocks import NumeraiCredentials
 from numerflow.ops.alerts import UPLOAD_GIVEN_UP_STATE
@@ -90,3 +92,8 @@ def test_the_round_flow_does_not_upload_again_and_alerts_once_on_a_failed_run(
     assert len(ledger.model_uploads(hosted["root"] / "runs")) == 1
     runs = watch.hosted_runs(hosted["root"] / "runs")
     assert [r.incident for r in runs] == [True, False] and {r.status for r in runs} == {"Failed"}
+    shown = hosted_lines(hosted_status(load_config(None, hosted["overrides"])))
+    weekly = hosted["weekly"]
+    uploaded_at = ledger.model_uploads(hosted["root"] / "runs")[0].recorded_at
+    expected = f"my_model pickle of run {weekly.run_id} uploaded {uploaded_at}; last round run by Numerai"
+    assert shown[1].split() == [*expected.split(), f"{fake.round_number}:", "Failed"]

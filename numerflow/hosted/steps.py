@@ -17,6 +17,7 @@ from numerflow.numerai import ledger
 from numerflow.numerai.client import NumeraiClient
 from numerflow.numerai.uploads import UploadOutcome
 from numerflow.runs.manifest import TrainedRun
+from numerflow.submit.steps import make_submission, predict_live
 
 BENCHMARKS_FILE = "live_benchmark_models.parquet"  # Numerai passes it as the second argument
 
@@ -90,3 +91,26 @@ def submit_hosted(
 def _figures(checked: Checked) -> str:
     check = checked.check
     return f"checked in {check.seconds:.1f} s, max |diff| {check.max_abs_diff:.2g}"
+
+
+def newest_live_file(version_dir: Path) -> Path:
+    """The newest live file of a data version here (a round's `live_<round>.parquet` or `live.parquet`)."""
+    found = sorted(version_dir.glob("live*.parquet"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(
+            f"{version_dir}: no live file to check the pickle on: run `numerflow submit --dry-run` "
+            "(it downloads the round's live file) or put Numerai's live.parquet there"
+        )
+    return found[-1]
+
+
+def pickle_slot(
+    run: TrainedRun, data_dir: Path, out_dir: Path | None, limits: Limits | None = None
+) -> Checked:
+    """`numerflow pickle`: the slot's pickle built and checked on the newest local live file,
+    against numerflow's own predictions for it (the predictions `numerflow submit` would upload)."""
+    live_file = newest_live_file(data_dir / run.data_version)
+    scratch = out_dir or run.slot_dir
+    live = predict_live(run, live_file, scratch / "live_pickle_check.parquet")
+    own = make_submission(live, scratch / "live_pickle_check.csv")
+    return build_and_check(run, live_file, own.path, out_dir, limits)

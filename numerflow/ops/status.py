@@ -30,6 +30,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import get_current_settings
 
 from numerflow.config.models import NumerflowConfig
+from numerflow.hosted.status import hosted_status
 from numerflow.numerai import ledger
 from numerflow.numerai.blocks import NumeraiCredentials
 from numerflow.ops.alerts import MISSED_ROUND, RUN_FAILED, UPLOAD_GIVEN_UP, ZOMBIE
@@ -75,6 +76,7 @@ def collect_status(config: NumerflowConfig, config_dir: Path, now: datetime | No
             status["next_runs"] = _next_runs(client, config, config_dir)
     status["latest_training"] = _latest_training(config)
     status["latest_round"] = _latest_round(config)
+    status["hosted"] = hosted_status(config)
     status["cache_bytes"] = _cache_sizes(config)
     status["problems"] = problems(status, config)
     return status
