@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from numerflow.config.models import SlotConfig
 from numerflow.hosted.build import PICKLE_NAME
 from numerflow.hosted.check import PickleRefused, check_pickle
-from numerflow.hosted.limits import GIB, Limits
+from numerflow.hosted.limits import GIB, Limits, posix_limits_available
 from numerflow.hosted.runtime import UnsupportedPython, ensure_runtime, image_for, images, local_python
 from numerflow.hosted.steps import build_and_check, submitted_predictions
 from numerflow.hosted.upload import PickleUpload, upload_pickle_once
@@ -133,11 +133,19 @@ SLEEPER = "def predict(live, bench):\n    import time\n    time.sleep(600)"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("posix", [True, False], ids=["rlimit", "watchdog"])
+@pytest.mark.parametrize(
+    "posix",
+    [
+        pytest.param(True, marks=pytest.mark.skipif(not posix_limits_available(), reason="no `resource`")),
+        False,
+    ],
+    ids=["rlimit", "watchdog"],
+)
 def test_over_the_memory_limit_is_refused(
     posix: bool, submitted: Path, version_dir: Path, runtime: Path, tmp_path: Path
 ) -> None:
-    """The Windows path (psutil watchdog) runs here too: it needs no `resource`."""
+    """The Windows path (psutil watchdog) runs on Linux too; under tests/simulate_windows.py
+    (no `resource`) it is the only one."""
     path = write(by_value(HOG), tmp_path / PICKLE_NAME)
     limits = Limits(memory_bytes=int(1.5 * GIB))
     with pytest.raises(PickleRefused, match=r"over the memory limit of 1\.5 GiB"):
