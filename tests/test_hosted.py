@@ -4,6 +4,7 @@ without numerflow) within lowered limits, and uploaded once per trained run to t
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cloudpickle
@@ -20,7 +21,9 @@ from numerflow.hosted.limits import GIB, Limits, posix_limits_available
 from numerflow.hosted.runtime import UnsupportedPython, ensure_runtime, image_for, images, local_python
 from numerflow.hosted.steps import build_and_check, submitted_predictions
 from numerflow.hosted.upload import PickleUpload, upload_pickle_once
+from numerflow.hosted.watch import hosted_runs, watch_round
 from numerflow.numerai import ledger
+from numerflow.numerai.client import RoundInfo
 from numerflow.runs.manifest import TrainedRun
 from numerflow.submit.steps import make_submission, predict_live
 from tests.fake_numerai import HOSTED_REFUSAL, FakeNumerai
@@ -248,3 +251,43 @@ def test_the_fake_refuses_prediction_uploads_for_a_model_with_a_pickle(
     with pytest.raises(ValueError, match="uploaded pickle"):
         client.create_submission(target.filename, MODEL_ID)
     assert HOSTED_REFUSAL and fake.submissions == []
+
+
+# -- watching Numerai's runs -------------------------------------------------------------------
+def _round(fake: FakeNumerai, opened_minutes_ago: float) -> RoundInfo:
+    now = datetime.now(UTC)
+    return RoundInfo(
+        fake.round_number or 0, now - timedelta(minutes=opened_minutes_ago), now + timedelta(hours=1)
+    )
+
+
+def test_a_run_still_pending_is_waited_for_and_a_success_records_no_incident(
+    fake: FakeNumerai, tmp_path: Path
+) -> None:
+    upload_pickle_once(client_for(fake.api_url), tmp_path / "runs", pickle_request(tmp_path / "p.pkl"))
+    fake.hosted.add_trigger(MODEL_ID, "Running")
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:  # Numerai finishes its run while numerflow waits
+        waits.append(seconds)
+        fake.hosted.add_trigger(MODEL_ID, "Success")
+
+    info = _round(fake, opened_minutes_ago=1)
+    assert (
+        watch_round(client_for(fake.api_url), tmp_path / "runs", ["my_model"], info, 45, 5, sleep=sleep) == []
+    )
+    assert waits == [5]
+    [run] = hosted_runs(tmp_path / "runs")
+    assert (run.status, run.trigger, run.incident) == ("Success", "trigger-2", False)
+
+
+def test_no_success_by_the_deadline_is_one_incident(fake: FakeNumerai, tmp_path: Path) -> None:
+    upload_pickle_once(client_for(fake.api_url), tmp_path / "runs", pickle_request(tmp_path / "p.pkl"))
+    info = _round(fake, opened_minutes_ago=10)
+    first, again = (
+        watch_round(client_for(fake.api_url), tmp_path / "runs", ["my_model"], info, 5, 5, sleep=pytest.fail)
+        for _ in range(2)
+    )
+    assert [o.status for o in first] == ["failed"] and "has not succeeded 5 min after" in first[0].detail
+    assert [o.status for o in again] == ["skipped"] and "alerted already" in again[0].detail
+    assert [r.incident for r in hosted_runs(tmp_path / "runs")] == [True, False]

@@ -410,7 +410,7 @@ class RoundScheduleConfig(ScheduleConfig):
     hosted_check_minutes: float = Field(
         45,
         ge=1,
-        le=60,
+        le=50,  # the per-round flow stops 50 minutes after it starts (ROUND_FLOW_TIMEOUT_SECONDS)
         description="model_upload slots: alert when Numerai's run of the pickle for the "
         "open round failed, or has not succeeded this long after the round opened",
     )
