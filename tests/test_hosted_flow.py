@@ -4,12 +4,16 @@ it again, and watches Numerai's run of it, alerting once when it failed."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from cli.main import app
 from flows.submit import submit_flow
 from flows.weekly import weekly_flow
 from numerflow.config import load_config
@@ -95,5 +99,22 @@ def test_the_round_flow_does_not_upload_again_and_alerts_once_on_a_failed_run(
     shown = hosted_lines(hosted_status(load_config(None, hosted["overrides"])))
     weekly = hosted["weekly"]
     uploaded_at = ledger.model_uploads(hosted["root"] / "runs")[0].recorded_at
-    expected = f"my_model pickle of run {weekly.run_id} uploaded {uploaded_at}; last round run by Numerai"
-    assert shown[1].split() == [*expected.split(), f"{fake.round_number}:", "Failed"]
+    expected = f"my_model pickle of run {weekly.run_id} uploaded {uploaded_at}; Numerai's last run: round"
+    assert shown[1].split() == [*expected.split(), f"{fake.round_number},", "Failed"]
+
+
+@pytest.mark.slow
+def test_the_pickle_command_builds_and_checks_without_uploading(
+    hosted: dict, fake: FakeNumerai, tmp_path: Path
+) -> None:
+    pairs = [
+        arg for key, value in hosted["overrides"].items() for arg in ("--set", f"{key}={json.dumps(value)}")
+    ]
+    creates = len(fake.hosted.creates)
+    done = CliRunner().invoke(app, ["pickle", "--out", str(tmp_path), *pairs])
+    assert done.exit_code == 0, done.output
+    assert f"my_model: {tmp_path / PICKLE_NAME}" in done.output and "Python 3." in done.output
+    diff = float(re.search(r"max \|difference\| (\S+)", done.output).group(1))
+    assert diff < 1e-6 and len(fake.hosted.creates) == creates  # checked, nothing uploaded
+    missing = CliRunner().invoke(app, ["pickle", "--model", "never_trained", *pairs])
+    assert missing.exit_code == 1 and "never_trained: no trained run" in missing.output

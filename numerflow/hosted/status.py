@@ -43,7 +43,7 @@ def hosted_lines(hosted: dict[str, dict[str, Any]] | None) -> list[str]:
             else "no pickle uploaded yet"
         )
         ran = (
-            f"round {entry['round']}: {entry['status']}"
+            f"Numerai's last run: round {entry['round']}, {entry['status']}"
             if entry["round"] is not None
             else "no round read yet"
         )
