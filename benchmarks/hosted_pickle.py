@@ -35,21 +35,30 @@ NUMERAI_SECONDS, NUMERAI_MEMORY = 600.0, 4 * GIB
 TARGETS = ["target", "target_ender_20", "target_jasper_20", "target_victor_20"]
 
 
-def train_slot(version_dir: Path, out: Path, features: list[str], targets: int, trees: int) -> TrainedRun:
-    """The big slot's final models; `<target>_1tree.txt` beside each keeps only its first tree."""
+def train_slot(
+    version_dir: Path, out: Path, features: list[str], targets: int, trees: int, model_file: Path | None
+) -> TrainedRun:
+    """The big slot's final models; `<target>_1tree.txt` beside each keeps only its first tree.
+    With `model_file` every target uses that model instead of training one."""
     columns = TARGETS[:targets]
-    train = pd.read_parquet(version_dir / "train.parquet", columns=[*features, *columns])
+    train = (
+        None if model_file else pd.read_parquet(version_dir / "train.parquet", columns=[*features, *columns])
+    )
     params = {k: v for k, v in EXAMPLE_MODEL.items() if k != "n_estimators"}
     params |= {"objective": "regression", "verbosity": -1, "seed": 0, "force_col_wise": True}
     models = {}
     for target in columns:
-        known = train[target].notna().to_numpy()
         started = time.perf_counter()
-        data = lgb.Dataset(train.loc[known, features].to_numpy(np.int8), train.loc[known, target])
-        booster = lgb.train(params, data, num_boost_round=trees)
+        if train is None:
+            booster = lgb.Booster(model_file=str(model_file))
+            print(f"{target}: the {booster.num_trees():,} trees of {model_file}, not trained", flush=True)
+        else:
+            known = train[target].notna().to_numpy()
+            data = lgb.Dataset(train.loc[known, features].to_numpy(np.int8), train.loc[known, target])
+            booster = lgb.train(params, data, num_boost_round=trees)
+            print(f"trained {target}: {trees:,} trees in {time.perf_counter() - started:.0f} s", flush=True)
         booster.save_model(out / f"{target}.txt")
         booster.save_model(out / f"{target}_1tree.txt", num_iteration=1)
-        print(f"trained {target}: {trees:,} trees in {time.perf_counter() - started:.0f} s", flush=True)
         models[target] = [out / f"{target}.txt"]
     stacker = {"kind": "mean", "columns": columns, "weights": [1 / len(columns)] * len(columns)}
     return TrainedRun(run_id="benchmark", slot="big", slot_dir=out, data_version=version_dir.name,
@@ -100,6 +109,11 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, default=25_000)
     parser.add_argument("--live-rows", type=int, default=7000)
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "numerflow-bench")
+    parser.add_argument(
+        "--model-file",
+        type=Path,
+        help="use this LightGBM model (its trees, on these features) for every target instead of training",
+    )
     parser.add_argument("--slot-dir", type=Path, help="also an existing trained slot, e.g. the demo's")
     parser.add_argument(
         "--slot-data", type=Path, help="its data folder [default: the demo's, <work>/data beside <work>/runs]"
@@ -117,7 +131,7 @@ def main() -> None:
     version_dir = dataset(args.data, args.train_rows, args.features, args.live_rows)
     features = feature_names(version_dir, args.features)
     with tempfile.TemporaryDirectory() as out:
-        run = train_slot(version_dir, Path(out), features, args.targets, args.trees)
+        run = train_slot(version_dir, Path(out), features, args.targets, args.trees, args.model_file)
         shape = f"{args.targets} targets on {args.features:,} features (final models)"
         checks = {}
         for trees, slot in ((1, one_tree(run)), (args.trees, run)):

@@ -16,8 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
+
+try:
+    import resource
+except ImportError:  # Windows: the watchdog below holds the limits
+    resource = None
 
 GIB = 1024**3
 WATCH_INTERVAL_S = 0.05
@@ -44,16 +50,11 @@ class Finished:
 
 
 def posix_limits_available() -> bool:
-    try:
-        import resource  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return resource is not None and os.name == "posix"
 
 
 def _posix_preexec(limits: Limits) -> Callable[[], None]:
-    import resource
-
+    assert resource is not None
     cpus = sorted(os.sched_getaffinity(0))[: limits.cpus] if hasattr(os, "sched_getaffinity") else []
 
     def apply() -> None:  # in the child, before exec
@@ -70,14 +71,11 @@ def run_limited(command: list[str], limits: Limits, cwd: Path, posix: bool | Non
     env = {**os.environ, "OMP_NUM_THREADS": str(limits.cpus), "PYTHONNOUSERSITE": "1"}
     env.pop("PYTHONPATH", None)  # numerflow's own code must not be importable in there
     started = time.monotonic()
+    extra: dict[str, Any] = {}
+    if os.name == "posix" and posix:  # set in the child before it runs anything
+        extra["preexec_fn"] = _posix_preexec(limits)
     process = subprocess.Popen(
-        command,
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_posix_preexec(limits) if posix else None,
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **extra
     )
     watchdog = None if posix else _Watchdog(process.pid, limits)
     try:
