@@ -84,19 +84,22 @@ def report(name: str, checked: Checked) -> None:
 
 
 def extrapolate(small: CheckResult, big: CheckResult, trees: int) -> str:
-    """Trees of this shape that fit Numerai's limits, linear through the 1-tree and the full check."""
+    """Trees of this shape that fit Numerai's limits, linear through the 1-tree and the full check
+    (an extrapolation, not a measurement)."""
     seconds = (big.load_seconds + big.predict_seconds) - (small.load_seconds + small.predict_seconds)
     memory = (big.peak_memory_bytes or 0) - (small.peak_memory_bytes or 0)
-    fixed_seconds = small.seconds
-    time_trees = (NUMERAI_SECONDS - fixed_seconds) / (seconds / trees) if seconds > 0 else float("inf")
-    memory_trees = (
-        (NUMERAI_MEMORY - (small.peak_memory_bytes or 0)) / (memory / trees) if memory > 0 else float("inf")
-    )
-    return (
-        f"{seconds / trees * 1000:.2f} ms and {memory / trees / 1024:,.0f} KiB a tree (load + predict) -> "
-        f"about {time_trees:,.0f} trees in 10 minutes and {memory_trees:,.0f} trees in 4 GB "
-        "(linear extrapolation from two measured checks, not measured itself)"
-    )
+    if seconds > 0:
+        fit = f"about {(NUMERAI_SECONDS - small.seconds) / (seconds / trees):,.0f} trees in 10 minutes"
+        time_part = f"{seconds / trees * 1000:.2f} ms a tree to load and predict, {fit}"
+    else:
+        time_part = "no measurable time a tree"
+    if memory > 0:
+        room = NUMERAI_MEMORY - (small.peak_memory_bytes or 0)
+        fit = f"about {room / (memory / trees):,.0f} trees in 4 GB"
+        memory_part = f"{memory / trees / 1024:,.1f} KiB a tree, {fit}"
+    else:
+        memory_part = "no measurable memory a tree (the peak is the live data and the libraries)"
+    return f"extrapolated linearly from the two checks, not measured: {time_part}; {memory_part}"
 
 
 def main() -> None:
