@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from numerflow.config import ConfigError, load_config
 from numerflow.config.models import SlotConfig
+from numerflow.hosted import runtime as hosted_runtime
 from numerflow.hosted.build import PICKLE_NAME
 from numerflow.hosted.check import PickleRefused, check_pickle
 from numerflow.hosted.limits import GIB, Limits, posix_limits_available
@@ -25,6 +27,7 @@ from numerflow.hosted.watch import hosted_runs, watch_round
 from numerflow.numerai import ledger
 from numerflow.numerai.client import RoundInfo
 from numerflow.runs.manifest import TrainedRun
+from numerflow.runs.plan import submit_plan_for_round
 from numerflow.submit.steps import make_submission, predict_live
 from tests.fake_numerai import HOSTED_REFUSAL, FakeNumerai
 from tests.test_uploads import client_for
@@ -173,6 +176,20 @@ def test_a_python_numerai_does_not_run_is_refused_up_front() -> None:
         image_for("3.14")
     for version in images():
         assert version in str(info.value)
+
+
+def test_a_hosted_slot_on_a_python_numerai_does_not_run_fails_before_any_work(
+    monkeypatch: pytest.MonkeyPatch, config_dir: Path
+) -> None:
+    hosted_slot = {"name": "hosted", "submit_via": "model_upload", "model_id": MODEL_ID}
+    config = load_config(config_dir, {"training.models": [hosted_slot, "plain"]})
+    assert submit_plan_for_round(config).slots[0].hosted  # this Python has an image
+    monkeypatch.setattr(hosted_runtime, "local_python", lambda: "3.14")
+    with pytest.raises(
+        ConfigError, match=r"\['hosted'\]: submit_via: model_upload: Python 3\.14: Numerai runs"
+    ):
+        submit_plan_for_round(config)
+    assert [s.name for s in submit_plan_for_round(config, ["plain"]).slots] == ["plain"]
 
 
 def test_a_model_upload_slot_needs_a_model_id() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from numerflow.config import ConfigError
 from numerflow.config.models import (
     FeaturesConfig,
     FinalModel,
@@ -33,6 +34,7 @@ from numerflow.config.models import (
 )
 from numerflow.data.files import DataError, read_features_json, select_features
 from numerflow.gpu.tiers import DevicePolicy, TierDecision, TierStep
+from numerflow.hosted.runtime import UnsupportedPython, image_for
 from numerflow.runs.manifest import latest_slot_run
 from numerflow.score.references import reference_benchmark
 
@@ -132,6 +134,7 @@ def submit_plan_for_round(config: NumerflowConfig, only: list[str] | None = None
     """The per-round plan: every chosen slot with its latest trained run."""
     training = config.training
     chosen = select_slots(config, only)
+    check_hosted_python(chosen)
     return SubmitPlan(
         numerai=training.numerai,
         work_dir=training.work_dir,
@@ -183,6 +186,7 @@ def resolve_plan(
     version_dir = training.data.dir / version
     features_json = read_features_json(version_dir)
     chosen = select_slots(config, only)
+    check_hosted_python(chosen)
     slots = [_slot_plan(config, slot, features_json, decision, several=len(chosen) > 1) for slot in chosen]
     return RunPlan(
         data=DataPlan(
@@ -222,6 +226,17 @@ def select_slots(config: NumerflowConfig, only: list[str] | None = None) -> list
         return configured
     by_name = {slot.name: slot for slot in configured}
     return [by_name.get(name) or SlotConfig(name=name) for name in dict.fromkeys(only)]
+
+
+def check_hosted_python(slots: list[SlotConfig]) -> None:
+    """model_upload slots need a Python Numerai runs: refused before any training, not after."""
+    hosted = [slot.name for slot in slots if slot.submit_via == "model_upload"]
+    if not hosted:
+        return
+    try:
+        image_for()
+    except UnsupportedPython as exc:
+        raise ConfigError(f"model slot(s) {hosted}: submit_via: model_upload: {exc}") from None
 
 
 def submission_path(config: NumerflowConfig, slot: str, several: bool) -> Path:
