@@ -19,14 +19,15 @@ class PrefectStack:
         self.home, self.cwd = home, cwd
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
+        self.database_url = f"sqlite+aiosqlite:///{home / 'prefect.db'}"
         self.env = {
             **os.environ,
             "PREFECT_HOME": str(home),
             "PREFECT_API_URL": self.url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_WORKER_QUERY_SECONDS": "2",
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL": self.database_url,
         }
-        self.env.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
         self._group = ProcessGroup(home, cwd, self.env)
 
     def start(self) -> PrefectStack:
