@@ -35,7 +35,7 @@ class PrefectStack:
             "server",
             ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui"],
         )
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # a fresh database's migrations, on a busy machine
         while time.monotonic() < deadline:
             assert server.poll() is None, "prefect server exited"
             try:
@@ -45,7 +45,7 @@ class PrefectStack:
                 pass
             time.sleep(0.5)
         else:
-            raise TimeoutError("prefect server did not become healthy in 90 s")
+            raise TimeoutError("prefect server did not become healthy in 180 s")
         self.start_worker()
         return self
 

@@ -99,6 +99,7 @@ def _child_listing() -> list[dict]:
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow  # children that load LightGBM
 def test_listing_through_lightgbms_own_opencl_loader(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """LightGBM's loader lists what this machine registers (on a GPU box, NVIDIA's platform) and
     the child prints the same as JSON; with no driver it finds no platform, without an error."""

@@ -176,6 +176,7 @@ def test_gpu_errors_are_recognised() -> None:
     assert not is_gpu_error(ValueError("gpu"))
 
 
+@pytest.mark.slow  # a real LightGBM training in a child
 def test_capability_check_runs_once_per_environment(tmp_path: Path) -> None:
     probe = probe_gpus(FakeNvml([("RTX 4060", 8, 7.5)]), visible=None)
     first = check_capability("cuda", probe.devices[0], probe, tmp_path)
@@ -185,6 +186,7 @@ def test_capability_check_runs_once_per_environment(tmp_path: Path) -> None:
     assert second.cached and second.reason == first.reason
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("no_opencl_driver")
 def test_opencl_learner_without_a_driver_says_which_platforms_it_found(tmp_path: Path) -> None:
     """The real listing child, on a machine that registers no OpenCL driver (a GPU box's is hidden)."""

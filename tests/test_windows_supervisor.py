@@ -83,6 +83,7 @@ def test_the_script_runs_the_prefect_server_and_worker_through_uv() -> None:
         assert len(re.findall(rf"\${name}\b", text)) >= 2, name
 
 
+@pytest.mark.slow  # `--help` of real commands, each a fresh interpreter
 @pytest.mark.parametrize("name", ["ServerCommand", "WorkerCommand"])
 def test_each_prefect_command_of_the_script_exists_with_its_options(name: str) -> None:
     _check(script_commands()[name])
@@ -96,6 +97,7 @@ def test_the_script_generates_a_valid_encryption_key() -> None:
     Fernet(done.stdout.strip().encode())  # raises on anything but a Fernet key
 
 
+@pytest.mark.slow
 def test_every_command_the_guides_print_exists_with_its_options() -> None:
     commands = guide_commands()
     assert any(command[:4] == ["run", "prefect", "worker", "start"] for command in commands)
