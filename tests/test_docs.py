@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from numerflow.config.models import NumerflowConfig
 from scripts.gen_config_docs import PAGE, _model_in, render, rows
 
