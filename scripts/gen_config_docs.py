@@ -26,7 +26,8 @@ HEADER = """\
 Every key of the YAML files under `config/`, with its type, default, bounds and meaning, as the
 loader checks them: an unknown key, a wrong type or an out-of-range value stops the run before
 any work, naming the file and the key. A key `a.b` is `b:` nested under `a:`; `models[].x` is
-key `x` of an entry of the `models:` list; `param_sets.<name>` is an entry of that mapping.
+key `x` of an entry of the `models:` list. The default is what a key left out means (the shipped
+files under `config/` set some keys to other values).
 [Getting started](getting-started.md#configuration-files) says what each file is for.
 """
 
