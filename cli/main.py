@@ -466,3 +466,8 @@ def _spec_or_exit(**kwargs: object):
 def _fail(message: str) -> typer.Exit:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(code=2)
+
+
+from cli.pickle_cmd import pickle  # noqa: E402  (it uses the options defined above)
+
+app.command("pickle")(pickle)

@@ -19,6 +19,7 @@ from prefect.states import Failed
 from flows.expected import fails_cleanly
 from flows.naming import parent_run_name, rename_run
 from numerflow.config.models import NumeraiConfig
+from numerflow.hosted.steps import submit_hosted
 from numerflow.numerai.blocks import load_credentials
 from numerflow.numerai.client import NumeraiClient
 from numerflow.numerai.errors import NumeraiError
@@ -41,6 +42,7 @@ from tasks.numerai import (
     download_live_data,
     predict_live_task,
     upload_submissions,
+    watch_hosted_runs,
     write_submission_task,
 )
 
@@ -63,26 +65,37 @@ def submission_flow(
     force: bool = False,
     wait_for_round_minutes: int = 0,
     poll_seconds: float = 30.0,
+    hosted_check_minutes: float | None = None,
 ) -> SubmissionOutcome:
+    """`hosted_check_minutes`: watch Numerai's runs of the model_upload slots' pickles for the open
+    round this long after it opened (the per-round flow); None: do not watch (the weekly flow)."""
     logger = get_run_logger()
     settings = plan.numerai
     uploading = settings.upload and not dry_run
     client, known_ids = connect(settings) if uploading or settings.download else (None, {})
     models = plan.submitting_models()
+    known_ids = {**known_ids, **{s.submit_as: s.model_id for s in plan.slots if s.submit_as and s.model_id}}
     model_ids = (
         resolve_model_ids(models, known_ids, client) if uploading and client else dict.fromkeys(models, "")
     )
+    info, no_round = None, ""
     if client is not None and round_number is None:
         info = wait_for_open_round(
             lambda: current_round(client), wait_for_round_minutes, poll_seconds, logger.info
         )
         if info is None or not info.is_open():
-            message = f"no round is open for submissions right now ({round_state(info)})"
-            logger.info("%s; nothing to submit", message)
-            return SubmissionOutcome(
-                status="no-open-round", round=info.number if info else None, message=message
-            )
-        round_number = info.number
+            no_round = f"no round is open for submissions right now ({round_state(info)})"
+            hosted = [s for s in plan.slots if s.hosted]
+            if not hosted:
+                logger.info("%s; nothing to submit", no_round)
+                return SubmissionOutcome(
+                    status="no-open-round", round=info.number if info else None, message=no_round
+                )
+            # Numerai predicts the coming rounds with the pickle: it is built, checked and uploaded now
+            logger.info("%s; uploading the pickles of %s", no_round, [s.name for s in hosted])
+            plan = plan.model_copy(update={"slots": hosted})
+        else:
+            round_number = info.number
     _name_runs(round_number, models, uploading)
     if uploading and round_number is not None:
         emit_round_started(round_number, list(model_ids))
@@ -105,6 +118,9 @@ def submission_flow(
             )
         entries.append(entry)
         uploads += slot_uploads
+    watched = [s.submit_as for s in plan.slots if s.hosted and s.submit_as]
+    if hosted_check_minutes is not None and uploading and client and info and info.is_open() and watched:
+        uploads += watch_hosted_runs(client, plan.work_dir, watched, info, hosted_check_minutes, poll_seconds)
     upload_failed = any(u.status == "failed" for u in uploads)
     slot_failed = any(e.error is not None for e in entries)
     outcome = SubmissionOutcome(
@@ -112,12 +128,15 @@ def submission_flow(
         if upload_failed
         else "slot-failed"
         if slot_failed
+        else "no-open-round"
+        if no_round
         else "submitted"
         if uploading
         else "dry-run",
         round=round_number,
         slots=entries,
         uploads=uploads,
+        message=no_round,
     )
     publish_submissions(outcome)
     return outcome
@@ -145,11 +164,19 @@ def _submit_slot(
     suffix = f"r{round_number}" if round_number is not None else "local"
     live = predict_live_task(run, live_files[version], slot.trained_dir / f"live_{suffix}.parquet")
     submission = write_submission_task(live, slot.submission_path)
-    targets = {slot.submit_as: model_ids[slot.submit_as]} if slot.submit_as else {}
-    uploads = upload_submissions(
-        plan.work_dir, client if uploading else None, targets, submission, round_number, run.run_id, force,
-        dry_run=not uploading,
-    )  # fmt: skip
+    if slot.hosted and slot.submit_as:  # Numerai refuses API predictions for it: upload the pickle instead
+        uploads = [
+            submit_hosted(
+                client if uploading else None, plan.work_dir, run, slot.submit_as,
+                model_ids[slot.submit_as], live_files[version], submission.path, force,
+            )
+        ]  # fmt: skip
+    else:
+        targets = {slot.submit_as: model_ids[slot.submit_as]} if slot.submit_as else {}
+        uploads = upload_submissions(
+            plan.work_dir, client if uploading else None, targets, submission, round_number, run.run_id,
+            force, dry_run=not uploading,
+        )  # fmt: skip
     entry = SlotSubmission(
         slot=slot.name, submit_as=slot.submit_as, trained_run_id=run.run_id, submission=submission
     )
@@ -164,7 +191,7 @@ def _live_file(
     features: list[str],
 ) -> Path:
     version_dir = plan.data_dir / version
-    if client is not None and plan.numerai.download and round_number is not None:
+    if client is not None and plan.numerai.download:  # no round: the current live file, for a pickle's check
         return download_live_data(version_dir, client, round_number, features)
     live_file = live_path(version_dir, round_number)
     return live_file if live_file.is_file() else live_path(version_dir, None)

@@ -62,6 +62,7 @@ def submit_flow(
         force=force,
         wait_for_round_minutes=wait_for_round_minutes,
         poll_seconds=config.deployments.round.poll_seconds,
+        hosted_check_minutes=config.deployments.round.hosted_check_minutes,
     )
     failure = upload_failure_state(outcome)  # its alerts go out before the scores are read
     if config.training.numerai.download or config.training.numerai.upload:  # offline: no Numerai

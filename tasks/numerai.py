@@ -3,11 +3,13 @@ these tasks set none of their own; they take the client, which holds secrets, an
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from numerflow.hosted.watch import watch_round
 from numerflow.numerai.client import NumeraiClient, RoundInfo
 from numerflow.ops.alerts import emit_upload_accepted
 from numerflow.runs.manifest import TrainedRun
@@ -43,12 +45,33 @@ def current_round(client: NumeraiClient) -> RoundInfo | None:
 
 @task(name="download-live-data", cache_policy=NO_CACHE)
 def download_live_data(
-    version_dir: Path, client: NumeraiClient, round_number: int, feature_names: list[str]
+    version_dir: Path, client: NumeraiClient, round_number: int | None, feature_names: list[str]
 ) -> Path:
     bar = on_terminal(f"download {live_path(version_dir, round_number).name}", "bytes")
     result = ensure_live_data(version_dir, client, round_number, feature_names, bar)
-    get_run_logger().info("live data for round %d: %s (%s)", round_number, result.path.name, result.reason)
+    get_run_logger().info("live data for round %s: %s (%s)", round_number, result.path.name, result.reason)
     return result.path
+
+
+@task(name="watch-hosted-runs", cache_policy=NO_CACHE)
+def watch_hosted_runs(
+    client: NumeraiClient,
+    work_dir: Path,
+    models: list[str],
+    info: RoundInfo,
+    check_minutes: float,
+    poll_seconds: float,
+) -> list[UploadOutcome]:
+    """Numerai's runs of the models' pickles for the open round; failed ones alert once."""
+    outcomes = watch_round(client, work_dir, models, info, check_minutes, poll_seconds)
+    for outcome in outcomes:
+        get_run_logger().log(
+            logging.ERROR if outcome.status == "failed" else logging.INFO,
+            "model %s: %s",
+            outcome.model,
+            outcome.detail,
+        )
+    return outcomes
 
 
 @task(name="predict-live", task_run_name="predict-live-{run.slot}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,9 +21,18 @@ os.environ.pop("PREFECT_API_URL", None)
 
 from numerflow.data.synth import SynthSpec, generate
 from numerflow.train.prepare import bin_training_rows
+from tests.prefect_stack import PrefectStack
+from tests.simulate_windows import SERVER_FIXTURES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SMALL_SPEC = SynthSpec(eras=120, rows_per_era=150, features=30, seed=7)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the Prefect server is in the slow tier: `-m "not slow"` starts none."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -72,35 +82,76 @@ def overrides_for_speed(synth_root: Path, root: Path) -> dict[str, object]:
 
 
 @pytest.fixture(scope="session")
-def prefect_server() -> Iterator[None]:
-    """One real Prefect server (SQLite in a temp dir) for every integration test."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
-
-
-@pytest.fixture(scope="session")
-def real_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """`prefect server start` and a process worker on 127.0.0.1, shared by the deployment and
-    alert tests (they talk to it through subprocesses and `on_real_prefect`)."""
-    from tests.prefect_stack import PrefectStack
+def real_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectStack]:
+    """The run's one Prefect server: `prefect server start` (SQLite in a temp dir) and a process
+    worker on 127.0.0.1, started by the first test that needs a server and stopped at the end.
+    This process's client points at it from then on, as `prefect_test_harness` would point it at
+    its own server (a second server cost every run its start-up and its background services)."""
+    from prefect.context import _temporary_global_settings_context, get_settings_context
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_DATABASE_CONNECTION_URL, temporary_settings
 
     stack = PrefectStack(tmp_path_factory.mktemp("prefect-stack"), REPO_ROOT)
+    # The database is named here too, so that tests can read the file the server writes.
+    pointed = {PREFECT_API_URL: stack.url, PREFECT_SERVER_DATABASE_CONNECTION_URL: stack.database_url}
     try:
-        yield stack.start()
+        stack.start()
+        with temporary_settings(updates=pointed), _temporary_global_settings_context(get_settings_context()):
+            try:
+                yield stack
+            finally:
+                _drain_prefect_workers()
     finally:
         stack.stop()
 
 
-@pytest.fixture
-def on_real_prefect(real_prefect: object) -> Iterator[None]:
-    """Point this process's Prefect client at the real server for one test; set per test
-    because the session's test harness may have pointed it elsewhere meanwhile."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+def _drain_prefect_workers() -> None:
+    """Send the logs and events still queued before the server stops (as Prefect's harness does)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
 
-    with temporary_settings(updates={PREFECT_API_URL: real_prefect.url}):
-        yield
+    APILogWorker.drain_all()
+    EventsWorker.drain_all()
+
+
+@pytest.fixture(scope="session")
+def prefect_server(real_prefect: PrefectStack) -> None:
+    """Flows run in this process against the run's one server."""
+
+
+@pytest.fixture(scope="session")
+def on_real_prefect(real_prefect: PrefectStack) -> None:
+    """Tests that drive the server and worker through subprocesses (`real_prefect.cli`)."""
+
+
+@pytest.fixture
+def no_opencl_driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Child processes find no OpenCL driver, as on a machine without one, even on a GPU box."""
+    hide_opencl_drivers(tmp_path, monkeypatch)
+
+
+def hide_opencl_drivers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LightGBM's built-in ICD loader reads the drivers to load from OCL_ICD_FILENAMES and from the
+    folder OCL_ICD_VENDORS names, else /etc/OpenCL/vendors (the Khronos OpenCL-ICD-Loader's README),
+    once per process: children started from now on see none."""
+    empty = tmp_path / "no-opencl-vendors"
+    empty.mkdir()
+    monkeypatch.setenv("OCL_ICD_VENDORS", str(empty))
+    monkeypatch.delenv("OCL_ICD_FILENAMES", raising=False)
+
+
+def opencl_driver_registered() -> bool:
+    """Does this machine register an OpenCL driver for LightGBM's loader (a GPU box: NVIDIA's)?"""
+    if os.environ.get("OCL_ICD_FILENAMES"):
+        return True
+    if sys.platform == "win32":
+        import winreg
+
+        try:
+            with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"SOFTWARE\Khronos\OpenCL\Vendors") as key:
+                return winreg.QueryInfoKey(key)[1] > 0
+        except OSError:
+            return False
+    return any(Path(os.environ.get("OCL_ICD_VENDORS") or "/etc/OpenCL/vendors").glob("*.icd"))
 
 
 def rewrite_parquet(source: Path, target: Path, change: Callable[[pd.DataFrame], pd.DataFrame]) -> Path:

@@ -57,6 +57,7 @@ class FakeNumerai:
     uploads: dict[str, bytes] = field(default_factory=dict)  # token -> body
     submissions: list[dict] = field(default_factory=list)
     scores: dict[str, list[dict]] = field(default_factory=dict)  # model id -> submissionScores rows
+    hosted: FakeModelUploads = field(default_factory=lambda: FakeModelUploads())
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -107,9 +108,12 @@ class FakeNumerai:
         if "submissionScores(" in text:
             return "submissionScores", {"data": {"submissionScores": self._scores(variables)}}
         # Everything below needs the API key.
-        kind = "account" if "account {" in text else _operation(text)
+        kind = _operation(text)
+        kind = "account" if kind == "unknown" and "account {" in text else kind
         if authorization != f"Token {self.public_id}${self.secret_key}":
             return kind, {"errors": [{"message": "Your session is invalid or has expired."}], "data": None}
+        if kind in HOSTED_KINDS:
+            return kind, self.hosted.answer(self, kind, variables)
         if kind == "account":
             models = [{"id": i, "name": n, "tournament": 8} for n, i in self.models.items()]
             return kind, {"data": {"account": {"models": models}}}
@@ -128,6 +132,8 @@ class FakeNumerai:
             listed = [{"id": s["id"], "filename": s["filename"], "insertedAt": s["at"]} for s in mine]
             return kind, {"data": {"submissions": listed}}
         if kind == "create_submission":
+            if self.hosted.has_pickle(variables.get("modelId")):
+                return kind, {"errors": [{"message": HOSTED_REFUSAL}], "data": None}
             token = variables["filename"].removesuffix(".csv")
             if token not in self.uploads:
                 return kind, {"errors": [{"message": "upload not found"}], "data": None}
@@ -201,6 +207,72 @@ class FakeNumerai:
             return False
 
 
+# -- model uploads (hosted prediction) -------------------------------------------------------
+HOSTED_KINDS = (
+    "computePickleDockerImages", "computePickleDataVersions", "computePickleUploadAuth",
+    "createComputePickleUpload", "computePickleUpload",
+)  # fmt: skip
+# Numerai refuses API prediction uploads for a model with an uploaded pickle (its docs); the
+# wording of its refusal is not known, this one is the fake's.
+HOSTED_REFUSAL = "This model has an uploaded pickle (model upload): API submissions are disabled"
+
+
+@dataclass
+class FakeModelUploads:
+    """Numerai's model uploads: images for several Pythons (the default is not the local one),
+    data versions, upload URLs, creates, and each model's pickle with its runs (triggers)."""
+
+    docker_images: dict[str, str] = field(
+        default_factory=lambda: {f"Python 3.{m}": f"img-3{m}" for m in (10, 11, 12, 13)}
+    )
+    default_image: str = "img-312"  # what Numerai uses when no image is named
+    data_versions: dict[str, str] = field(default_factory=lambda: {"v5.0": "dv-50", "v5.2": "dv-52"})
+    creates: list[dict] = field(default_factory=list)  # every createComputePickleUpload, in order
+    pickles: dict[str, dict] = field(default_factory=dict)  # model id -> its current pickle
+    triggers: dict[str, list[dict]] = field(default_factory=dict)  # model id -> Numerai's runs
+
+    def has_pickle(self, model_id: str | None) -> bool:
+        return model_id in self.pickles
+
+    def add_trigger(self, model_id: str, status: str, description: str = "") -> None:
+        """A run of the model's pickle by Numerai, e.g. for the open round."""
+        runs = self.triggers.setdefault(model_id, [])
+        at = _timestamp(datetime.now(UTC))
+        statuses = [{"status": status, "description": description, "insertedAt": at}]
+        runs.append({"id": f"trigger-{len(runs) + 1}", "status": status, "statuses": statuses})
+
+    def answer(self, fake: FakeNumerai, kind: str, variables: dict) -> dict:
+        if kind == "computePickleDockerImages":
+            listed = [{"name": n, "id": i} for n, i in self.docker_images.items()]
+            return {"data": {kind: listed}}
+        if kind == "computePickleDataVersions":
+            return {"data": {kind: [{"name": n, "id": i} for n, i in self.data_versions.items()]}}
+        if kind == "computePickleUploadAuth":
+            token = uuid.uuid4().hex
+            name = f"{token}.pkl"
+            return {"data": {kind: {"filename": name, "url": f"{fake.url}/upload/{token}"}}}
+        if kind == "createComputePickleUpload":
+            token = variables["filename"].removesuffix(".pkl")
+            if token not in fake.uploads:
+                return {"errors": [{"message": "upload not found"}], "data": None}
+            if variables.get("modelId") not in fake.models.values():
+                return {"errors": [{"message": "Model not found"}], "data": None}
+            upload = {**variables, "id": str(uuid.uuid4()), "body": fake.uploads[token],
+                      "image": variables.get("dockerImageId") or self.default_image}  # fmt: skip
+            with fake._lock:
+                self.creates.append(upload)
+                self.pickles[variables["modelId"]] = upload
+            return {"data": {kind: {"id": upload["id"]}}}
+        models = []  # computePickleUpload: the status query
+        for name, model_id in fake.models.items():
+            pickle = self.pickles.get(model_id)
+            models.append({"username": name, "computePickleUpload": None if pickle is None else {
+                "filename": pickle["filename"], "validationStatus": "Success",
+                "triggerStatus": (self.triggers.get(model_id) or [{"status": None}])[-1]["status"],
+                "triggers": self.triggers.get(model_id, [])}})  # fmt: skip
+        return {"data": {"account": {"models": models}}}
+
+
 class _QuietServer(ThreadingHTTPServer):
     def handle_error(self, request: object, client_address: object) -> None:
         if isinstance(sys.exc_info()[1], ConnectionError):
@@ -209,6 +281,9 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 def _operation(text: str) -> str:
+    for name in HOSTED_KINDS:  # some are fields without arguments: `computePickleDockerImages {`
+        if re.search(rf"\b{name} ?[({{]", text):
+            return name
     for name in ("submission_upload_auth", "create_submission", "submissions"):
         if f"{name}(" in text:
             return name

@@ -6,6 +6,9 @@ a concurrent run, a run killed mid-upload). It tallies what Numerai ends up hold
 - double uploads: rounds holding more than one submission for the model;
 - silent misses: rounds with no submission whose triggers all ended without a loud sign
   (a failed run, a non-zero exit, or a "no round is open" message).
+
+The rounds played by `numerflow submit` processes (two at once, a late round) are where the suite
+checks those commands end to end: what they print and what Numerai ends up holding.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from numerflow.submit.steps import SubmissionOutcome
 from tests.fake_numerai import FakeNumerai
 
 FIRST_ROUND = 1100
+LATE_S, POLL_S = 5, 1  # the late round opens LATE_S after the command first asks; it checks each POLL_S
 
 
 @dataclass
 class Trigger:
     loud: bool
     detail: str
+    output: str = ""  # a command's whole output
 
 
 @dataclass
@@ -71,7 +76,12 @@ class Month:
     def _finished(self, process: subprocess.Popen) -> Trigger:
         output, _ = process.communicate(timeout=300)
         loud = process.returncode != 0 or "no submission:" in output
-        return Trigger(loud, f"exit {process.returncode}: {output.strip().splitlines()[-1]}")
+        return Trigger(loud, f"exit {process.returncode}: {output.strip().splitlines()[-1]}", output)
+
+
+def _statuses(trigger: Trigger) -> list[str]:
+    """The upload statuses a `numerflow submit` printed, one per model."""
+    return [line.split()[1] for line in trigger.output.splitlines() if "  my_model: " in line]
 
 
 def clear_later(faults: dict, seconds: float) -> None:
@@ -132,14 +142,23 @@ def _killed_and_retriggered(m: Month) -> list[Trigger]:
 def _two_workers_at_once(m: Month) -> list[Trigger]:
     m.fake.faults.hang_seconds["create_submission"] = 2  # a slow create: a wide race window
     try:
-        return m.commands(2)
+        triggers = m.commands(2)
     finally:
         m.fake.faults.hang_seconds.clear()
+    # Both commands succeed, and each says what it did: one uploaded, the other skipped.
+    assert sorted(s for t in triggers for s in _statuses(t)) == ["skipped", "uploaded"], triggers
+    assert not any(t.loud for t in triggers), triggers
+    return triggers
 
 
 def _late_round(m: Month) -> list[Trigger]:
-    m.fake.opens_in = 15
-    return m.commands(1, "--wait-minutes", "1", "--set", "deployments.round.poll_seconds=3")
+    m.fake.opens_in = LATE_S
+    number = m.fake.round_number
+    [trigger] = m.commands(1, "--wait-minutes", "1", "--set", f"deployments.round.poll_seconds={POLL_S}")
+    # The command said it was waiting, and how often it checks, then uploaded.
+    assert f"round {number} opens at" in trigger.output, trigger.output
+    assert f"checking again in {POLL_S} s" in trigger.output and _statuses(trigger) == ["uploaded"]
+    return [trigger]
 
 
 def _rejected_keys(m: Month) -> list[Trigger]:
@@ -191,7 +210,7 @@ SCHEDULE: list[tuple[str, bool, Callable[[Month], list[Trigger]]]] = [
     ("create 502 after it took effect", True, _create_5xx_after_effect),
     ("submit SIGKILLed mid-create, re-triggered", True, _killed_and_retriggered),
     ("two workers trigger at once", True, _two_workers_at_once),
-    ("round opens 15 s late (numerflow submit --wait-minutes 1)", True, _late_round),
+    (f"round opens {LATE_S} s late (numerflow submit --wait-minutes 1)", True, _late_round),
     ("rejected API keys", False, _rejected_keys),
     ("round closed", False, _closed_round),
     ("upload URL query 5xx twice", True, _upload_url_5xx),

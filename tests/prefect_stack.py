@@ -19,14 +19,15 @@ class PrefectStack:
         self.home, self.cwd = home, cwd
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
+        self.database_url = f"sqlite+aiosqlite:///{home / 'prefect.db'}"
         self.env = {
             **os.environ,
             "PREFECT_HOME": str(home),
             "PREFECT_API_URL": self.url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_WORKER_QUERY_SECONDS": "2",
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL": self.database_url,
         }
-        self.env.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
         self._group = ProcessGroup(home, cwd, self.env)
 
     def start(self) -> PrefectStack:
@@ -39,7 +40,7 @@ class PrefectStack:
             "server",
             ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui"],
         )
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # a fresh database's migrations, on a busy machine
         while time.monotonic() < deadline:
             assert server.poll() is None, "prefect server exited"
             try:
@@ -49,7 +50,7 @@ class PrefectStack:
                 pass
             time.sleep(0.5)
         else:
-            raise TimeoutError("prefect server did not become healthy in 90 s")
+            raise TimeoutError("prefect server did not become healthy in 180 s")
 
     def start_worker(self) -> None:
         self._group.spawn(

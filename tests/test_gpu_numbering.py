@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from numerflow.gpu.numbering import (
 )
 from numerflow.gpu.opencl import list_platforms
 from numerflow.gpu.probe import probe_gpus
+from tests.conftest import hide_opencl_drivers, opencl_driver_registered
 from tests.fake_nvml import FakeNvml
 
 INTEL = OpenClPlatform(
@@ -91,9 +93,19 @@ def test_no_match_names_what_there_is_and_the_fix() -> None:
         choose_opencl_device([nvidia(("RTX 4060", None))], probe.devices[0], 1)
 
 
-def test_listing_through_lightgbms_own_opencl_loader() -> None:
-    """This machine has no OpenCL driver: LightGBM's loader finds no platform, and says so
-    without an error; the child prints the same as JSON."""
-    assert list_platforms() == []
+def _child_listing() -> list[dict]:
     done = subprocess.run([sys.executable, "-m", "numerflow.gpu.opencl"], capture_output=True, text=True)
-    assert done.returncode == 0 and json.loads(done.stdout) == []
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.slow  # children that load LightGBM
+def test_listing_through_lightgbms_own_opencl_loader(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """LightGBM's loader lists what this machine registers (on a GPU box, NVIDIA's platform) and
+    the child prints the same as JSON; with no driver it finds no platform, without an error."""
+    here = [platform.model_dump() for platform in list_platforms()]
+    if not opencl_driver_registered():
+        assert here == []
+    assert _child_listing() == here
+    hide_opencl_drivers(tmp_path, monkeypatch)
+    assert _child_listing() == []

@@ -262,46 +262,6 @@ def _numerflow_submit(project: dict, *args: str) -> subprocess.Popen:
     )
 
 
-def _finish(process: subprocess.Popen, timeout: float) -> str:
-    try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-        raise AssertionError(f"numerflow submit ran past {timeout} s:\n{output}") from None
-    assert process.returncode == 0, output
-    return output
-
-
-@pytest.mark.parametrize("commands", [2, 5])
-def test_concurrent_submit_commands_give_one_upload(project: dict, fake: FakeNumerai, commands: int) -> None:
-    fake.round_number = 1010 + commands
-    fake.faults.hang_seconds["create_submission"] = 2.0  # a slow create: a wide race window
-    try:
-        processes = [_numerflow_submit(project) for _ in range(commands)]
-        outputs = [_finish(p, timeout=300) for p in processes]
-    finally:
-        fake.faults.hang_seconds.clear()
-        fake.round_number = 1001
-    assert len(fake.submissions_for(1010 + commands)) == 1
-    statuses = sorted(line.split()[1] for o in outputs for line in o.splitlines() if "  my_model: " in line)
-    assert statuses == ["skipped"] * (commands - 1) + ["uploaded"]
-
-
-def test_submit_waits_for_a_round_that_opens_late(project: dict, fake: FakeNumerai) -> None:
-    fake.round_number, fake.opens_in = 1020, 20  # 20 s after the command first asks
-    try:
-        process = _numerflow_submit(
-            project, "--wait-minutes", "1", "--set", "deployments.round.poll_seconds=3"
-        )
-        output = _finish(process, timeout=180)
-    finally:
-        fake.round_number, fake.opens_at = 1001, None
-    assert "round 1020 opens at" in output and "checking again in 3 s" in output
-    assert "my_model: uploaded" in output
-    assert len(fake.submissions_for(1020)) == 1
-
-
 def test_a_simulated_month_submits_every_reachable_round_once(project: dict, fake: FakeNumerai) -> None:
     NumeraiCredentials(public_id=SECRET, secret_key=PUBLIC, model_ids=fake.models).save(
         "month-swapped", overwrite=True

@@ -176,6 +176,7 @@ def _contenders(
     return processes, ready
 
 
+@pytest.mark.slow  # fresh interpreters
 @pytest.mark.parametrize("contenders", [2, 5])
 def test_concurrent_triggers_give_one_upload(
     fake: FakeNumerai, submission: Path, tmp_path: Path, contenders: int
@@ -192,6 +193,7 @@ def test_concurrent_triggers_give_one_upload(
     assert [e.submission_id for e in ledger.entries(tmp_path)] == [held["id"]]
 
 
+@pytest.mark.slow
 def test_a_process_killed_during_create_is_settled_by_the_next_trigger(
     fake: FakeNumerai, submission: Path, tmp_path: Path
 ) -> None:

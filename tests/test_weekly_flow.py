@@ -195,7 +195,15 @@ def test_gpu_error_in_one_fold_falls_back_and_the_run_completes(
     assert "name: gpu" in effective and "device_type: gpu" in effective
 
 
-def test_gpu_required_without_a_gpu_fails_before_training(config_dir: Path, fast_overrides: dict) -> None:
+def test_gpu_required_without_a_gpu_fails_before_training(
+    config_dir: Path, fast_overrides: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tasks.gpu
+    from numerflow.gpu.probe import probe_gpus
+    from tests.fake_nvml import FakeNvml
+
+    # Simulated: NVML finds no GPU, as here (on a GPU box, the real probe would find one).
+    monkeypatch.setattr(tasks.gpu, "probe_gpus", lambda: probe_gpus(FakeNvml([]), visible=None))
     overrides = fast_overrides | {"program_input_params.gpu.required": True}
     state = weekly_flow(config_dir=str(config_dir), overrides=overrides, return_state=True)
     assert state.is_failed()

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # fresh interpreters; one reruns the server-free tests
 # Their work happens in plain child interpreters (not under the block), and they are slow.
 NOT_SIMULATED = ("tests/test_tiers.py::test_capability_check_runs_once_per_environment",)
 NOT_SIMULATED_FILES = ("tests/test_windows_simulated.py", "tests/test_windows_supervisor.py")

@@ -127,6 +127,7 @@ def test_the_script_runs_the_environments_own_executables_never_uv() -> None:
         assert len(re.findall(rf"\${name}\b", text)) >= 2, name
 
 
+@pytest.mark.slow  # `--help` of real commands, each a fresh interpreter
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_each_command_of_the_script_exists_with_its_options(name: str) -> None:
     _check(["run", PROGRAMS[name], *script_commands()[name]])
@@ -140,6 +141,7 @@ def test_the_script_generates_a_valid_encryption_key() -> None:
     Fernet(done.stdout.strip().encode())  # raises on anything but a Fernet key
 
 
+@pytest.mark.slow
 def test_every_command_the_guides_print_exists_with_its_options() -> None:
     commands = guide_commands()
     assert any(command[:4] == ["run", "prefect", "worker", "start"] for command in commands)

@@ -180,7 +180,9 @@ class ScaleOutConfig(StrictModel):
 
 StackingKind = Literal["mean", "ridge", "none"]
 FinalModel = Literal["all_labelled", "none"]
+SubmitVia = Literal["predictions", "model_upload"]  # who predicts each round: this PC, or Numerai
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9_]+$"  # Numerai model names: letters, digits, underscores
+MODEL_ID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 def check_param_overrides(params: dict[str, Any]) -> dict[str, Any]:
@@ -237,6 +239,14 @@ class SlotConfig(StrictModel):
     folds: FoldsConfig | None = Field(None, description="default: training.yaml folds")
     stacking: StackingKind | None = Field(None, description="default: training.yaml stacking")
     submit: bool = Field(True, description="false: train and score it, never upload it")
+    submit_via: SubmitVia = Field(
+        "predictions",
+        description="predictions: upload each round's predictions from this PC; model_upload: upload a "
+        "checked pickle after each weekly run and let Numerai predict every round on its machines",
+    )
+    model_id: str | None = Field(
+        None, pattern=MODEL_ID_PATTERN, description="the Numerai model id (required by model_upload)"
+    )
 
     @field_validator("targets")
     @classmethod
@@ -247,6 +257,15 @@ class SlotConfig(StrictModel):
     def _one_feature_source(self) -> SlotConfig:
         if self.feature_set is not None and self.features is not None:
             raise ValueError("set at most one of 'feature_set' and 'features'")
+        return self
+
+    @model_validator(mode="after")
+    def _hosted_needs_model_id(self) -> SlotConfig:
+        if self.submit_via == "model_upload" and self.model_id is None:
+            raise ValueError(
+                f"model slot {self.name}: submit_via: model_upload needs model_id: the model's id from "
+                "numer.ai -> Models (Numerai runs the uploaded pickle for that model)"
+            )
         return self
 
 
@@ -545,6 +564,13 @@ class RoundScheduleConfig(ScheduleConfig):
         30, ge=0, le=45, description="keep checking this long for the round to open"
     )
     poll_seconds: float = Field(30, ge=1, le=600, description="while waiting, check this often")
+    hosted_check_minutes: float = Field(
+        45,
+        ge=1,
+        le=50,  # the per-round flow stops 50 minutes after it starts (ROUND_FLOW_TIMEOUT_SECONDS)
+        description="model_upload slots: alert when Numerai's run of the pickle for the "
+        "open round failed, or has not succeeded this long after the round opened",
+    )
 
 
 class DeploymentsConfig(StrictModel):

@@ -42,6 +42,24 @@ mutation($filename: String! $tournament: Int! $modelId: String $triggerId: Strin
                     triggerId: $triggerId source: "numerapi" dataDatestamp: $dataDatestamp) { id }
 }
 """
+# numerapi 3.1.1's model-upload steps (`model_upload` sends them together and ignores the PUT's
+# answer), and the pickle status query Numerai documents in numerai/example-scripts (numerapi has none).
+PICKLE_UPLOAD_AUTH = """
+query($filename: String! $modelId: String) {
+  computePickleUploadAuth(filename: $filename modelId: $modelId) { filename url }
+}
+"""
+CREATE_PICKLE_UPLOAD = """
+mutation($filename: String! $tournament: Int! $modelId: String
+         $dataVersionId: String $dockerImageId: String) {
+  createComputePickleUpload(filename: $filename tournament: $tournament modelId: $modelId
+                            dataVersionId: $dataVersionId dockerImageId: $dockerImageId) { id }
+}
+"""
+PICKLE_STATUS = """
+query { account { models { username computePickleUpload { filename validationStatus triggerStatus
+  triggers { id status statuses { status description insertedAt } } } } } }
+"""
 NO_ROUND_MESSAGES = ("Current round not open for submissions",)
 S3_ERROR = re.compile(
     r"<Code>(?P<code>[^<]{1,80})</Code>(?:.*?<Message>(?P<message>[^<]{1,200})</Message>)?", re.S
@@ -229,6 +247,40 @@ class NumeraiClient:
         }
         result = self.api.raw_query(CREATE_SUBMISSION, variables, authorization=True)
         return result["data"]["create_submission"]["id"]
+
+    def docker_images(self) -> dict[str, str]:
+        """Numerai's model-upload images, `{name: id}`, e.g. "Python 3.11"."""
+        return self._call("list model-upload images", self.api.model_upload_docker_images)
+
+    def pickle_data_versions(self) -> dict[str, str]:
+        return self._call("list model-upload data versions", self.api.model_upload_data_versions)
+
+    def pickle_upload_target(self, path: Path, model_id: str) -> UploadTarget:
+        variables = {"filename": path.name, "modelId": model_id}
+        auth = self.api.raw_query(PICKLE_UPLOAD_AUTH, variables, authorization=True)["data"]
+        return UploadTarget(**auth["computePickleUploadAuth"])
+
+    def create_pickle_upload(
+        self, server_filename: str, model_id: str, data_version_id: str, docker_image_id: str
+    ) -> str:
+        variables = {
+            "filename": server_filename,
+            "tournament": CLASSIC_TOURNAMENT,
+            "modelId": model_id,
+            "dataVersionId": data_version_id,
+            "dockerImageId": docker_image_id,
+        }
+        result = self.api.raw_query(CREATE_PICKLE_UPLOAD, variables, authorization=True)
+        return result["data"]["createComputePickleUpload"]["id"]
+
+    def pickle_statuses(self) -> dict[str, dict[str, Any] | None]:
+        """Each model's uploaded pickle and Numerai's runs of it, `{model name: upload or None}`."""
+
+        def query() -> dict[str, dict[str, Any] | None]:
+            models = self.api.raw_query(PICKLE_STATUS, authorization=True)["data"]["account"]["models"]
+            return {m["username"]: m.get("computePickleUpload") for m in models}
+
+        return self._call("model-upload status", query)
 
     def submission_named(self, model_id: str, server_filename: str) -> str | None:
         """The id of the model's submission of this uploaded file, if Numerai holds one."""

@@ -28,6 +28,7 @@ from numerflow.io import naming_full_disk
 
 logger = logging.getLogger("numerflow.numerai")
 LEDGER_NAME = "submissions.jsonl"
+MODEL_UPLOADS_NAME = "model_uploads.jsonl"  # one line per pickle Numerai accepted for a model
 ATTEMPTS_NAME = "upload_attempts.jsonl"
 
 Step = Literal["upload-url", "put", "create", "lookup"]
@@ -47,6 +48,21 @@ class LedgerEntry(BaseModel):
     server_filename: str | None = None  # Numerai's name for the uploaded file
     attempts: dict[str, int] = {}  # step -> attempts it took
     recovered: str | None = None  # how the id was learned when create's answer never came
+
+
+class ModelUploadEntry(BaseModel):
+    """A pickle uploaded for a model (Numerai then predicts every round with it)."""
+
+    recorded_at: str
+    model: str
+    trained_run_id: str
+    upload_id: str  # Numerai's answer to createComputePickleUpload
+    server_filename: str
+    sha256: str
+    bytes: int
+    docker_image: str
+    data_version: str
+    attempts: dict[str, int] = {}
 
 
 class Attempt(BaseModel):
@@ -72,22 +88,39 @@ def attempts_path(work_dir: Path) -> Path:
 
 def append(work_dir: Path, **fields: Any) -> LedgerEntry:
     entry = LedgerEntry(recorded_at=_now(), **fields)
-    _append_line(ledger_path(work_dir), entry)
+    append_line(ledger_path(work_dir), entry)
     return entry
+
+
+def append_model_upload(work_dir: Path, **fields: Any) -> ModelUploadEntry:
+    entry = ModelUploadEntry(recorded_at=_now(), **fields)
+    append_line(work_dir / MODEL_UPLOADS_NAME, entry)
+    return entry
+
+
+def model_uploads(work_dir: Path) -> list[ModelUploadEntry]:
+    return read_lines(work_dir / MODEL_UPLOADS_NAME, ModelUploadEntry)
+
+
+def model_uploaded(work_dir: Path, model: str, trained_run_id: str) -> ModelUploadEntry | None:
+    for entry in reversed(model_uploads(work_dir)):
+        if (entry.model, entry.trained_run_id) == (model, trained_run_id):
+            return entry
+    return None
 
 
 def record_attempt(work_dir: Path, **fields: Any) -> Attempt:
     attempt = Attempt(recorded_at=_now(), **fields)
-    _append_line(attempts_path(work_dir), attempt)
+    append_line(attempts_path(work_dir), attempt)
     return attempt
 
 
 def entries(work_dir: Path) -> list[LedgerEntry]:
-    return _read_lines(ledger_path(work_dir), LedgerEntry)
+    return read_lines(ledger_path(work_dir), LedgerEntry)
 
 
 def attempts(work_dir: Path) -> list[Attempt]:
-    return _read_lines(attempts_path(work_dir), Attempt)
+    return read_lines(attempts_path(work_dir), Attempt)
 
 
 def already_submitted(
@@ -114,7 +147,7 @@ def unsettled_creates(work_dir: Path, round_number: int, model: str) -> list[Att
     return [a for name, a in pending.items() if name not in held]
 
 
-def _append_line(path: Path, record: BaseModel) -> None:
+def append_line(path: Path, record: BaseModel) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (record.model_dump_json() + "\n").encode("utf-8")
     flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)  # no \r\n on Windows
@@ -155,7 +188,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _read_lines(path: Path, model: type[Line]) -> list[Line]:
+def read_lines(path: Path, model: type[Line]) -> list[Line]:
     if not path.is_file():
         return []
     found = []

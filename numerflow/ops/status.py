@@ -30,6 +30,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import get_current_settings
 
 from numerflow.config.models import NumerflowConfig
+from numerflow.hosted.status import hosted_status
 from numerflow.live.report import live_status
 from numerflow.numerai import ledger
 from numerflow.numerai.blocks import NumeraiCredentials
@@ -75,6 +76,7 @@ def collect_status(config: NumerflowConfig, config_dir: Path, now: datetime | No
     status["heartbeat"] = heartbeat_status(config.alerts.heartbeat, config.training.work_dir)
     status["disk"] = disk_status(config.training)
     status["live_scores"] = live_status(config.training.work_dir)
+    status["hosted"] = hosted_status(config)
     status["problems"] = problems(status, config)
     return status
 

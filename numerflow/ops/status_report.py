@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from numerflow.hosted.status import hosted_lines
 from numerflow.live.report import status_lines as live_lines
 from numerflow.ops.schedule import describe_start
 
@@ -22,6 +23,7 @@ def status_lines(status: dict[str, Any], now: datetime) -> list[str]:
         ]
     lines.append(f"last round:   {_round_line(status['latest_round'])}")
     lines += live_lines(status["live_scores"])
+    lines += hosted_lines(status.get("hosted"))
     if server["reachable"]:
         lines.append("next runs:")
         for deployment, when in status["next_runs"].items():

@@ -54,6 +54,7 @@ class Manifest(BaseModel):
     # before final models existed have neither field: folds.
     submission_models: Literal["folds", "final"] = "folds"
     final_model: dict[str, Any] | None = None
+    model_upload: dict[str, Any] | None = None  # the pickle built for Numerai (file beside it, hash, image)
 
 
 def new_run_id(now: datetime | None = None) -> str:

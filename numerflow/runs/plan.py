@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from numerflow.config import ConfigError
 from numerflow.config.models import (
     FeaturesConfig,
     FinalModel,
@@ -29,9 +30,11 @@ from numerflow.config.models import (
     ScaleOutConfig,
     SlotConfig,
     StackingKind,
+    SubmitVia,
 )
 from numerflow.data.files import DataError, read_features_json, select_features
 from numerflow.gpu.tiers import DevicePolicy, TierDecision, TierStep
+from numerflow.hosted.runtime import UnsupportedPython, image_for
 from numerflow.lgbpaths import lightgbm_folder
 from numerflow.runs.manifest import latest_slot_run
 from numerflow.score.references import reference_benchmark
@@ -60,6 +63,8 @@ class SlotPlan(Frozen):
 
     name: str
     submit_as: str | None  # the Numerai model name; None: never uploaded
+    submit_via: SubmitVia = "predictions"
+    model_id: str | None = None  # the Numerai model id of a model_upload slot
     targets: list[str]
     features: list[str]
     feature_source: str  # where the features came from, for people
@@ -105,6 +110,13 @@ class SubmitSlot(Frozen):
     submit_as: str | None
     trained_dir: Path | None  # <run>/slots/<slot>; None: the slot has never been trained
     submission_path: Path
+    submit_via: SubmitVia = "predictions"
+    model_id: str | None = None
+
+    @property
+    def hosted(self) -> bool:
+        """Numerai predicts it from an uploaded pickle: never sent a prediction upload."""
+        return self.submit_via == "model_upload"
 
 
 class SubmitPlan(Frozen):
@@ -123,6 +135,7 @@ def submit_plan_for_round(config: NumerflowConfig, only: list[str] | None = None
     """The per-round plan: every chosen slot with its latest trained run."""
     training = config.training
     chosen = select_slots(config, only)
+    check_hosted_python(chosen)
     return SubmitPlan(
         numerai=training.numerai,
         work_dir=training.work_dir,
@@ -133,6 +146,8 @@ def submit_plan_for_round(config: NumerflowConfig, only: list[str] | None = None
                 submit_as=slot.name if slot.submit else None,
                 trained_dir=latest_slot_run(training.work_dir, slot.name),
                 submission_path=submission_path(config, slot.name, len(chosen) > 1),
+                submit_via=slot.submit_via,
+                model_id=slot.model_id,
             )
             for slot in chosen
         ],
@@ -151,6 +166,8 @@ def submit_plan_after_training(plan: RunPlan, trained: dict[str, Path]) -> Submi
                 submit_as=slot.submit_as,
                 trained_dir=trained[slot.name],
                 submission_path=slot.submission_path,
+                submit_via=slot.submit_via,
+                model_id=slot.model_id,
             )
             for slot in plan.slots
             if slot.name in trained
@@ -170,6 +187,7 @@ def resolve_plan(
     version_dir = training.data.dir / version
     features_json = read_features_json(version_dir)
     chosen = select_slots(config, only)
+    check_hosted_python(chosen)
     slots = [_slot_plan(config, slot, features_json, decision, several=len(chosen) > 1) for slot in chosen]
     return RunPlan(
         data=DataPlan(
@@ -209,6 +227,17 @@ def select_slots(config: NumerflowConfig, only: list[str] | None = None) -> list
         return configured
     by_name = {slot.name: slot for slot in configured}
     return [by_name.get(name) or SlotConfig(name=name) for name in dict.fromkeys(only)]
+
+
+def check_hosted_python(slots: list[SlotConfig]) -> None:
+    """model_upload slots need a Python Numerai runs: refused before any training, not after."""
+    hosted = [slot.name for slot in slots if slot.submit_via == "model_upload"]
+    if not hosted:
+        return
+    try:
+        image_for()
+    except UnsupportedPython as exc:
+        raise ConfigError(f"model slot(s) {hosted}: submit_via: model_upload: {exc}") from None
 
 
 def submission_path(config: NumerflowConfig, slot: str, several: bool) -> Path:
@@ -251,6 +280,8 @@ def _slot_plan(
     return SlotPlan(
         name=slot.name,
         submit_as=slot.name if slot.submit else None,
+        submit_via=slot.submit_via,
+        model_id=slot.model_id,
         targets=slot.targets or config.training.targets,
         features=features,
         feature_source=_describe_features(features_config, len(features)),

@@ -126,7 +126,7 @@ def live_path(version_dir: Path, round_number: int | None) -> Path:
 def ensure_live_data(
     version_dir: Path,
     client: NumeraiClient,
-    round_number: int,
+    round_number: int | None,
     feature_names: list[str],
     on_progress: ProgressReport | None = None,
 ) -> DownloadResult:
