@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 SHIPPED_RETENTION_DAYS = (
-    90  # PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD in the systemd unit and README
+    90  # PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD in the systemd unit and docs/operations.md
 )
 FIRST_ROUND = 1200
 FIRST_DAY = date(2027, 1, 3)  # a Sunday

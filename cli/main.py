@@ -315,7 +315,7 @@ def setup_all(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
     for deployment, when in report.next_runs.items():
         typer.echo(f"  {deployment:<26}{describe_start(when, now) if when else 'schedule paused'}")
     typer.echo("")
-    typer.echo("Start the worker on the GPU machine (keep it running; see deployments/README.md):")
+    typer.echo("Start the worker on the GPU machine (keep it running; see docs/operations.md):")
     typer.echo(f"  {report.worker_command}")
 
 

@@ -125,15 +125,17 @@ def test_prune_dry_run_lists_and_keeps_then_prune_removes(tmp_path: Path, config
 def test_shipped_server_settings_vacuum_flow_runs_after_the_kept_runs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The systemd unit, the Windows supervisor and the README's server command set the same
-    db_vacuum settings, and Prefect reads them as flow-run vacuum after more than the kept weeks."""
+    """The systemd unit, the Windows supervisor and the server command of the README and of
+    docs/operations.md set the same db_vacuum settings, and Prefect reads them as flow-run vacuum
+    after more than the kept weeks."""
     from prefect.settings.models.server.services import ServerServicesDBVacuumSettings
 
     root = Path(__file__).resolve().parents[1]
     pattern = r"(PREFECT_SERVER_SERVICES_DB_VACUUM_\w+)\s*=\s*\"?([\w,]+)"
     files = ["deployments/systemd/numerflow-server.service", "deployments/windows/numerflow-services.ps1"]
-    shipped = [dict(re.findall(pattern, (root / name).read_text())) for name in [*files, "README.md"]]
-    assert shipped[0] and shipped[0] == shipped[1] == shipped[2]
+    files += ["README.md", "docs/operations.md"]
+    shipped = [dict(re.findall(pattern, (root / name).read_text())) for name in files]
+    assert shipped[0] and all(found == shipped[0] for found in shipped)
     for name, value in shipped[0].items():
         monkeypatch.setenv(name, value)
     settings = ServerServicesDBVacuumSettings()

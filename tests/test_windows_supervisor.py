@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "deployments" / "windows" / "numerflow-services.ps1"
-GUIDES = [ROOT / name for name in ("deployments/windows/README.md", "deployments/README.md", "README.md")]
+GUIDES = [ROOT / "deployments/windows/README.md", ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BIN = Path(sys.executable).parent
 # A PowerShell array element: a double-quoted string (backtick escapes), a single-quoted one, a variable.
 TOKEN = re.compile(r'"((?:[^"`]|`.)*)"|\'([^\']*)\'|(\$[\w:]+)|(,)|(\))')

@@ -45,7 +45,9 @@ class DataConfig(StrictModel):
     version: str = Field(
         "latest", pattern=DATA_VERSION_PATTERN, description="vX.Y, or latest: the newest listed"
     )
-    dir: Path = Path("data")
+    dir: Path = Field(
+        Path("data"), description="folder holding one subfolder per data version (data/v5.2/...)"
+    )
     era_stride: int = Field(4, ge=1, le=52, description="train on every Nth era (1 = all eras)")
     validation_era_stride: int = Field(
         1, ge=1, le=52, description="score on every Nth labelled validation era (1 = all of them)"
@@ -61,7 +63,9 @@ class DataConfig(StrictModel):
 
 
 class FoldsConfig(StrictModel):
-    n_folds: int = Field(4, ge=2, le=20)
+    """Era folds: contiguous blocks of eras, each validated by models trained on the others."""
+
+    n_folds: int = Field(4, ge=2, le=20, description="folds (contiguous blocks of eras)")
     embargo_eras: int = Field(
         8, ge=0, le=52, description="eras dropped from training on each side of a validation block"
     )
@@ -126,7 +130,12 @@ class ScoringConfig(StrictModel):
 
 
 class SubmissionConfig(StrictModel):
-    path: Path = Path("submissions/live_predictions.csv")
+    """Where the submission CSV is written."""
+
+    path: Path = Field(
+        Path("submissions/live_predictions.csv"),
+        description="the id,prediction CSV; with several slots, live_predictions_<slot>.csv beside it",
+    )
 
 
 class NumeraiConfig(StrictModel):
@@ -134,11 +143,17 @@ class NumeraiConfig(StrictModel):
 
     download: bool = Field(False, description="fetch data from Numerai before training")
     upload: bool = Field(False, description="upload submissions; false records a dry run")
-    credentials_block: str = Field("numerai", pattern=r"^[a-z0-9][a-z0-9-]*$")
-    api_url: str | None = Field(None, pattern=r"^https?://")
-    connect_timeout_s: float = Field(10, gt=0, le=120)
-    read_timeout_s: float = Field(60, gt=0, le=1800)
-    retry_budget_s: float = Field(300, ge=0, le=3600)
+    credentials_block: str = Field(
+        "numerai", pattern=r"^[a-z0-9][a-z0-9-]*$", description="name of the numerai-credentials block"
+    )
+    api_url: str | None = Field(
+        None, pattern=r"^https?://", description="another Numerai endpoint (a proxy); NUMERAI_API_URL wins"
+    )
+    connect_timeout_s: float = Field(10, gt=0, le=120, description="seconds to connect, every network call")
+    read_timeout_s: float = Field(60, gt=0, le=1800, description="seconds to wait for an answer")
+    retry_budget_s: float = Field(
+        300, ge=0, le=3600, description="seconds transient failures are retried within, with backoff"
+    )
 
 
 class ScaleOutConfig(StrictModel):
@@ -214,15 +229,15 @@ class SlotConfig(StrictModel):
     name: str = Field(pattern=MODEL_NAME_PATTERN, description="the Numerai model name it submits as")
     targets: list[str] | None = Field(None, min_length=1, description="default: training.yaml targets")
     feature_set: str | None = Field(None, description="default: features.yaml")
-    features: list[str] | None = None
-    max_features: int | None = Field(None, ge=1)
+    features: list[str] | None = Field(None, description="explicit feature columns instead of a set")
+    max_features: int | None = Field(None, ge=1, description="keep at most this many features")
     param_set: str | None = Field(None, description="a named set under param_sets: in the parameter file")
     params: Annotated[ParamChanges, AfterValidator(no_device_keys)] = Field(
         default_factory=dict,
         description="LightGBM parameters for this slot only (any LightGBM name or alias)",
     )
-    folds: FoldsConfig | None = None
-    stacking: StackingKind | None = None
+    folds: FoldsConfig | None = Field(None, description="default: training.yaml folds")
+    stacking: StackingKind | None = Field(None, description="default: training.yaml stacking")
     submit: bool = Field(True, description="false: train and score it, never upload it")
     submit_via: SubmitVia = Field(
         "predictions",
@@ -286,14 +301,20 @@ class TrainingConfig(StrictModel):
     """`config/training.yaml`."""
 
     data: DataConfig = DataConfig()
-    targets: list[str] = Field(default_factory=lambda: ["target"], min_length=1)
+    targets: list[str] = Field(
+        default_factory=lambda: ["target"],
+        min_length=1,
+        description="the first is the one everything is scored against",
+    )
     folds: FoldsConfig = FoldsConfig()
-    stacking: StackingKind = "mean"
+    stacking: StackingKind = Field(
+        "mean", description="how base models combine: mean, ridge (cross-fitted), none"
+    )
     params_source: Literal["program", "manual"] = Field(
         "program",
         description="program: program_input_params.yaml; manual: model_params.yaml as is",
     )
-    work_dir: Path = Path("runs")
+    work_dir: Path = Field(Path("runs"), description="run folders, the ledger, latest pointers and caches")
     submission: SubmissionConfig = SubmissionConfig()
     scoring: ScoringConfig = ScoringConfig()
     numerai: NumeraiConfig = NumeraiConfig()
@@ -308,7 +329,7 @@ class TrainingConfig(StrictModel):
     models: list[SlotConfig] = Field(
         default_factory=list, description="Numerai model slots: a name, or a name with its own recipe"
     )
-    seed: int = Field(42, ge=0)
+    seed: int = Field(42, ge=0, description="seeds every model, trained with deterministic: true")
     retention: RetentionConfig = RetentionConfig()
 
     def bins_root(self) -> Path:
@@ -350,9 +371,11 @@ class TrainingConfig(StrictModel):
 class FeaturesConfig(StrictModel):
     """`config/features.yaml`: a named feature set from features.json or an explicit list."""
 
-    feature_set: str | None = "small"
-    features: list[str] | None = None
-    max_features: int | None = Field(None, ge=1)
+    feature_set: str | None = Field(
+        "small", description="a set of features.json: small, medium, all, or a group"
+    )
+    features: list[str] | None = Field(None, description="explicit feature_* columns instead of a set")
+    max_features: int | None = Field(None, ge=1, description="keep at most this many features")
 
     @model_validator(mode="after")
     def _one_source(self) -> FeaturesConfig:
@@ -376,22 +399,24 @@ class LightGBMParams(StrictModel):
     model_config = ConfigDict(extra="allow", validate_assignment=True)
 
     num_iterations: int = Field(2000, ge=1, le=200_000, description="trees (n_estimators)")
-    learning_rate: float = Field(0.01, gt=0, le=1)
-    max_depth: int = Field(5, ge=-1, le=64)
-    num_leaves: int = Field(31, ge=2, le=131_072)
+    learning_rate: float = Field(0.01, gt=0, le=1, description="shrinkage of each tree")
+    max_depth: int = Field(5, ge=-1, le=64, description="tree depth limit (-1: none)")
+    num_leaves: int = Field(31, ge=2, le=131_072, description="leaves a tree")
     feature_fraction: float = Field(0.1, gt=0, le=1, description="colsample_bytree")
     bagging_fraction: float = Field(1.0, gt=0, le=1, description="subsample; below 1, bagging_freq is 1")
     objective: str = Field(DEFAULT_OBJECTIVE, description="a regression objective (any LightGBM alias)")
-    min_data_in_leaf: int = Field(20, ge=1)
-    max_bin: int = Field(255, ge=5, le=1023)
-    bin_construct_sample_cnt: int = Field(20_000, ge=1000)
+    min_data_in_leaf: int = Field(20, ge=1, description="min_child_samples; part of the bins' cache key")
+    max_bin: int = Field(255, ge=5, le=1023, description="bins a feature (Numerai's features take 5 values)")
+    bin_construct_sample_cnt: int = Field(20_000, ge=1000, description="rows sampled to find the bin edges")
     num_threads: int = Field(
         0, ge=0, description="0: the training machine's physical cores (LightGBM's own 0 is the logical ones)"
     )
     force_col_wise: bool = Field(
         True, description="column-wise histograms: about 1 byte a cell less than row-wise, 10-20% slower"
     )
-    device_type: Literal["cpu", "gpu", "cuda"] = "cpu"
+    device_type: Literal["cpu", "gpu", "cuda"] = Field(
+        "cpu", description="set by the GPU decision (gpu.device)"
+    )
     gpu_platform_id: int | None = Field(None, ge=0, description="OpenCL platform; set by the GPU decision")
     gpu_device_id: int | None = Field(None, ge=0, description="OpenCL/CUDA device; set by the GPU decision")
     gpu_use_dp: bool = Field(False, description="double precision on the GPU (slower, more memory)")
@@ -499,17 +524,26 @@ class ModelParams(StrictModel):
 class ProgramOutputParams(StrictModel):
     """`config/program_output_params.yaml`: where each run's effective parameters are written."""
 
-    run_file: str = Field("program_output_params.yaml", pattern=r"^[\w.-]+\.ya?ml$")
-    latest_file: Path | None = Path("latest_output_params.yaml")
+    run_file: str = Field(
+        "program_output_params.yaml",
+        pattern=r"^[\w.-]+\.ya?ml$",
+        description="written inside every run folder",
+    )
+    latest_file: Path | None = Field(
+        Path("latest_output_params.yaml"),
+        description="copy for the newest run, relative to work_dir; null: none",
+    )
 
 
 CRON_PATTERN = r"^\S+ \S+ \S+ \S+ \S+$"
 
 
 class ScheduleConfig(StrictModel):
+    """When a deployment runs."""
+
     cron: str = Field(pattern=CRON_PATTERN, description="minute hour day-of-month month day-of-week")
-    timezone: str = "UTC"
-    active: bool = True
+    timezone: str = Field("UTC", description="time zone of the cron, e.g. UTC, Europe/London")
+    active: bool = Field(True, description="false: deployed without an active schedule")
 
     @field_validator("timezone")
     @classmethod
@@ -524,6 +558,8 @@ class ScheduleConfig(StrictModel):
 
 
 class RoundScheduleConfig(ScheduleConfig):
+    """When the per-round deployment runs, and how long it waits for a late round."""
+
     wait_for_round_minutes: int = Field(
         30, ge=0, le=45, description="keep checking this long for the round to open"
     )
@@ -540,7 +576,9 @@ class RoundScheduleConfig(ScheduleConfig):
 class DeploymentsConfig(StrictModel):
     """`config/deployments.yaml`: where and when the flows run."""
 
-    work_pool: str = Field("numerflow-gpu", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    work_pool: str = Field(
+        "numerflow-gpu", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Prefect process work pool"
+    )
     concurrency: int = Field(1, ge=1, le=16, description="flow runs at a time on the pool (GPU jobs)")
     cuda_visible_devices: str | None = Field("0", description="GPU(s) the flows see; null leaves it unset")
     weekly: ScheduleConfig = ScheduleConfig(cron="0 16 * * 0")

@@ -1,7 +1,7 @@
 """Memory guard: estimate the peak of binning the training data before loading any of it.
 
-The per-cell costs are LightGBM 4.7 measurements on Numerai-shaped int8 data (see the README's
-performance section): a binned Dataset holds about 1 byte per cell while it is built, the
+The per-cell costs are LightGBM 4.7 measurements on Numerai-shaped int8 data (see
+docs/benchmarks.md): a binned Dataset holds about 1 byte per cell while it is built, the
 sample used to find bin edges costs about 11.4 bytes per sampled cell, and the Arrow path also
 holds the whole int8 matrix (1 byte per cell) until the Dataset is built. The stream path holds
 one parquet row group and one float32 batch instead. If neither fits the memory that is free,

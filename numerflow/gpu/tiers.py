@@ -96,7 +96,7 @@ def decide(
         if required:
             raise GpuRequiredError(
                 f"a GPU is required (gpu.required in program_input_params.yaml or GPU_REQUIRED=1) but {why}. "
-                "See README 'GPU training' to install a GPU-capable LightGBM, or set gpu.required: false"
+                "See docs/gpu.md to install a GPU-capable LightGBM, or set gpu.required: false"
             )
         return _on_cpu(program, f"training on CPU: {why}", device, capability, shape)
 

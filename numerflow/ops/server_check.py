@@ -36,6 +36,6 @@ def require_server(command: str) -> str:
         raise TemporaryServerError(
             f"{command}: PREFECT_API_URL is not set, so Prefect would write to a temporary server "
             "that the service's server cannot read from (another encryption key). Start the server "
-            f"(deployments/README.md), then: {set_api_url_hint()}"
+            f"(docs/operations.md), then: {set_api_url_hint()}"
         )
     return url

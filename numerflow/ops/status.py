@@ -84,9 +84,7 @@ def collect_status(config: NumerflowConfig, config_dir: Path, now: datetime | No
 def problems(status: dict[str, Any], config: NumerflowConfig) -> list[str]:
     """What would make the next round fail, each with what to do."""
     if not status["server"]["reachable"]:
-        return [
-            f"Prefect server at {status['server']['url']} does not answer: start it (deployments/README.md)"
-        ]
+        return [f"Prefect server at {status['server']['url']} does not answer: start it (docs/operations.md)"]
     found = []
     pool = status["work_pool"]
     if not pool["exists"]:
