@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -79,6 +80,39 @@ def overrides_for_speed(synth_root: Path, root: Path) -> dict[str, object]:
         "program_input_params.params.colsample_bytree": 0.5,
         "training.final_model": "none",  # the tests that check final models turn it on
     }
+
+
+WINDOWS_RERUN = "tests/test_windows_simulated.py::test_the_server_free_tests_pass_without_posix_only_modules"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def windows_rerun(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[subprocess.Popen[bytes], Path] | None]:
+    """The server-free tests re-run under simulated Windows, started with the session when that test
+    is selected: it keeps one core busy for about 100 s while the rest of the suite mostly waits on
+    servers, so running it alongside saves that much wall time. It gets its own Prefect home and
+    cache (the hosted runtime's lock is another kind of lock under the simulation) and no server."""
+    if not any(item.nodeid == WINDOWS_RERUN for item in request.session.items):
+        yield None
+        return
+    from tests.simulate_windows import rerun_command
+
+    root = tmp_path_factory.mktemp("windows-rerun")
+    cache = os.environ.get("NUMERFLOW_CACHE_DIR") or str(Path.home() / ".cache" / "numerflow")
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env |= {"PREFECT_HOME": str(root / "prefect-home"), "NUMERFLOW_CACHE_DIR": cache + "-simulated-windows"}
+    output = root / "output.txt"  # a file, not a pipe: a full pipe would stall the re-run
+    with open(output, "wb") as out:
+        rerun = subprocess.Popen(
+            rerun_command(root / "basetemp"), cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        yield rerun, output
+    finally:
+        if rerun.poll() is None:
+            rerun.kill()
+            rerun.wait()
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import importlib.machinery
 import pkgutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 POSIX_ONLY_MODULES = ("fcntl", "resource", "pwd", "grp", "termios")
 # Libraries that load a per-platform backend: on Windows they load their Windows one, which cannot
@@ -22,6 +23,21 @@ POSIX_ONLY_MODULES = ("fcntl", "resource", "pwd", "grp", "termios")
 PLATFORM_BACKENDS = ("psutil", "locket")  # locket: Dask's file lock
 PACKAGES = ("numerflow", "flows", "tasks", "cli")
 SERVER_FIXTURES = {"prefect_server", "real_prefect", "on_real_prefect"}  # the Dask tests use one too
+
+
+# Left out of the re-run: their work happens in plain child interpreters (not under the block).
+NOT_SIMULATED = ("tests/test_tiers.py::test_capability_check_runs_once_per_environment",)
+NOT_SIMULATED_FILES = ("tests/test_windows_simulated.py", "tests/test_windows_supervisor.py")
+
+
+def rerun_command(basetemp: Path) -> list[str]:
+    """The server-free tests again, in a fresh interpreter under the block."""
+    return [
+        sys.executable, "-m", "tests.simulate_windows", "pytest", "-q", "-p", "no:cacheprovider",
+        "--basetemp", str(basetemp), "tests",
+        *(f"--ignore={path}" for path in NOT_SIMULATED_FILES),
+        *(f"--deselect={test}" for test in NOT_SIMULATED),
+    ]  # fmt: skip
 
 
 class PosixOnlyBlocker(importlib.abc.MetaPathFinder):
