@@ -57,6 +57,21 @@ def test_a_run_holds_off_idle_sleep_and_lets_go_after(state: ExecutionState) -> 
     assert not state.held
 
 
+def test_a_subflow_ending_leaves_its_parents_hold_in_place() -> None:
+    current = ES_CONTINUOUS
+
+    def set_state(flags: int) -> int:  # as Windows answers: the state before the call
+        nonlocal current
+        before, current = current, flags
+        return before
+
+    with keep_awake(True, set_state):  # the round flow
+        with keep_awake(True, set_state):  # its submission subflow
+            pass
+        assert current & ES_SYSTEM_REQUIRED  # live scores and hosted checks still hold it
+    assert current == ES_CONTINUOUS
+
+
 def test_nothing_is_called_off_windows() -> None:
     recorder = ExecutionState()
     with keep_awake(False, recorder):

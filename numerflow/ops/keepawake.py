@@ -28,13 +28,15 @@ def keep_awake(
     windows: bool = os.name == "nt", set_state: Callable[[int], int] | None = None
 ) -> Iterator[None]:
     """No idle sleep on Windows until the block ends (a no-op elsewhere). The flag belongs to
-    the calling thread, so it is set and cleared on the thread that runs the block."""
+    the calling thread, so it is set and cleared on the thread that runs the block. On exit the
+    state before the block comes back, so a subflow's block ending inside its parent flow's (the
+    round flow's submission) leaves the parent's hold in place."""
     if not windows:
         yield
         return
     set_state = set_state or _set_thread_execution_state
-    set_state(ES_CONTINUOUS | ES_SYSTEM_REQUIRED)
+    before = set_state(ES_CONTINUOUS | ES_SYSTEM_REQUIRED)
     try:
         yield
     finally:
-        set_state(ES_CONTINUOUS)
+        set_state(before or ES_CONTINUOUS)  # 0: the call failed, so nothing of ours to keep
