@@ -26,9 +26,10 @@ from benchmarks.common import REPO, dataset
 from flows.folds import fold_flow
 from numerflow.config import load_config
 from numerflow.gpu.probe import probe_gpus
-from numerflow.gpu.tiers import DevicePolicy, decision_for
+from numerflow.runs.device import apply_decision, decide_device
+from numerflow.runs.fits import FitSpec, plan_fits, prepare_data
+from numerflow.runs.folders import start_run
 from numerflow.runs.plan import RunPlan, resolve_plan
-from numerflow.runs.steps import FitSpec, plan_fits, prepare_data, start_run
 from numerflow.train.prepare import PreparedData
 
 
@@ -59,7 +60,8 @@ def main() -> None:
             "program_input_params.params.num_threads": 1,
         }
         config = load_config(REPO / "config", overrides)
-        plan = resolve_plan(config, version_dir.name, decision_for(DevicePolicy.of(config), probe_gpus()))
+        plan = resolve_plan(config, version_dir.name)
+        plan = apply_decision(plan, decide_device(plan, probe_gpus()))
         paths = start_run(plan)
         [slot] = plan.slots
         prepared = {slot.data_key(): prepare_data(plan, [slot], paths)}

@@ -31,9 +31,9 @@ import pyarrow as pa
 from numerflow.config.models import LightGBMParams
 from numerflow.gpu.calibration import Measurement, calibrate
 from numerflow.gpu.capability import Capability, check_capability, default_cache_dir
+from numerflow.gpu.decision import choose_device
 from numerflow.gpu.probe import GpuDevice, GpuProbe, probe_gpus
 from numerflow.gpu.shape import parse_shape
-from numerflow.gpu.tiers import choose_device
 from numerflow.gpu.vram import BUILT_IN, MIB, Learner, TrainingShape, save_calibration
 
 # Numerai's tutorial model (numerai/example-scripts), the parameters the H100 figures were measured with.

@@ -27,9 +27,10 @@ import pandas as pd
 from benchmarks.common import EXAMPLE_MODEL, MIB, dataset, feature_names
 from numerflow.hosted.check import CheckResult
 from numerflow.hosted.limits import GIB, Limits
-from numerflow.hosted.steps import Checked, build_and_check, pickle_slot
+from numerflow.hosted.slot import Checked, build_and_check, pickle_slot
 from numerflow.runs.manifest import TrainedRun, load_trained_run
-from numerflow.submit.steps import make_submission, predict_live
+from numerflow.submit.file import make_submission
+from numerflow.submit.live import predict_live
 
 NUMERAI_SECONDS, NUMERAI_MEMORY = 600.0, 4 * GIB
 TARGETS = ["target", "target_ender_20", "target_jasper_20", "target_victor_20"]

@@ -23,7 +23,8 @@ from benchmarks.common import EXAMPLE_MODEL, dataset, feature_names
 from numerflow.config.models import LightGBMParams
 from numerflow.runs.manifest import TrainedRun
 from numerflow.score.stacking import Stacker
-from numerflow.submit.steps import make_submission, predict_live
+from numerflow.submit.file import make_submission
+from numerflow.submit.live import predict_live
 from numerflow.train.fit import train_booster
 from numerflow.train.prepare import bin_training_rows
 

@@ -223,6 +223,7 @@ def gpu(
 
     from numerflow.gpu.report import gpu_report, parse_size, report_lines
     from numerflow.gpu.shape import parse_shape
+    from numerflow.runs.device import configured_shape
 
     config = _config_or_exit(config_dir, {})
     try:
@@ -233,10 +234,10 @@ def gpu(
         shape = parse_shape(assume_shape) if assume_shape is not None else None
     except ValueError as exc:
         raise _fail(f"--assume-shape: {exc}") from None
-    report = gpu_report(config, assumed, shape)
+    report = gpu_report(config, *configured_shape(config, shape), assumed)
     typer.echo(json.dumps(report, indent=2) if as_json else "\n".join(report_lines(report)))
     decision = report["decision"]
-    if isinstance(decision, dict) and decision.get("tier") is None:
+    if isinstance(decision, dict) and decision.get("choice") is None:
         raise typer.Exit(code=1)
 
 
@@ -412,7 +413,7 @@ def setup_credentials(
 
 
 def _echo_submission(outcome: object) -> None:
-    from numerflow.submit.steps import SubmissionOutcome
+    from numerflow.submit.outcome import SubmissionOutcome
 
     assert isinstance(outcome, SubmissionOutcome)
     if outcome.status == "no-open-round":

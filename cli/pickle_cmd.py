@@ -34,7 +34,8 @@ def pickle(
     """
     from numerflow.hosted.check import PickleRefused
     from numerflow.hosted.runtime import RuntimeBuildError
-    from numerflow.hosted.steps import pickle_slot
+    from numerflow.hosted.slot import pickle_slot
+    from numerflow.numerai.images import UnsupportedPython
     from numerflow.runs.manifest import load_trained_run
     from numerflow.runs.plan import submit_plan_for_round
 
@@ -51,7 +52,7 @@ def pickle(
         run = load_trained_run(slot.trained_dir)
         try:
             checked = pickle_slot(run, plan.data_dir, out)
-        except (PickleRefused, RuntimeBuildError, FileNotFoundError) as exc:
+        except (PickleRefused, RuntimeBuildError, UnsupportedPython, FileNotFoundError) as exc:
             typer.secho(f"{slot.name}: not uploadable: {exc}", err=True, fg=typer.colors.RED)
             failed = True
             continue

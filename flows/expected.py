@@ -24,7 +24,7 @@ from flows.folds import ClusterUnreachable
 from numerflow.config import ConfigError
 from numerflow.data.files import DataError
 from numerflow.data.memory import MemoryBudgetError
-from numerflow.gpu.tiers import GpuRequiredError
+from numerflow.gpu.decision import GpuRequiredError
 from numerflow.lgbpaths import LightGBMPathError
 from numerflow.numerai.errors import NumeraiError
 from numerflow.ops.keepawake import keep_awake

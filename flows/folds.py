@@ -3,9 +3,9 @@
 Locally the tasks run one at a time in this flow's thread (LightGBM already uses every core). With
 `training.scale_out.dask_address` (or the `dask_address` flow parameter) they run on that Dask
 cluster instead: each worker reads the data and the bins from the shared paths in the prepared
-record (nothing large passes through the scheduler), decides its own GPU tier, and a task lost
-with its worker is rerun elsewhere by Dask; folds that had finished are restored from the fold
-cache rather than trained again.
+record (nothing large passes through the scheduler), decides its own device with the run's
+recorded device policy, and a task lost with its worker is rerun elsewhere by Dask; folds that
+had finished are restored from the fold cache rather than trained again.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from prefect.runtime import flow_run
 
 from flows.naming import parent_run_name
 from numerflow.config.models import ScaleOutConfig
-from numerflow.gpu.tiers import DevicePolicy
+from numerflow.gpu.decision import DevicePolicy
 from numerflow.progress import eta_seconds, percent
+from numerflow.runs.fits import FitSpec
 from numerflow.runs.names import child_run_name
-from numerflow.runs.steps import FitSpec
 from numerflow.train.fit import FoldResult
 from numerflow.train.prepare import PreparedData
 from tasks.progress import on_terminal
@@ -110,7 +110,7 @@ def train_folds_flow(
         futures = {
             train_fold.submit(prepared[fit.data_key], fit, seed, cache_dir, device_policy): fit.key
             for fit in fits
-        }  # a worker decides the tier for its own GPU
+        }  # a worker decides the device for its own GPU, by the run's policy
     done = ((futures[future], _final_state(future)) for future in as_completed(list(futures)))
     return _collect_with_progress(done, len(fits))
 

@@ -18,11 +18,10 @@ from numerflow.live.fetch import refresh
 from numerflow.live.report import draw_chart, live_markdown
 from numerflow.live.store import ModelHistory, load_history
 from numerflow.numerai.blocks import load_credentials
-from numerflow.numerai.client import NumeraiClient
+from numerflow.numerai.client import NumeraiClient, make_client
 from numerflow.numerai.errors import NumeraiError
 from numerflow.ops.alerts import LIVE_DECAY, emit_live_decay, notify_directly, server_delivers
 from numerflow.runs.plan import select_slots
-from numerflow.submit.steps import make_client
 
 ARTIFACT_KEY = "numerflow-live-scores"
 logger = logging.getLogger("numerflow.live")

@@ -19,23 +19,19 @@ from prefect.states import Failed
 from flows.expected import fails_cleanly
 from flows.naming import parent_run_name, rename_run
 from numerflow.config.models import NumeraiConfig
-from numerflow.hosted.steps import submit_hosted
+from numerflow.hosted.slot import submit_hosted
 from numerflow.numerai.blocks import load_credentials
-from numerflow.numerai.client import NumeraiClient
+from numerflow.numerai.client import NumeraiClient, make_client
 from numerflow.numerai.errors import NumeraiError
+from numerflow.numerai.live_data import live_path
+from numerflow.numerai.model_ids import resolve_model_ids
 from numerflow.numerai.rounds import round_state, wait_for_open_round
+from numerflow.numerai.uploads import UploadOutcome
 from numerflow.ops.alerts import UPLOAD_GIVEN_UP_STATE, emit_round_started, emit_upload_given_up
 from numerflow.runs.manifest import load_trained_run
 from numerflow.runs.names import child_run_name, round_placeholder_name, round_run_name
 from numerflow.runs.plan import SubmitPlan, SubmitSlot
-from numerflow.submit.steps import (
-    SlotSubmission,
-    SubmissionOutcome,
-    UploadOutcome,
-    live_path,
-    make_client,
-    resolve_model_ids,
-)
+from numerflow.submit.outcome import SlotSubmission, SubmissionOutcome
 from tasks.evaluation import publish_submissions
 from tasks.numerai import (
     current_round,

@@ -1,7 +1,8 @@
 """The weekly training flow: one resolved plan -> shared data and fold models -> each model
 slot's stack, scores and submission.
 
-    download data if changed -> probe GPU, choose tier -> resolve the run plan (every slot)
+    download data if changed -> resolve the run plan (every slot) -> probe GPU, decide the
+    device from the plan's training shape and apply it to the plan
     -> check each feature set's final model fits (all labelled eras) -> prepare data once per
     feature set (bins built once) -> train each fold x target once, however many slots share it
     -> per slot: stack and score -> final models (train + validation eras, binned once) -> per
@@ -49,26 +50,22 @@ from numerflow.config.parameters import (
     Targets,
     overrides_from,
 )
+from numerflow.numerai.training_data import resolve_version
 from numerflow.runs.final import FinalData, FinalModels
+from numerflow.runs.fits import data_groups, plan_fits
+from numerflow.runs.folders import RunPaths, start_run
 from numerflow.runs.manifest import utc_now
 from numerflow.runs.names import weekly_run_name
 from numerflow.runs.plan import RunPlan, SlotPlan, submit_plan_after_training
 from numerflow.runs.retention import apply_prune, plan_prune
-from numerflow.runs.steps import (
-    RunPaths,
-    data_groups,
-    device_record,
-    plan_fits,
-    start_run,
-    write_slot_manifest,
-)
+from numerflow.runs.steps import device_record, write_slot_manifest
 from numerflow.score.evaluate import STACK, Evaluation
 from numerflow.score.validation import MetricScores
-from numerflow.submit.steps import SubmissionOutcome, resolve_version
+from numerflow.submit.outcome import SubmissionOutcome
 from numerflow.train.fit import FoldResult
 from tasks.data import prepare_training_data
 from tasks.evaluation import publish_metrics, stack_and_score
-from tasks.gpu import choose_tier, probe_gpu
+from tasks.gpu import decide_device_task, probe_gpu
 from tasks.numerai import download_training_data
 from tasks.plan import publish_run_plan, resolve_run_plan
 from tasks.training import check_final_model, train_final_models_task
@@ -167,8 +164,7 @@ def weekly_flow(
     if client is not None:
         download_training_data(config.training.data.dir / version, client)
     probe = probe_gpu()
-    decision = choose_tier(config, probe, version, models)
-    plan = resolve_run_plan(config, version, decision, overrides, models)
+    plan = decide_device_task(resolve_run_plan(config, version, overrides, models), probe)
     publish_run_plan(plan)
     paths = start_run(plan)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from numerflow.data.memory import GIB
+from numerflow.runs.fits import prepare_data
+from numerflow.runs.folders import RunPaths
 from numerflow.runs.plan import RunPlan, SlotPlan
-from numerflow.runs.steps import RunPaths, prepare_data
 from numerflow.train.prepare import PreparedData
 from tasks.progress import on_terminal
 

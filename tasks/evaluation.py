@@ -8,14 +8,14 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from numerflow.live.report import summary_section
+from numerflow.runs.folders import RunPaths
 from numerflow.runs.history import run_history_markdown
 from numerflow.runs.manifest import CHART_FILE
 from numerflow.runs.plan import DataPlan, SlotPlan
-from numerflow.runs.steps import RunPaths
 from numerflow.score.evaluate import Evaluation, evaluate
 from numerflow.score.report import markdown_summary, slot_rows, summary_rows
+from numerflow.submit.outcome import SubmissionOutcome
 from numerflow.submit.report import submission_table
-from numerflow.submit.steps import SubmissionOutcome
 from numerflow.train.fit import FoldResult
 from numerflow.train.prepare import PreparedData
 

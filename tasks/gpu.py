@@ -1,13 +1,13 @@
-"""GPU probing and the GPU decision as tasks. NVML can be briefly busy, so a probe is retried."""
+"""GPU probing and the run's one device decision as tasks. NVML can be briefly busy, so a probe
+is retried."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from numerflow.config.models import NumerflowConfig
 from numerflow.gpu.probe import GpuProbe, probe_gpus
-from numerflow.gpu.shape import run_shape
-from numerflow.gpu.tiers import DevicePolicy, TierDecision, decision_for
+from numerflow.runs.device import apply_decision, decide_device
+from numerflow.runs.plan import RunPlan
 
 
 @task(name="probe-gpu", retries=2, retry_delay_seconds=2)
@@ -17,15 +17,13 @@ def probe_gpu() -> GpuProbe:
     return probe
 
 
-@task(name="choose-tier")
-def choose_tier(
-    config: NumerflowConfig, probe: GpuProbe, version: str, only: list[str] | None = None
-) -> TierDecision:
-    """CPU or GPU, which device and how much data, sized from the run's training shape on data
-    `version` (read from the era column, before any feature is loaded) for the slots in `only`
-    (default: all). Fails here, before any training, when a GPU is required but unusable."""
+@task(name="decide-device")
+def decide_device_task(plan: RunPlan, probe: GpuProbe) -> RunPlan:
+    """CPU or GPU, which device and how much data, sized from the device-free plan's training
+    shape (read from the era column, before any feature is loaded), and applied to the plan.
+    Fails here, before any training, when a GPU is required but unusable."""
     logger = get_run_logger()
-    decision = decision_for(DevicePolicy.of(config), probe, run_shape(config, version, only))
-    log = logger.warning if decision.tier == "cpu" and probe.has_gpu else logger.info
-    log("tier %s: %s", decision.tier, decision.reason)
-    return decision
+    decision = decide_device(plan, probe)
+    log = logger.warning if decision.choice == "cpu" and probe.has_gpu else logger.info
+    log("device %s: %s", decision.choice, decision.reason)
+    return apply_decision(plan, decision)

@@ -11,19 +11,14 @@ from prefect.cache_policies import NO_CACHE
 
 from numerflow.hosted.watch import watch_round
 from numerflow.numerai.client import NumeraiClient, RoundInfo
+from numerflow.numerai.live_data import ensure_live_data, live_path
+from numerflow.numerai.training_data import ensure_training_data
+from numerflow.numerai.uploads import UploadOutcome
 from numerflow.ops.alerts import emit_upload_accepted
 from numerflow.runs.manifest import TrainedRun
-from numerflow.submit.steps import (
-    LivePredictions,
-    SubmissionRecord,
-    UploadOutcome,
-    ensure_live_data,
-    ensure_training_data,
-    live_path,
-    make_submission,
-    predict_live,
-    upload_for_models,
-)
+from numerflow.submit.file import SubmissionRecord, make_submission
+from numerflow.submit.live import LivePredictions, predict_live
+from numerflow.submit.uploads import upload_for_models
 from tasks.progress import on_terminal
 
 

@@ -1,4 +1,5 @@
-"""The run plan as a task (resolved once, logged), and published as an artifact by the flow."""
+"""The run plan as a task (resolved once, device-free, logged), and published as an artifact by
+the flow once its device is decided (tasks/gpu.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from numerflow.config.models import NumerflowConfig
-from numerflow.gpu.tiers import TierDecision
 from numerflow.runs.plan import RunPlan, param_changes, resolve_plan
 
 
@@ -16,11 +16,10 @@ from numerflow.runs.plan import RunPlan, param_changes, resolve_plan
 def resolve_run_plan(
     config: NumerflowConfig,
     version: str,
-    decision: TierDecision,
     overrides: dict[str, Any],
     only: list[str] | None,
 ) -> RunPlan:
-    plan = resolve_plan(config, version, decision, overrides, only)
+    plan = resolve_plan(config, version, overrides, only)
     logger = get_run_logger()
     for slot in plan.slots:
         logger.info(
@@ -36,8 +35,10 @@ def resolve_run_plan(
 
 
 def publish_run_plan(plan: RunPlan) -> None:
-    """The plan as the `numerflow-run-plan` artifact. Called in the flow itself, not a task, so it
-    belongs to the flow run with the run's other artifacts."""
+    """The plan, its device decided, as the `numerflow-run-plan` artifact. Called in the flow
+    itself, not a task, so it belongs to the flow run with the run's other artifacts."""
+    decision = plan.decision
+    assert decision is not None, "publish the plan once its device is decided"
     create_table_artifact(
         [
             {
@@ -47,7 +48,7 @@ def publish_run_plan(plan: RunPlan) -> None:
                 "features": slot.feature_source,
                 "folds": f"{slot.folds.n_folds} (embargo {slot.folds.embargo_eras})",
                 "stacking": slot.stacking,
-                "device": f"{slot.params.device_type} (tier {plan.decision.tier})",
+                "device": f"{slot.params.device_type} (decision {decision.choice})",
                 "params": _describe_changes(param_changes(slot.params, plan.device_policy.base)),
             }
             for slot in plan.slots
@@ -57,7 +58,7 @@ def publish_run_plan(plan: RunPlan) -> None:
             f"data {plan.data.version}, era stride {plan.data.era_stride} "
             f"(validation {plan.data.validation_era_stride}), row limit {plan.data.row_limit}, "
             f"BMC against {plan.data.benchmark_model}, seed {plan.seed}; "
-            f"tier {plan.decision.tier}: {plan.decision.reason}"
+            f"device {decision.choice}: {decision.reason}"
         ),
     )
 

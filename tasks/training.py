@@ -1,4 +1,4 @@
-"""One task per fold and target. GPU errors step down the tier ladder inside the task; a
+"""One task per fold and target. GPU errors step down the fallback ladder inside the task; a
 task retry then helps with anything else transient (files, devices, a lost Dask worker).
 The final models (all labelled eras) are checked before the folds and trained after them."""
 
@@ -12,13 +12,14 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from numerflow.data.memory import GIB
+from numerflow.gpu.decision import DevicePolicy
 from numerflow.gpu.probe import GpuProbe, probe_gpus
-from numerflow.gpu.shape import fold_shape
-from numerflow.gpu.tiers import DevicePolicy, decision_for
 from numerflow.progress import ProgressReport, Throttled, fan_out, percent
+from numerflow.runs.device import worker_ladder
 from numerflow.runs.final import FinalData, FinalModels, check_final_data, train_final_models
-from numerflow.runs.plan import RunPlan, SlotPlan, slot_ladder
-from numerflow.runs.steps import FitSpec, RunPaths, recipe_key
+from numerflow.runs.fits import FitSpec, recipe_key
+from numerflow.runs.folders import RunPaths
+from numerflow.runs.plan import RunPlan, SlotPlan
 from numerflow.train.fit import FoldResult, fit_fold_on_ladder
 from numerflow.train.foldcache import FoldCache
 from numerflow.train.prepare import PreparedData, ensure_bins
@@ -53,19 +54,16 @@ def train_fold(
     cache_dir: Path | None = None,
     worker_policy: DevicePolicy | None = None,
 ) -> FoldResult:
-    """Train one fold x target; with a `worker_policy`, the tier is decided here, on the machine
-    that trains (a Dask worker), for its own GPU."""
+    """Train one fold x target; with a `worker_policy` (the run's recorded device policy), the
+    device is decided here, on the machine that trains (a Dask worker), for its own GPU."""
     logger = get_run_logger()
     where = f"{socket.gethostname()} pid {os.getpid()}"  # a Dask worker when scaled out
     if ensure_bins(prepared):
         logger.info("%s: bins were missing here; built them under key %s", where, prepared.bins.record.key)
     ladder = fit.ladder
     if worker_policy is not None:
-        # The bins are built: this worker's GPU takes the fold as it is, or the CPU does.
-        shape = fold_shape(prepared, fit.fold)
-        decision = decision_for(worker_policy, probe_gpus(), shape, can_reduce=False)
-        ladder = slot_ladder(decision, worker_policy.base, fit.recipe_params)
-        logger.info("%s: tier %s (%s)", where, decision.tier, decision.reason)
+        ladder, decision = worker_ladder(worker_policy, probe_gpus(), prepared, fit)
+        logger.info("%s: device %s (%s)", where, decision.choice, decision.reason)
     cache = FoldCache(cache_dir) if cache_dir is not None else None
     target, fold = fit.target, fit.fold
     progress = fold_progress(f"{target} fold {fold.index}")
@@ -79,14 +77,14 @@ def train_fold(
             "%s fold %d: %s -> %s after %s", target, fold.index, step["from"], step["to"], step["error"]
         )
     logger.info(
-        "%s fold %d: %d training rows, %d out-of-fold rows, %.1f s on %s (tier %s) in %s",
+        "%s fold %d: %d training rows, %d out-of-fold rows, %.1f s on %s (step %s) in %s",
         target,
         fold.index,
         result.train_rows,
         result.validation_rows,
         result.seconds,
         result.device_type,
-        result.tier,
+        result.step,
         where,
     )
     return result
@@ -109,8 +107,8 @@ def check_final_model(plan: RunPlan, slots: list[SlotPlan], probe: GpuProbe) -> 
         {k: f"{v / GIB:.1f} GiB" for k, v in memory.estimates_bytes.items()},
         memory.available_bytes / GIB,
     )
-    log = logger.warning if final.decision.tier == "cpu" and probe.has_gpu else logger.info
-    log("final model: tier %s (%s)", final.decision.tier, final.decision.reason)
+    log = logger.warning if final.decision.choice == "cpu" and probe.has_gpu else logger.info
+    log("final model: device %s (%s)", final.decision.choice, final.decision.reason)
     return final
 
 
@@ -136,11 +134,11 @@ def train_final_models_task(
                 "final %s: %s -> %s after %s", result.target, step["from"], step["to"], step["error"]
             )
         logger.info(
-            "final %s: %d rows, %.1f s on %s (tier %s)",
+            "final %s: %d rows, %.1f s on %s (step %s)",
             result.target,
             result.rows,
             result.seconds,
             result.device_type,
-            result.tier,
+            result.step,
         )
     return finals

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from numerflow.submit.steps import SubmissionOutcome
+from numerflow.submit.outcome import SubmissionOutcome
 from tests.fake_numerai import FakeNumerai
 
 FIRST_ROUND = 1100

@@ -26,7 +26,7 @@ SERVER_FIXTURES = {"prefect_server", "real_prefect", "on_real_prefect"}  # the D
 
 
 # Left out of the re-run: their work happens in plain child interpreters (not under the block).
-NOT_SIMULATED = ("tests/test_tiers.py::test_capability_check_runs_once_per_environment",)
+NOT_SIMULATED = ("tests/test_device_decision.py::test_capability_check_runs_once_per_environment",)
 NOT_SIMULATED_FILES = ("tests/test_windows_simulated.py", "tests/test_windows_supervisor.py")
 
 

@@ -15,8 +15,8 @@ import pytest
 from numerflow.data.files import DataError, read_live, read_training
 from numerflow.data.rows import FeatureRows, SelectedRows
 from numerflow.runs.manifest import ManifestError, TrainedRun, load_trained_run
-from numerflow.submit.file import SubmissionError
-from numerflow.submit.steps import LivePredictions, make_submission, predict_live
+from numerflow.submit.file import SubmissionError, make_submission
+from numerflow.submit.live import LivePredictions, predict_live
 from numerflow.train.predict import ModelFileError
 from tests.conftest import rewrite_parquet
 from tests.test_plan import _plan

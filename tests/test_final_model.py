@@ -12,12 +12,14 @@ from numerflow.config import load_config
 from numerflow.config.models import LightGBMParams, ProgramInputParams
 from numerflow.data.memory import MemoryBudgetError
 from numerflow.gpu.capability import Capability
+from numerflow.gpu.decision import decide, decision_for
 from numerflow.gpu.probe import probe_gpus
-from numerflow.gpu.tiers import DevicePolicy, decide, decision_for
 from numerflow.gpu.vram import TrainingShape
+from numerflow.runs.device import apply_decision
 from numerflow.runs.final import check_final_data
+from numerflow.runs.fits import recipe_key
+from numerflow.runs.folders import RunPaths
 from numerflow.runs.plan import resolve_plan
-from numerflow.runs.steps import RunPaths, recipe_key
 from numerflow.train.prepare import bin_rows
 from tests.fake_nvml import FakeNvml
 
@@ -26,7 +28,8 @@ NO_GPU = probe_gpus(FakeNvml([]), visible=None)
 
 def _plan(config_dir: Path, synth_root: Path, **overrides: object):
     config = load_config(config_dir, {"training.data.dir": str(synth_root), **overrides})
-    return resolve_plan(config, "v5.2", decision_for(DevicePolicy.of(config), NO_GPU), overrides)
+    plan = resolve_plan(config, "v5.2", overrides)
+    return apply_decision(plan, decision_for(plan.device_policy, NO_GPU))
 
 
 def _labelled(version_dir: Path, name: str) -> pd.DataFrame:
@@ -48,7 +51,7 @@ def test_final_rows_are_every_labelled_era_of_both_files(
         sorted(train["era"].unique().tolist()),
         sorted(validation["era"].unique().tolist()),
     ]
-    assert final.memory.loader == "arrow" and final.decision.tier == "cpu"
+    assert final.memory.loader == "arrow" and final.decision.choice == "cpu"
 
     # era_stride thins both files together, anchored on the newest labelled era
     strided = check_final_data(
@@ -76,12 +79,12 @@ def test_the_full_labelled_set_trains_on_the_cpu_when_an_8gb_card_cannot_hold_it
     ok = Capability(ok=True, reason="simulated")
     labelled = TrainingShape(rows=6_600_000, features=2_376)
     decision = decide(ProgramInputParams(), probe, ok, False, labelled, can_reduce=False)
-    assert decision.tier == "cpu" and decision.params.device_type == "cpu"
+    assert decision.choice == "cpu" and decision.params.device_type == "cpu"
     assert "needs about 8.4 GiB" in decision.reason and "fixed here" in decision.reason
     train_only = decide(
         ProgramInputParams(), probe, ok, False, labelled.model_copy(update={"rows": 2_700_000})
     )
-    assert train_only.tier == "gpu"  # the training file alone fits that card
+    assert train_only.choice == "gpu"  # the training file alone fits that card
 
 
 def test_both_loaders_bin_two_files_in_one_pass_identically(

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from numerflow.config.models import LightGBMParams
-from numerflow.gpu.tiers import TierStep
+from numerflow.train.device import FallbackStep
 from numerflow.train.fit import fit_fold_on_ladder
 from numerflow.train.foldcache import MARKER, FoldCache
 from numerflow.train.folds import make_folds
@@ -32,7 +32,7 @@ def _run(setup: dict, name: str, params: LightGBMParams = PARAMS, fold_index: in
         prepared or setup["prepared"],
         setup["folds"][fold_index],
         "target",
-        [TierStep(tier="cpu", params=params)],
+        [FallbackStep(name="cpu", params=params)],
         seed=1,
         models_dir=setup["tmp"] / name / "models",
         cache=FoldCache(setup["tmp"] / "fold-cache"),

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from numerflow.train.folds import embargo_after, make_folds
+from numerflow.data.files import embargo_after
+from numerflow.train.folds import make_folds
 
 
 def test_fold_boundaries_and_embargo_exact() -> None:

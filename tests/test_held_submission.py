@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 import numerflow.io
-from numerflow.submit.file import file_sha256
-from numerflow.submit.steps import LivePredictions, make_submission
+from numerflow.submit.file import file_sha256, make_submission
+from numerflow.submit.live import LivePredictions
 
 IDS = [f"n{i:015x}" for i in range(40)]
 

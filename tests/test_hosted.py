@@ -16,19 +16,21 @@ from pydantic import ValidationError
 
 from numerflow.config import ConfigError, load_config
 from numerflow.config.models import SlotConfig
-from numerflow.hosted import runtime as hosted_runtime
 from numerflow.hosted.build import PICKLE_NAME
 from numerflow.hosted.check import PickleRefused, check_pickle
 from numerflow.hosted.limits import GIB, Limits, posix_limits_available
-from numerflow.hosted.runtime import UnsupportedPython, ensure_runtime, image_for, images, local_python
-from numerflow.hosted.steps import build_and_check, submitted_predictions
+from numerflow.hosted.runtime import ensure_runtime
+from numerflow.hosted.slot import build_and_check, submitted_predictions
 from numerflow.hosted.upload import PickleUpload, upload_pickle_once
 from numerflow.hosted.watch import hosted_runs, watch_round
+from numerflow.numerai import images as numerai_images
 from numerflow.numerai import ledger
 from numerflow.numerai.client import RoundInfo
+from numerflow.numerai.images import UnsupportedPython, image_for, images, local_python
 from numerflow.runs.manifest import TrainedRun
 from numerflow.runs.plan import submit_plan_for_round
-from numerflow.submit.steps import make_submission, predict_live
+from numerflow.submit.file import make_submission
+from numerflow.submit.live import predict_live
 from tests.fake_numerai import HOSTED_REFUSAL, FakeNumerai
 from tests.test_uploads import client_for
 
@@ -184,7 +186,7 @@ def test_a_hosted_slot_on_a_python_numerai_does_not_run_fails_before_any_work(
     hosted_slot = {"name": "hosted", "submit_via": "model_upload", "model_id": MODEL_ID}
     config = load_config(config_dir, {"training.models": [hosted_slot, "plain"]})
     assert submit_plan_for_round(config).slots[0].hosted  # this Python has an image
-    monkeypatch.setattr(hosted_runtime, "local_python", lambda: "3.14")
+    monkeypatch.setattr(numerai_images, "local_python", lambda: "3.14")
     with pytest.raises(
         ConfigError, match=r"\['hosted'\]: submit_via: model_upload: Python 3\.14: Numerai runs"
     ):

@@ -19,10 +19,10 @@ from flows.weekly import weekly_flow
 from numerflow.config import load_config
 from numerflow.hosted import watch
 from numerflow.hosted.build import PICKLE_NAME
-from numerflow.hosted.runtime import local_python
 from numerflow.hosted.status import hosted_lines, hosted_status
 from numerflow.numerai import ledger
 from numerflow.numerai.blocks import NumeraiCredentials
+from numerflow.numerai.images import local_python
 from numerflow.ops.alerts import UPLOAD_GIVEN_UP_STATE
 from numerflow.runs.manifest import read_manifest
 from tests.conftest import overrides_for_speed

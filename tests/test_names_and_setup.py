@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 
 from numerflow.config.models import ScheduleConfig
+from numerflow.numerai.uploads import UploadOutcome
 from numerflow.ops.alerts import failure_message
 from numerflow.ops.deploy import worker_command
 from numerflow.ops.notify_blocks import block_for_url, record_block
 from numerflow.ops.schedule import describe_start, next_runs
 from numerflow.ops.worker import worker_argv
 from numerflow.runs.names import child_run_name, round_run_name, weekly_run_name
+from numerflow.submit.file import SubmissionRecord
+from numerflow.submit.outcome import SlotSubmission, SubmissionOutcome
 from numerflow.submit.report import submission_table
-from numerflow.submit.steps import SlotSubmission, SubmissionOutcome, SubmissionRecord, UploadOutcome
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

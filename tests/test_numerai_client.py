@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 
 import numerflow.numerai.download
+from numerflow.data.reference_files import BENCHMARK_FILE, META_MODEL_FILE
 from numerflow.numerai.client import NumeraiClient, Timeouts
 from numerflow.numerai.download import check_file, expectation_for, fetch
 from numerflow.numerai.errors import AuthError, TransientError
-from numerflow.score.references import BENCHMARK_FILE, META_MODEL_FILE
-from numerflow.submit.steps import ensure_training_data
+from numerflow.numerai.training_data import ensure_training_data
 from tests.fake_numerai import FakeNumerai
 
 TRAIN = "v5.2/train.parquet"

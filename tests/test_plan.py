@@ -10,18 +10,20 @@ import yaml
 from numerflow.config import ConfigError, load_config
 from numerflow.config.models import ProgramInputParams
 from numerflow.gpu.capability import Capability
+from numerflow.gpu.decision import decide, decision_for
 from numerflow.gpu.probe import probe_gpus
 from numerflow.gpu.shape import shape_for
-from numerflow.gpu.tiers import DevicePolicy, decide, decision_for
+from numerflow.runs.device import apply_decision
+from numerflow.runs.fits import data_groups, plan_fits
+from numerflow.runs.folders import RunPaths
 from numerflow.runs.plan import DEFAULT_SLOT, resolve_plan, submit_plan_for_round
-from numerflow.runs.steps import RunPaths, data_groups, plan_fits
 from tests.fake_nvml import FakeNvml
 
 
 def _plan(config_dir: Path, synth_root: Path, overrides: dict | None = None, only: list[str] | None = None):
     config = load_config(config_dir, {"training.data.dir": str(synth_root), **(overrides or {})})
-    decision = decision_for(DevicePolicy.of(config), probe_gpus(FakeNvml([]), visible=None))
-    return resolve_plan(config, "v5.2", decision, overrides, only)
+    plan = resolve_plan(config, "v5.2", overrides, only)
+    return apply_decision(plan, decision_for(plan.device_policy, probe_gpus(FakeNvml([]), visible=None)))
 
 
 def _write_training(config_dir: Path, **changes: object) -> None:
@@ -127,7 +129,9 @@ def test_unknown_param_set_names_the_slot_and_the_file(config_dir: Path) -> None
         load_config(config_dir)
 
 
-def test_gpu_tier_carries_onto_every_slot_and_limits_the_data(config_dir: Path, synth_root: Path) -> None:
+def test_the_device_decision_carries_onto_every_slot_and_limits_the_data(
+    config_dir: Path, synth_root: Path
+) -> None:
     _write_training(config_dir, models=["a", {"name": "b", "params": {"max_depth": 7}}])
     config = load_config(
         config_dir, {"training.data.dir": str(synth_root), "training.data.row_limit": 1_000_000}
@@ -136,7 +140,8 @@ def test_gpu_tier_carries_onto_every_slot_and_limits_the_data(config_dir: Path, 
     full_v5 = shape_for(config, 2_700_000, 2_376)  # at the config's era_stride 4
     decision = decide(ProgramInputParams(), probe, Capability(ok=True, reason="sim"), False, full_v5)
     assert decision.era_stride == 8 and decision.max_features is not None  # 1.9 GiB needs both cuts
-    plan = resolve_plan(config, "v5.2", decision)
+    device_free = resolve_plan(config, "v5.2")
+    plan = apply_decision(device_free, decision)
     assert plan.data.era_stride == 8  # the decision's cut
     assert plan.data.row_limit == 1_000_000  # the user's own limit stays
     for slot in plan.slots:
@@ -147,7 +152,7 @@ def test_gpu_tier_carries_onto_every_slot_and_limits_the_data(config_dir: Path, 
     assert plan.slot("b").params.max_depth == 7 and plan.slot("a").params.max_depth == 5
     assert all(len(s.features) <= decision.max_features for s in plan.slots)
     looser = decision.model_copy(update={"era_stride": 2})
-    assert resolve_plan(config, "v5.2", looser).data.era_stride == 4  # never loosens the user's
+    assert apply_decision(device_free, looser).data.era_stride == 4  # never loosens the user's
 
 
 def test_submit_plan_uses_each_slots_latest_run(config_dir: Path, tmp_path: Path) -> None:
@@ -170,21 +175,20 @@ def test_fnc_neutralises_against_the_named_feature_set_when_the_data_has_it(
 
     features_json = json.loads((version_dir / "features.json").read_text(encoding="utf-8"))
     config = load_config(config_dir, {"training.data.dir": str(tmp_path)})
-    decision = decision_for(DevicePolicy.of(config), probe_gpus(FakeNvml([]), visible=None))
     (tmp_path / "v5.2").mkdir()
     (tmp_path / "v5.2" / "features.json").write_text(json.dumps(features_json), encoding="utf-8")
-    [slot] = resolve_plan(config, "v5.2", decision).slots
+    [slot] = resolve_plan(config, "v5.2").slots
     assert slot.neutralisers == slot.features  # no fncv3_features in this data: the slot's own
 
     fncv3 = features_json["feature_sets"]["all"][-3:]
     features_json["feature_sets"]["fncv3_features"] = fncv3
     (tmp_path / "v5.2" / "features.json").write_text(json.dumps(features_json), encoding="utf-8")
-    [slot] = resolve_plan(config, "v5.2", decision).slots
+    [slot] = resolve_plan(config, "v5.2").slots
     assert slot.neutralisers == fncv3 and slot.features != fncv3
 
 
 def test_the_plan_and_its_output_carry_canonical_parameters(config_dir: Path, synth_root: Path) -> None:
-    from numerflow.runs.steps import start_run
+    from numerflow.runs.folders import start_run
 
     _write_param_sets(config_dir, smooth={"reg_lambda": 2.0, "path_smooth": 1.0})
     _write_training(

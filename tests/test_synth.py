@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from numerflow.data.reference_files import BENCHMARK_FILE, META_MODEL_COLUMN, META_MODEL_FILE
 from numerflow.data.synth import SynthSpec, generate
-from numerflow.score.references import BENCHMARK_FILE, META_MODEL_COLUMN, META_MODEL_FILE
 from tests.conftest import SMALL_SPEC
 
 

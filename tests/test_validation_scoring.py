@@ -13,16 +13,13 @@ from numerai_tools.scoring import correlation_contribution, feature_neutral_corr
 
 from numerflow.config import load_config
 from numerflow.data.files import to_era_numbers
+from numerflow.data.reference_files import BENCHMARK_FILE, META_MODEL_COLUMN, META_MODEL_FILE
 from numerflow.data.rows import SelectedRows
-from numerflow.gpu.probe import probe_gpus
-from numerflow.gpu.tiers import DevicePolicy, decision_for
 from numerflow.runs.plan import DataPlan, resolve_plan
 from numerflow.score.evaluate import scored_validation_eras
 from numerflow.score.metrics import per_era_contribution, per_era_feature_scores
-from numerflow.score.references import BENCHMARK_FILE, META_MODEL_COLUMN, META_MODEL_FILE
 from numerflow.score.validation import ValidationSet, numerai_metrics
 from tests.conftest import SMALL_SPEC
-from tests.fake_nvml import FakeNvml
 
 LAST_TRAIN_ERA = SMALL_SPEC.train_eras
 EMBARGO = 4
@@ -30,8 +27,7 @@ EMBARGO = 4
 
 def _data_plan(config_dir: Path, synth_root: Path, **overrides: object) -> DataPlan:
     config = load_config(config_dir, {"training.data.dir": str(synth_root), **overrides})
-    decision = decision_for(DevicePolicy.of(config), probe_gpus(FakeNvml([]), visible=None))
-    return resolve_plan(config, "v5.2", decision).data
+    return resolve_plan(config, "v5.2").data  # device-free: as a CPU decision leaves it
 
 
 @pytest.mark.parametrize("era_stride", [1, 4, 7])

@@ -98,7 +98,7 @@ def test_weekly_flow_trains_scores_and_writes_a_valid_submission(
         labelled.max(),
         labelled.nunique(),
     ]
-    assert {r["target"]: r["tier"] for r in final["per_target"]} == dict.fromkeys(manifest.targets, "cpu")
+    assert {r["target"]: r["step"] for r in final["per_target"]} == dict.fromkeys(manifest.targets, "cpu")
     run = load_trained_run(slot_dir)
     live = read_live(version_dir / "live.parquet", manifest.features)
     submitted = pd.read_parquet(slot_dir / "live_local.parquet")
@@ -144,7 +144,7 @@ def test_gpu_error_in_one_fold_falls_back_and_the_run_completes(
     other folds train on the GPU; fold 1 steps down to the CPU."""
     import lightgbm
 
-    import numerflow.gpu.tiers as gpu_tiers
+    import numerflow.gpu.decision as gpu_decision
     import numerflow.train.fit as fit
     import tasks.gpu
     from numerflow.gpu.capability import Capability
@@ -155,7 +155,7 @@ def test_gpu_error_in_one_fold_falls_back_and_the_run_completes(
         tasks.gpu, "probe_gpus", lambda: probe_gpus(FakeNvml([("RTX 4060", 8, 6)]), visible=None)
     )
     monkeypatch.setattr(
-        gpu_tiers, "check_capability", lambda *args, **kwargs: Capability(ok=True, reason="sim")
+        gpu_decision, "check_capability", lambda *args, **kwargs: Capability(ok=True, reason="sim")
     )
     real_fit_fold = fit.fit_fold
 
@@ -186,13 +186,13 @@ def test_gpu_error_in_one_fold_falls_back_and_the_run_completes(
 
     assert manifest.device["tier"] == "gpu" and "6.0 GiB free" in manifest.device["reason"]
     assert "needs about" in manifest.device["reason"]  # the VRAM estimate of the run's shape
-    tiers = {r["fold"]: r["tier"] for r in manifest.fold_results}
-    assert tiers == {0: "gpu", 1: "cpu", 2: "gpu"}
+    trained_on = {r["fold"]: r["step"] for r in manifest.fold_results}
+    assert trained_on == {0: "gpu", 1: "cpu", 2: "gpu"}
     steps = [(d["fold"], d["from"], d["to"]) for d in manifest.device["downgrades"]]
     assert steps == [(1, "gpu", "cpu")]
     assert all("out of memory" in d["error"] for d in manifest.device["downgrades"])
     effective = (state.result().run_dir / "program_output_params.yaml").read_text()
-    assert "name: gpu" in effective and "device_type: gpu" in effective
+    assert "choice: gpu" in effective and "device_type: gpu" in effective
 
 
 def test_gpu_required_without_a_gpu_fails_before_training(

@@ -455,7 +455,7 @@ class LightGBMParams(StrictModel):
 
 
 class GpuConfig(StrictModel):
-    """How the GPU is used (numerflow.gpu.tiers decides, from a VRAM estimate of the data)."""
+    """How the GPU is used (numerflow.gpu.decision decides, from a VRAM estimate of the data)."""
 
     device: Literal["auto", "cpu", "gpu", "cuda"] = Field(
         "auto",

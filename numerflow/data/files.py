@@ -7,7 +7,7 @@ subsampling, `row_limit` (whole eras, most recent first) and `max_features`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from numerflow.config.models import FeaturesConfig
-from numerflow.train.folds import embargo_after
 
 MISSING_FEATURE_VALUE = 2  # Numerai sets a feature to 2 when its data is missing for an era
 REFETCH = "delete it and run again: numerflow downloads it afresh (training.numerai.download: true)"
@@ -282,3 +281,9 @@ def _take(frame: NumeraiFrame, mask: np.ndarray) -> NumeraiFrame:
         feature_names=frame.feature_names,
         targets=frame.targets[mask].reset_index(drop=True),
     )
+
+
+def embargo_after(eras: Sequence[int], last_train_era: int, embargo: int) -> np.ndarray:
+    """Boolean mask of `eras` that lie strictly beyond `last_train_era + embargo`."""
+    values = np.asarray(eras, dtype=np.int64)
+    return values > last_train_era + embargo

@@ -24,13 +24,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from numerflow.io import atomic_path, write_json_atomic
-from numerflow.score.references import (
+from numerflow.data.reference_files import (
     BENCHMARK_FILE,
     META_MODEL_COLUMN,
     META_MODEL_FILE,
     benchmark_column,
 )
+from numerflow.io import atomic_path, write_json_atomic
 
 # Feature values come from a standard normal cut at its 5/25/75/95 % quantiles, as in Numerai.
 FEATURE_CUTS = np.array([-1.6449, -0.6745, 0.6745, 1.6449], dtype=np.float32)

@@ -6,11 +6,9 @@ from __future__ import annotations
 import re
 
 from numerflow.config.models import NumerflowConfig
-from numerflow.data.files import DataError
 from numerflow.gpu.capability import Capability, default_cache_dir
+from numerflow.gpu.decision import GpuRequiredError, capability_for, decide, gpu_required, learner_of
 from numerflow.gpu.probe import GIB, GpuDevice, GpuProbe, probe_gpus
-from numerflow.gpu.shape import run_shape, shape_for
-from numerflow.gpu.tiers import GpuRequiredError, capability_for, decide, gpu_required, learner_of
 from numerflow.gpu.vram import TrainingShape, vram_model
 
 
@@ -34,12 +32,12 @@ def assumed_probe(free_bytes: int) -> GpuProbe:
 
 def gpu_report(
     config: NumerflowConfig,
+    shape: TrainingShape | None,
+    shape_source: str,
     assume_free_bytes: int | None = None,
-    assume_shape: tuple[int, int] | None = None,
 ) -> dict[str, object]:
-    """The probe, the capability check, the shape and the decision, as `numerflow gpu` prints them."""
-    from numerflow.submit.steps import resolve_version
-
+    """The probe, the capability check, the decision for `shape` (numerflow.runs.device gives the
+    configured data's; None: not known), as `numerflow gpu` prints them."""
     program = config.program_input_params
     if assume_free_bytes is not None:
         probe = assumed_probe(assume_free_bytes)
@@ -47,15 +45,6 @@ def gpu_report(
     else:
         probe = probe_gpus()
         capability = capability_for(program, probe)
-    shape: TrainingShape | None = None
-    if assume_shape is not None:
-        shape, shape_source = shape_for(config, *assume_shape), "assumed with --assume-shape"
-    else:
-        try:
-            version = resolve_version(config.training.data, None)
-            shape, shape_source = run_shape(config, version), f"the configured training data ({version})"
-        except (DataError, OSError) as exc:
-            shape_source = f"unknown ({exc}); pass --assume-shape ROWSxFEATURES"
     model = vram_model(learner_of(program), default_cache_dir())
     report: dict[str, object] = {
         "probe": probe.model_dump(mode="json"),
@@ -71,11 +60,11 @@ def gpu_report(
     try:
         decision = decide(program, probe, capability, gpu_required(program), shape, model)
     except GpuRequiredError as exc:
-        report["decision"] = {"tier": None, "error": str(exc)}
+        report["decision"] = {"choice": None, "error": str(exc)}
         return report
     params = decision.params
     report["decision"] = {
-        "tier": decision.tier,
+        "choice": decision.choice,
         "reason": decision.reason,
         "device_type": params.device_type,
         "gpu_platform_id": params.gpu_platform_id,
@@ -84,7 +73,7 @@ def gpu_report(
         "free_bytes": decision.device.free_bytes if decision.device else None,
         "era_stride": decision.era_stride,
         "max_features": decision.max_features,
-        "fallbacks": [step.tier for step in decision.ladder[1:]],
+        "fallbacks": [step.name for step in decision.ladder[1:]],
         "params": params.model_dump(mode="json"),
     }
     return report
@@ -112,7 +101,7 @@ def report_lines(report: dict[str, object]) -> list[str]:
         )
     else:
         lines.append(f"data:       {shape['source']}")
-    if decision.get("tier") is None:
+    if decision.get("choice") is None:
         lines.append(f"decision:   none: {decision['error']}")
         return lines
     ids = [f"{name} {decision[key]}" for name, key in (("OpenCL platform", "gpu_platform_id"),

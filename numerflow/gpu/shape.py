@@ -1,42 +1,28 @@
-"""The shape the GPU decision sizes a run for, read from the era column and features.json before
-any feature is loaded (so a cut can still be applied), or from data already binned."""
+"""The shape the device decision sizes training for: a run's most demanding fold (its plan gives
+the figures, numerflow.runs.device), assumed figures, or one fold of data already binned."""
 
 from __future__ import annotations
 
 import re
 
 from numerflow.config.models import NumerflowConfig
-from numerflow.data.files import read_features_json, select_features, training_eras
-from numerflow.data.rows import SelectedRows
 from numerflow.gpu.vram import TrainingShape
-from numerflow.runs.plan import features_config_of, select_slots
 from numerflow.train.folds import Fold
 from numerflow.train.prepare import PreparedData
-
-
-def run_shape(config: NumerflowConfig, version: str, only: list[str] | None = None) -> TrainingShape:
-    """The most demanding fold of the run: its rows (after era_stride and row_limit) with the
-    widest slot's features and the largest share of rows any slot's folds train on."""
-    data = config.training.data
-    version_dir = data.dir / version
-    features_json = read_features_json(version_dir)
-    slots = select_slots(config, only)
-    features = max(
-        len(select_features(features_json, features_config_of(config.features, slot))) for slot in slots
-    )
-    n_folds = max((slot.folds or config.training.folds).n_folds for slot in slots)
-    path = version_dir / "train.parquet"
-    rows = len(SelectedRows(path, training_eras(path, data.era_stride, data.row_limit).tolist()))
-    return shape_for(config, rows, features, n_folds)
 
 
 def shape_for(config: NumerflowConfig, rows: int, features: int, n_folds: int | None = None) -> TrainingShape:
     """`rows` x `features` trained with the config's era stride in `n_folds` (default: the config's)."""
     n_folds = n_folds or config.training.folds.n_folds
+    return training_shape_of(rows, features, config.training.data.era_stride, n_folds)
+
+
+def training_shape_of(rows: int, features: int, era_stride: int, n_folds: int) -> TrainingShape:
+    """A fold of `rows` x `features` (after `era_stride`) in `n_folds` folds."""
     return TrainingShape(
         rows=rows,
         features=features,
-        era_stride=config.training.data.era_stride,
+        era_stride=era_stride,
         train_fraction=(n_folds - 1) / n_folds,  # a fold's subset, before the embargo takes its share
     )
 

@@ -5,8 +5,8 @@ a nested function as code already; the module is also registered with `register_
 while the pickle is written (`numerflow.hosted.build`), so nothing from it is ever written as a
 reference to numerflow. The function travels as code plus the plain data it closes over: model
 strings, feature names and stacking weights. It repeats numerflow's live path
-(`numerflow.submit.steps.predict_live` and `make_submission`): each target's models averaged,
-ranked as (rank - 0.5) / n, weighted by the stacker, ranked again.
+(`numerflow.submit.live.predict_live` and `numerflow.submit.file.make_submission`): each
+target's models averaged, ranked as (rank - 0.5) / n, weighted by the stacker, ranked again.
 """
 
 from __future__ import annotations

@@ -1,28 +1,25 @@
 """Numerai's prediction runtime, rebuilt here: a virtual environment with the library versions of
 Numerai's model-upload image for this Python, without numerflow in it.
 
-The pins ship with numerflow (`pins.json`, from the poetry.lock files of numerai/numerai-predict,
-which its Docker images install) so nothing is fetched to learn them. The environment is built
-once with uv from the local interpreter (uv may not download one) and cached under a folder
-named after the pins' hash: a change of pins builds a new one, never patches the old.
+The pins ship with numerflow (numerflow.numerai.images) so nothing is fetched to learn them. The
+environment is built once with uv from the local interpreter (uv may not download one) and
+cached under a folder named after the pins' hash: a change of pins builds a new one, never patches the old.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
 from filelock import FileLock
 
 from numerflow.gpu.capability import default_cache_dir
 from numerflow.io import atomic_path
+from numerflow.numerai.images import Image
 
 READY = "numerflow-runtime.json"  # written last: a folder without it is an unfinished build
 BUILD_TIMEOUT_S = 900
@@ -30,49 +27,6 @@ BUILD_TIMEOUT_S = 900
 
 class RuntimeBuildError(RuntimeError):
     """The pinned environment cannot be used or built."""
-
-
-class UnsupportedPython(RuntimeBuildError):
-    """Numerai runs no image for this Python version."""
-
-
-@dataclass(frozen=True)
-class Image:
-    python: str  # "3.11"
-    docker_image: str  # the name Numerai lists it under, e.g. "Python 3.11"
-    packages: dict[str, str]
-
-    def requirements(self) -> list[str]:
-        return [f"{name}=={version}" for name, version in sorted(self.packages.items())]
-
-    def digest(self) -> str:
-        payload = json.dumps({"python": self.python, "packages": self.packages}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def images() -> dict[str, Image]:
-    table = json.loads(files("numerflow.hosted").joinpath("pins.json").read_text(encoding="utf-8"))
-    return {
-        version: Image(version, entry["docker_image"], dict(entry["packages"]))
-        for version, entry in table["images"].items()
-    }
-
-
-def local_python() -> str:
-    return f"{sys.version_info.major}.{sys.version_info.minor}"
-
-
-def image_for(python: str | None = None) -> Image:
-    """The image of `python` (default: this interpreter's minor version); refused when Numerai has none."""
-    python = python or local_python()
-    known = images()
-    if python not in known:
-        raise UnsupportedPython(
-            f"Python {python}: Numerai runs uploaded models only on Python {', '.join(sorted(known))}, and a "
-            "pickle only loads in the Python version that wrote it: build the pickle with one of those "
-            "(e.g. `uv venv --python 3.11`)"
-        )
-    return known[python]
 
 
 def runtime_python(venv: Path) -> Path:

@@ -20,6 +20,7 @@ import numerapi.base_api
 import requests
 from dateutil import parser as dateparser
 
+from numerflow.config.models import NumeraiConfig
 from numerflow.numerai.errors import AUTH_MESSAGES, AuthError, NumeraiError, TransientError
 from numerflow.numerai.retry import call_with_retries
 
@@ -288,6 +289,16 @@ class NumeraiClient:
             if submission["filename"] == server_filename:
                 return submission["id"]
         return None
+
+
+def make_client(settings: NumeraiConfig, public_id: str | None, secret_key: str | None) -> NumeraiClient:
+    return NumeraiClient(
+        public_id=public_id,
+        secret_key=secret_key,
+        api_url=settings.api_url,
+        timeouts=Timeouts(settings.connect_timeout_s, settings.read_timeout_s),
+        retry_budget_seconds=settings.retry_budget_s,
+    )
 
 
 def newest_data_version(datasets: list[str]) -> str:

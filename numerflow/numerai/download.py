@@ -23,12 +23,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import requests
 
+from numerflow.data.reference_files import BENCHMARK_FILE, META_MODEL_COLUMN, META_MODEL_FILE
 from numerflow.io import atomic_path, remove_stale_temps, write_json_atomic
 from numerflow.numerai.client import NumeraiClient
 from numerflow.numerai.errors import TransientError
 from numerflow.numerai.locks import WAIT_FOREVER, held
 from numerflow.progress import ProgressReport
-from numerflow.score.references import BENCHMARK_FILE, META_MODEL_COLUMN, META_MODEL_FILE
 
 CHUNK_BYTES = 1 << 20
 logger = logging.getLogger("numerflow.numerai")

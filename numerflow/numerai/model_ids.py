@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from numerflow.numerai.client import NumeraiClient
 from numerflow.numerai.errors import NumeraiError
 
 MODEL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
@@ -66,3 +67,23 @@ def resolve_model_entries(
     if not parsed.bare:
         return parsed.named
     return {**parsed.named, **name_bare_ids(parsed.bare, account_models())}
+
+
+def resolve_model_ids(models: list[str], known: dict[str, str], client: NumeraiClient) -> dict[str, str]:
+    """Model ids from the credentials block, checked against (and completed from) the account.
+
+    Asking the account first also checks the API key, so bad credentials fail in seconds,
+    before any prediction work.
+    """
+    account = client.model_ids()
+    ids = {m: known.get(m) or account.get(m) for m in models}
+    missing = [m for m, model_id in ids.items() if not model_id]
+    if missing:
+        raise NumeraiError(
+            f"no model id for {missing}: add them to the credentials block "
+            "(`numerflow setup credentials --model NAME=ID`) or check the model names in training.yaml"
+        )
+    foreign = [m for m, model_id in ids.items() if model_id not in account.values()]
+    if foreign:
+        raise NumeraiError(f"the model ids of {foreign} do not belong to this Numerai account")
+    return {m: str(model_id) for m, model_id in ids.items()}

@@ -4,7 +4,8 @@ which then predicts live in place of the folds' mean.
 
 `check_final_data` runs before any fold trains: it fixes the rows from the era and target
 columns alone, sizes them with the memory guard (which picks the loader, or stops the run with
-the figures and the settings that shrink it) and decides the device for this shape.
+the figures and the settings that shrink it) and sizes the device for this shape with the run's
+recorded device policy (numerflow.runs.device).
 `train_final_models` then bins the rows once (both files in one pass, through the bins cache)
 and trains each recipe's targets once, however many slots share the recipe."""
 
@@ -19,10 +20,11 @@ from pydantic import BaseModel, ConfigDict
 
 from numerflow.data.files import DataError, labelled_eras
 from numerflow.data.memory import DataShape, MemoryBudgetError, MemoryPlan, plan_memory
+from numerflow.gpu.decision import DeviceDecision, GpuRequiredError, decision_for
 from numerflow.gpu.probe import GpuProbe
-from numerflow.gpu.tiers import GpuRequiredError, TierDecision, decision_for
 from numerflow.gpu.vram import TrainingShape
-from numerflow.runs.plan import RunPlan, SlotPlan, slot_ladder
+from numerflow.runs.device import slot_ladder
+from numerflow.runs.plan import RunPlan, SlotPlan
 from numerflow.train.final import FinalResult, fit_final_on_ladder
 from numerflow.train.prepare import RowPart, bin_rows, data_shape
 from numerflow.train.progress import ProgressReport
@@ -41,7 +43,7 @@ class FinalData(BaseModel):
     part_rows: dict[str, int]  # rows from each file
     shape: DataShape
     memory: MemoryPlan  # the guard's figures when checked
-    decision: TierDecision  # the device for this shape
+    decision: DeviceDecision  # the device for this shape, by the run's policy
 
 
 class FinalModels(BaseModel):
@@ -65,7 +67,7 @@ def check_final_data(
 ) -> FinalData:
     """Fix the final model's rows for slots that share bins, and check they fit this machine:
     RAM by the memory guard (stops with the figures and the settings to change), the device by
-    the GPU decision for this shape (never a cut: the point is all the rows; the CPU instead)."""
+    the run's device policy for this shape (never a cut: the point is all the rows; the CPU instead)."""
     data = plan.data
     paths = [data.version_dir / name for name in SOURCE_FILES]
     mains = list(dict.fromkeys(slot.targets[0] for slot in slots))  # eras where the scored target is known
@@ -176,7 +178,7 @@ def final_record(final: FinalModels, run_dir: Path) -> dict[str, Any]:
         },
         "features": final.data.shape.features,
         "seconds": final.seconds,
-        "device": {"tier": decision.tier, "reason": decision.reason},
+        "device": {"choice": decision.choice, "reason": decision.reason},
         "per_target": [r.model_dump(mode="json", exclude={"model_path"}) for r in final.results],
         "bins": final.bins,
         "memory_checked": final.data.memory.model_dump(),

@@ -1,11 +1,13 @@
 """The run plan: config files, `--set` overrides and flow parameters resolved once, at the start
 of a run, into one frozen, typed record of what the run will do.
 
-The data version is resolved, the device decision and its data limits are applied, and every
-model slot has its own targets, features, LightGBM parameters (from the active parameter file,
-its parameter set and its own changes), fold ladder, folds and stacking. Steps receive the plan
-or the part they need and never reload or patch the configuration. The plan is written to the
-run folder and published as an artifact: what the run really did.
+The data version is resolved and every model slot has its own targets, features, LightGBM
+parameters (from the active parameter file, its parameter set and its own changes), folds and
+stacking. That plan is device-free: its training shape then sizes the one device decision,
+which is applied to it (numerflow.runs.device): the data limits it imposes and each slot's
+fallback ladder. Steps receive the plan or the part they need and never reload or patch the
+configuration. The plan is written to the run folder and published as an artifact: what the
+run really did.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ from numerflow.config.models import (
     SubmitVia,
 )
 from numerflow.data.files import DataError, read_features_json, select_features
-from numerflow.gpu.tiers import DevicePolicy, TierDecision, TierStep
-from numerflow.hosted.runtime import UnsupportedPython, image_for
+from numerflow.data.reference_files import reference_benchmark
+from numerflow.gpu.decision import DeviceDecision, DevicePolicy
 from numerflow.lgbpaths import lightgbm_folder
+from numerflow.numerai.images import UnsupportedPython, image_for
 from numerflow.runs.manifest import latest_slot_run
-from numerflow.score.references import reference_benchmark
+from numerflow.train.device import FallbackStep
 
 DEFAULT_SLOT = "main"  # the one slot of a run that names no Numerai models: trained, never uploaded
 
@@ -68,15 +71,19 @@ class SlotPlan(Frozen):
     targets: list[str]
     features: list[str]
     feature_source: str  # where the features came from, for people
+    feature_config: FeaturesConfig  # what chose them, before the device decision's cut
     neutralisers: list[str]  # the features FNC and feature exposure are measured against
+    neutraliser_set: str | None  # the feature set they are, or None: the slot's own features
     recipe_params: LightGBMParams  # the slot's parameters before the device decision
-    ladder: list[TierStep]  # parameters to train with, then the fallbacks down to the CPU
+    ladder: list[FallbackStep] = []  # from the device decision: parameters, then fallbacks to the CPU
     folds: FoldsConfig
     stacking: StackingKind
     submission_path: Path
 
     @property
     def params(self) -> LightGBMParams:
+        if not self.ladder:
+            raise ValueError(f"slot {self.name}: the device is not decided yet (numerflow.runs.device)")
         return self.ladder[0].params
 
     def data_key(self) -> str:
@@ -87,7 +94,7 @@ class SlotPlan(Frozen):
 class RunPlan(Frozen):
     data: DataPlan
     slots: list[SlotPlan]
-    decision: TierDecision
+    decision: DeviceDecision | None = None  # None until decided (numerflow.runs.device)
     device_policy: DevicePolicy
     final_model: FinalModel  # after validation: one model per target on every labelled era, or none
     params_source: str
@@ -178,22 +185,21 @@ def submit_plan_after_training(plan: RunPlan, trained: dict[str, Path]) -> Submi
 def resolve_plan(
     config: NumerflowConfig,
     version: str,
-    decision: TierDecision,
     overrides: dict[str, Any] | None = None,
     only: list[str] | None = None,
 ) -> RunPlan:
-    """The plan for `config` on data `version` (resolved, on disk) and the device `decision`."""
+    """The device-free plan for `config` on data `version` (resolved, on disk)."""
     training = config.training
     version_dir = training.data.dir / version
     features_json = read_features_json(version_dir)
     chosen = select_slots(config, only)
     check_hosted_python(chosen)
-    slots = [_slot_plan(config, slot, features_json, decision, several=len(chosen) > 1) for slot in chosen]
+    slots = [_slot_plan(config, slot, features_json, several=len(chosen) > 1) for slot in chosen]
     return RunPlan(
         data=DataPlan(
             version=version,
             version_dir=version_dir,
-            era_stride=max(training.data.era_stride, decision.era_stride or 1),  # the GPU may need fewer rows
+            era_stride=training.data.era_stride,
             validation_era_stride=training.data.validation_era_stride,
             benchmark_model=training.scoring.benchmark_model or reference_benchmark(version),
             feature_metrics_eras=training.scoring.feature_metrics_eras,
@@ -202,7 +208,6 @@ def resolve_plan(
             bins_dir=lightgbm_folder(training.bins_root(), "bins"),
         ),
         slots=slots,
-        decision=decision,
         device_policy=DevicePolicy.of(config),
         final_model=training.final_model,
         params_source=training.params_source,
@@ -246,15 +251,6 @@ def submission_path(config: NumerflowConfig, slot: str, several: bool) -> Path:
     return path.with_name(f"{path.stem}_{slot}{path.suffix}") if several else path
 
 
-def slot_ladder(decision: TierDecision, base: LightGBMParams, params: LightGBMParams) -> list[TierStep]:
-    """The decision's rungs applied to a slot: each rung's changes to the base parameters
-    (device, GPU id, tier settings) on top of the slot's own parameters."""
-    return [
-        TierStep(tier=step.tier, params=params.model_copy(update=param_changes(step.params, base)))
-        for step in decision.ladder
-    ]
-
-
 def param_changes(params: LightGBMParams, base: LightGBMParams) -> dict[str, Any]:
     """The parameters whose values differ from `base`."""
     base_values = base.model_dump()
@@ -262,21 +258,19 @@ def param_changes(params: LightGBMParams, base: LightGBMParams) -> dict[str, Any
 
 
 def _slot_plan(
-    config: NumerflowConfig,
-    slot: SlotConfig,
-    features_json: dict[str, object],
-    decision: TierDecision,
-    several: bool,
+    config: NumerflowConfig, slot: SlotConfig, features_json: dict[str, object], several: bool
 ) -> SlotPlan:
     features_config = features_config_of(config.features, slot)
-    max_features = _tighter(features_config.max_features, decision.max_features)
-    features_config = features_config.model_copy(update={"max_features": max_features})
     try:
         features = select_features(features_json, features_config)
     except DataError as exc:
         raise DataError(f"model slot {slot.name}: {exc}") from None
-    base = config.effective_params()
-    recipe_params = config.slot_params(slot)
+    fnc_set = config.training.scoring.fnc_feature_set
+    sets = features_json["feature_sets"]
+    assert isinstance(sets, dict)
+    # Numerai's FNC uses fncv3_features: a fraction of all features, so a tenth of the cost an
+    # era. Measured against that set when the data has it, else against the slot's own features.
+    neutraliser_set = fnc_set if fnc_set and sets.get(fnc_set) else None
     return SlotPlan(
         name=slot.name,
         submit_as=slot.name if slot.submit else None,
@@ -284,10 +278,11 @@ def _slot_plan(
         model_id=slot.model_id,
         targets=slot.targets or config.training.targets,
         features=features,
-        feature_source=_describe_features(features_config, len(features)),
-        neutralisers=_neutralisers(features_json, config.training.scoring.fnc_feature_set, features),
-        recipe_params=recipe_params,
-        ladder=slot_ladder(decision, base, recipe_params),
+        feature_source=describe_features(features_config, len(features)),
+        feature_config=features_config,
+        neutralisers=list(sets[neutraliser_set]) if neutraliser_set else features,
+        neutraliser_set=neutraliser_set,
+        recipe_params=config.slot_params(slot),
         folds=slot.folds or config.training.folds,
         stacking=slot.stacking or config.training.stacking,
         submission_path=submission_path(config, slot.name, several),
@@ -303,22 +298,10 @@ def features_config_of(defaults: FeaturesConfig, slot: SlotConfig) -> FeaturesCo
     return chosen.model_copy(update={"max_features": max_features})
 
 
-def _neutralisers(features_json: dict[str, object], feature_set: str | None, own: list[str]) -> list[str]:
-    """The named set (Numerai's FNC uses fncv3_features: a fraction of all features, so a tenth
-    of the cost an era) when the data has it, else the slot's own features."""
-    sets = features_json["feature_sets"]
-    assert isinstance(sets, dict)
-    return list(sets[feature_set]) if feature_set and sets.get(feature_set) else own
-
-
-def _describe_features(features: FeaturesConfig, count: int) -> str:
+def describe_features(features: FeaturesConfig, count: int) -> str:
     source = f"feature_set {features.feature_set}" if features.feature_set else "an explicit list"
     limit = f", first {features.max_features}" if features.max_features is not None else ""
     return f"{source}{limit}: {count} features"
-
-
-def _tighter(user: int | None, limit: int | None) -> int | None:
-    return limit if user is None else user if limit is None else min(user, limit)
 
 
 def short_digest(payload: dict[str, Any]) -> str:
@@ -327,4 +310,12 @@ def short_digest(payload: dict[str, Any]) -> str:
 
 def plan_record(plan: RunPlan) -> dict[str, Any]:
     """The plan as people read it (plan.json, the run-plan artifact)."""
-    return plan.model_dump(mode="json", exclude={"decision": {"ladder"}, "device_policy": True})
+    slot_inputs = {"feature_config", "neutraliser_set"}  # what the decision's cut starts from
+    return plan.model_dump(
+        mode="json",
+        exclude={
+            "decision": {"ladder"},
+            "device_policy": True,
+            "slots": {i: slot_inputs for i in range(len(plan.slots))},
+        },
+    )

@@ -141,7 +141,7 @@ def _fold_rows(oof: pd.DataFrame, scores: pd.DataFrame, results: list[FoldResult
                 "eras": figures["eras"],
                 "seconds": result.seconds,
                 "device": result.device_type,
-                "tier": result.tier,
+                "tier": result.step,
                 "downgrades": len(result.downgrades),
                 "reused": result.reused,
             }

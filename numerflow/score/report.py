@@ -9,7 +9,7 @@ from typing import Any
 
 from numerflow.score.evaluate import STACK, Evaluation
 from numerflow.score.metrics import RECENT_ERAS, recent
-from numerflow.submit.steps import SubmissionOutcome
+from numerflow.submit.outcome import SubmissionOutcome
 
 LEAD_METRICS = {"mmc": "MMC", "bmc": "BMC"}  # the contributions a participant compares next to CORR
 

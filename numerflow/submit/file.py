@@ -15,8 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from numerai_tools.submissions import validate_submission_numerai
+from pydantic import BaseModel
 
+from numerflow.data.files import read_live_ids
 from numerflow.io import atomic_path, is_sharing_violation
+from numerflow.submit.live import LivePredictions
 
 logger = logging.getLogger(__name__)
 
@@ -72,3 +75,24 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class SubmissionRecord(BaseModel):
+    path: Path
+    rows: int
+    sha256: str
+
+
+def make_submission(live: LivePredictions, target_path: Path) -> SubmissionRecord:
+    """Validate against the live file's ids and write the CSV atomically to `target_path` (or
+    beside it, when another program holds it open: numerflow.submit.file.write_submission)."""
+    frame = pd.read_parquet(live.path)
+    submission = build_submission(frame.index.to_numpy().astype(str), frame["stack"].to_numpy())
+    try:
+        path = write_submission(read_live_ids(live.live_file), submission, target_path)
+    except SubmissionError as exc:
+        raise SubmissionError(
+            f"{live.path}: not a valid submission for the live file {live.live_file} ({exc}); "
+            f"{target_path} was left as it was: run the round again to predict that live file"
+        ) from None
+    return SubmissionRecord(path=path, rows=len(frame), sha256=file_sha256(path))

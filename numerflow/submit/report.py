@@ -3,7 +3,8 @@ upload), no blanks."""
 
 from __future__ import annotations
 
-from numerflow.submit.steps import SlotSubmission, SubmissionOutcome, UploadOutcome
+from numerflow.numerai.uploads import UploadOutcome
+from numerflow.submit.outcome import SlotSubmission, SubmissionOutcome
 
 NO_MODELS = "(no models in training.yaml models)"
 NO_SUBMIT_AS = "(not submitted: no submit_as)"

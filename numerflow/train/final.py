@@ -5,7 +5,7 @@ It trains on the whole binned Dataset, never a subset: a subset is a copy next t
 bins (about 2 bytes a cell in all, 31 GB for the full 6.6M x 2,376 labelled set), where the
 whole set costs about 1 byte a cell. Rows whose target is unknown (auxiliary targets) weigh 0
 instead, so they add nothing to the gradients and hessians the trees are grown from. A GPU
-error steps down the tier ladder as a fold does."""
+error steps down the fallback ladder as a fold does."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from numerflow.config.models import LightGBMParams
-from numerflow.gpu.tiers import TierStep
+from numerflow.train.device import FallbackStep
 from numerflow.train.fit import on_ladder, train_booster
 from numerflow.train.model_files import save_booster
 from numerflow.train.prepare import PreparedData
@@ -35,7 +35,7 @@ class FinalResult(BaseModel):
     rows: int  # rows whose target is known: what the model learned from
     seconds: float
     device_type: str
-    tier: str = ""
+    step: str = Field("", validation_alias=AliasChoices("step", "tier"))  # older manifests: "tier"
     downgrades: list[dict[str, str]] = []
 
 
@@ -79,7 +79,7 @@ def fit_final(
 def fit_final_on_ladder(
     prepared: PreparedData,
     target: str,
-    ladder: list[TierStep],
+    ladder: list[FallbackStep],
     seed: int,
     models_dir: Path,
     on_progress: ProgressReport | None = None,
@@ -88,4 +88,4 @@ def fit_final_on_ladder(
     result, position, downgrades = on_ladder(
         ladder, lambda step: fit_final(prepared, target, step.params, seed, models_dir, on_progress)
     )
-    return result.model_copy(update={"tier": ladder[position].tier, "downgrades": downgrades})
+    return result.model_copy(update={"step": ladder[position].name, "downgrades": downgrades})

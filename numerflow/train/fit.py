@@ -1,4 +1,4 @@
-"""Train one fold x target on the shared bins, stepping down the tier ladder on GPU errors.
+"""Train one fold x target on the shared bins, stepping down the fallback ladder on GPU errors.
 
 Every fold x target loads the binned Dataset, takes the subset of its training rows, sets the
 target as label and trains; its out-of-fold rows are read back from parquet one row group at
@@ -16,16 +16,15 @@ from typing import TypeVar
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from numerflow.config.models import LightGBMParams
 from numerflow.data.files import DataError
 from numerflow.data.rows import FeatureRows, SelectedRows
-from numerflow.gpu.errors import is_gpu_error
-from numerflow.gpu.tiers import TierStep
 from numerflow.io import atomic_path
 from numerflow.lgbpaths import keep_opencl_cache_ascii
 from numerflow.progress import ProgressReport
+from numerflow.train.device import FallbackStep, is_gpu_error
 from numerflow.train.foldcache import FoldCache, fold_key
 from numerflow.train.folds import Fold
 from numerflow.train.model_files import save_booster
@@ -47,7 +46,7 @@ class FoldResult(BaseModel):
     validation_rows: int
     seconds: float
     device_type: str
-    tier: str = ""
+    step: str = Field("", validation_alias=AliasChoices("step", "tier"))  # older records: "tier"
     downgrades: list[dict[str, str]] = []
     reused: bool = False  # restored from the fold cache instead of trained
     host: str = ""  # where it was trained (a Dask worker's host when scaled out)
@@ -113,7 +112,7 @@ def fit_fold_on_ladder(
     prepared: PreparedData,
     fold: Fold,
     target: str,
-    ladder: list[TierStep],
+    ladder: list[FallbackStep],
     seed: int,
     models_dir: Path,
     cache: FoldCache | None = None,
@@ -138,14 +137,14 @@ def fit_fold_on_ladder(
     result, position, downgrades = on_ladder(
         ladder, lambda step: fit_fold(prepared, fold, target, step.params, seed, models_dir, on_progress)
     )
-    result = result.model_copy(update={"tier": ladder[position].tier, "downgrades": downgrades})
+    result = result.model_copy(update={"step": ladder[position].name, "downgrades": downgrades})
     if cache is not None:
         cache.store(keys[position], result.model_path, result.oof_path, result.model_dump(mode="json"))
     return result
 
 
 def on_ladder(
-    ladder: list[TierStep], attempt: Callable[[TierStep], T]
+    ladder: list[FallbackStep], attempt: Callable[[FallbackStep], T]
 ) -> tuple[T, int, list[dict[str, str]]]:
     """`attempt` on the first rung; a GPU error retries it on the next rung, down to the CPU.
 
@@ -160,12 +159,12 @@ def on_ladder(
                 raise
             downgrades.append(
                 {
-                    "from": step.tier,
-                    "to": ladder[position + 1].tier,
+                    "from": step.name,
+                    "to": ladder[position + 1].name,
                     "error": f"{type(exc).__name__}: {exc}"[:300],
                 }
             )
-    raise ValueError("an empty tier ladder has nothing to train with")
+    raise ValueError("an empty fallback ladder has nothing to train with")
 
 
 def train_booster(
@@ -180,7 +179,7 @@ def train_booster(
     """Train on `rows` (positions in the prepared rows) of the binned Dataset with `label` (and
     `weight`, when given); `on_progress(trees done, total)` is called after every tree."""
     keep_opencl_cache_ascii()
-    # Bins are fixed once built: a tier step with other dataset parameters (max_bin) trains on
+    # Bins are fixed once built: a fallback step with other dataset parameters (max_bin) trains on
     # them as they are (5-valued features give the same 5 bins for any max_bin >= 5).
     binned = lgb.Dataset(str(prepared.dataset_path), params=prepared.dataset_params).construct()
     if (binned.num_data(), binned.num_feature()) != (prepared.rows, len(prepared.feature_names)):

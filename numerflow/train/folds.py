@@ -54,9 +54,3 @@ def make_folds(eras: Sequence[int], n_folds: int, embargo: int) -> list[Fold]:
             )
         )
     return folds
-
-
-def embargo_after(eras: Sequence[int], last_train_era: int, embargo: int) -> np.ndarray:
-    """Boolean mask of `eras` that lie strictly beyond `last_train_era + embargo`."""
-    values = np.asarray(eras, dtype=np.int64)
-    return values > last_train_era + embargo

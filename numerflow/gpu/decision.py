@@ -1,12 +1,13 @@
-"""The GPU decision: CPU or GPU, which device, how much data, and the fallback ladder.
+"""The device decision: CPU or GPU, which device, how much data, and the fallback ladder.
 
 It is made from measured facts (numerflow.gpu.vram): the GPU only where it is faster than the
 CPU (`gpu.device: auto` compares a fold's cells with the break-even), and only with data whose
 estimated VRAM fits the chosen card; when it does not, the leanest smaller shape that fits
 (or the CPU, as configured). The inputs are what NVML sees (`numerflow.gpu.probe`), whether
 the installed LightGBM trains on that card and on which device (`numerflow.gpu.capability`),
-whether the owner requires a GPU (`gpu.required` or `GPU_REQUIRED=1`), and the data's shape.
-A fold that still hits a GPU error steps down the ladder to the CPU (`numerflow.train.fit`)."""
+whether the owner requires a GPU (`gpu.required` or `GPU_REQUIRED=1`), and the data's shape
+(a `TrainingShape`: the run's plan gives it, numerflow.runs.device). A fold that still hits a
+GPU error steps down the ladder to the CPU (`numerflow.train.device`)."""
 
 from __future__ import annotations
 
@@ -29,25 +30,19 @@ from numerflow.gpu.vram import (
     fit_to_vram,
     vram_model,
 )
+from numerflow.train.device import FallbackStep
 
 
 class GpuRequiredError(RuntimeError):
     """A GPU is required but cannot be used; raised before any training starts."""
 
 
-class TierStep(BaseModel):
-    """One rung of the fallback ladder: where it trains (gpu, cuda, cpu) and with what."""
-
-    tier: str
-    params: LightGBMParams
-
-
-class TierDecision(BaseModel):
-    tier: str  # the first rung
+class DeviceDecision(BaseModel):
+    choice: str  # the first step: gpu, cuda or cpu (manual or manual-cpu for model_params.yaml)
     reason: str
     device: GpuDevice | None = None
     capability: Capability | None = None
-    ladder: list[TierStep]  # the chosen rung first, the CPU last
+    ladder: list[FallbackStep]  # the chosen step first, the CPU last
     # Data limits the decision imposes (only ever tighter than the config's):
     era_stride: int | None = None
     max_features: int | None = None
@@ -84,7 +79,7 @@ def decide(
     shape: TrainingShape | None,
     model: VramModel | None = None,
     can_reduce: bool = True,
-) -> TierDecision:
+) -> DeviceDecision:
     """Where this run trains. `capability` is None when it was not checked; `shape` None when the
     data are not known (the VRAM is then not checked); `model` defaults to the built-in constants;
     `can_reduce` is False once the data are binned (a Dask worker deciding for itself)."""
@@ -92,7 +87,7 @@ def decide(
     learner = learner_of(program)
     device = choose_device(probe, gpu.device_index)
 
-    def cpu(why: str) -> TierDecision:
+    def cpu(why: str) -> DeviceDecision:
         if required:
             raise GpuRequiredError(
                 f"a GPU is required (gpu.required in program_input_params.yaml or GPU_REQUIRED=1) but {why}. "
@@ -148,27 +143,27 @@ def _cpu_params(program: ProgramInputParams) -> LightGBMParams:
 def _on_cpu(
     program: ProgramInputParams, reason: str, device: GpuDevice | None, capability: Capability | None,
     shape: TrainingShape | None,
-) -> TierDecision:  # fmt: skip
-    ladder = [TierStep(tier="cpu", params=_cpu_params(program))]
-    return TierDecision(
-        tier="cpu", reason=reason, device=device, capability=capability, ladder=ladder, shape=shape
+) -> DeviceDecision:  # fmt: skip
+    ladder = [FallbackStep(name="cpu", params=_cpu_params(program))]
+    return DeviceDecision(
+        choice="cpu", reason=reason, device=device, capability=capability, ladder=ladder, shape=shape
     )
 
 
 def _on_gpu(
     program: ProgramInputParams, reason: str, device: GpuDevice, capability: Capability | None,
     shape: TrainingShape | None, probe: GpuProbe,
-) -> TierDecision:  # fmt: skip
+) -> DeviceDecision:  # fmt: skip
     learner = learner_of(program)
     first = gpu_params(program, learner, device, probe, capability)
-    # The CPU rung keeps the dataset parameters: the data are binned once, with the first rung's.
+    # The CPU step keeps the dataset parameters: the data are binned once, with the first step's.
     keep = dataset_keys(first.model_dump(exclude_none=True))
     ladder = [
-        TierStep(tier=learner, params=first),
-        TierStep(tier="cpu", params=_cpu_params(program).model_copy(update=keep)),
+        FallbackStep(name=learner, params=first),
+        FallbackStep(name="cpu", params=_cpu_params(program).model_copy(update=keep)),
     ]
-    return TierDecision(
-        tier=learner, reason=reason, device=device, capability=capability, ladder=ladder, shape=shape
+    return DeviceDecision(
+        choice=learner, reason=reason, device=device, capability=capability, ladder=ladder, shape=shape
     )
 
 
@@ -191,25 +186,27 @@ def gpu_params(
     )
 
 
-def manual_decision(params: LightGBMParams, probe: GpuProbe) -> TierDecision:
+def manual_decision(params: LightGBMParams, probe: GpuProbe) -> DeviceDecision:
     """The manual path (model_params.yaml) uses its parameters as written, CPU if no GPU."""
-    ladder = [TierStep(tier="manual", params=params)]
+    ladder = [FallbackStep(name="manual", params=params)]
     if params.device_type != "cpu":
         if not probe.has_gpu:
-            return TierDecision(
-                tier="manual-cpu",
+            on_cpu = params.model_copy(update={"device_type": "cpu"})
+            return DeviceDecision(
+                choice="manual-cpu",
                 reason=f"model_params.yaml asks for {params.device_type}, but {probe.describe()}",
-                ladder=[TierStep(tier="manual-cpu", params=params.model_copy(update={"device_type": "cpu"}))],
+                ladder=[FallbackStep(name="manual-cpu", params=on_cpu)],
             )
-        ladder.append(TierStep(tier="cpu", params=params.model_copy(update={"device_type": "cpu"})))
-    return TierDecision(
-        tier="manual", reason="params_source: manual (model_params.yaml as written)", ladder=ladder
+        ladder.append(FallbackStep(name="cpu", params=params.model_copy(update={"device_type": "cpu"})))
+    return DeviceDecision(
+        choice="manual", reason="params_source: manual (model_params.yaml as written)", ladder=ladder
     )
 
 
 class DevicePolicy(BaseModel):
-    """What the device decision depends on in the configuration; a Dask worker decides from it
-    for its own GPU."""
+    """What the device decision depends on in the configuration, recorded in the run plan once:
+    the run's decision, its final model and each Dask worker (for its own GPU) decide from it,
+    never from the configuration again."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -228,8 +225,8 @@ class DevicePolicy(BaseModel):
 
 def decision_for(
     policy: DevicePolicy, probe: GpuProbe, shape: TrainingShape | None = None, can_reduce: bool = True
-) -> TierDecision:
-    """The decision for this machine and the run's data `shape` (numerflow.gpu.shape; None: the
+) -> DeviceDecision:
+    """The decision for this machine and the data `shape` (numerflow.runs.device; None: the
     VRAM is not checked): manual parameters as written, or the measured GPU decision with this
     machine's calibration."""
     if policy.params_source == "manual":

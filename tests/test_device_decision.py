@@ -1,4 +1,4 @@
-"""The GPU decision from simulated NVML answers and data shapes, the capability check, and the
+"""The device decision from simulated NVML answers and data shapes, the capability check, and the
 GPU-error fallback ladder."""
 
 import signal
@@ -12,11 +12,11 @@ import pytest
 from numerflow.config.models import LightGBMParams, ProgramInputParams
 from numerflow.gpu import capability as capability_module
 from numerflow.gpu.capability import Capability, check_capability, run_child
-from numerflow.gpu.errors import is_gpu_error
+from numerflow.gpu.decision import GpuRequiredError, decide, gpu_required
 from numerflow.gpu.probe import GIB, probe_gpus
 from numerflow.gpu.report import parse_size
-from numerflow.gpu.tiers import GpuRequiredError, TierStep, decide, gpu_required
 from numerflow.gpu.vram import BUILT_IN, TrainingShape
+from numerflow.train.device import FallbackStep, is_gpu_error
 from numerflow.train.fit import fit_fold_on_ladder
 from numerflow.train.folds import make_folds
 from tests.conftest import opencl_driver_registered, prepare
@@ -48,14 +48,14 @@ def _decide(
 
 def test_no_library_or_no_device_trains_on_cpu() -> None:
     missing = _decide(FakeNvml([], init_error=OSError("NVML Shared Library Not Found")), capability=None)
-    assert missing.tier == "cpu" and "Shared Library Not Found" in missing.reason
-    assert missing.params.device_type == "cpu" and [s.tier for s in missing.ladder] == ["cpu"]
-    assert _decide(FakeNvml([]), capability=None).tier == "cpu"
+    assert missing.choice == "cpu" and "Shared Library Not Found" in missing.reason
+    assert missing.params.device_type == "cpu" and [s.name for s in missing.ladder] == ["cpu"]
+    assert _decide(FakeNvml([]), capability=None).choice == "cpu"
 
 
 def test_8gib_card_with_7_5_free_trains_the_full_v5_set_on_the_gpu() -> None:
     decision = _decide(FakeNvml([("RTX 4060", 8, 7.5)]))
-    assert decision.tier == "gpu" and decision.params.device_type == "gpu"
+    assert decision.choice == "gpu" and decision.params.device_type == "gpu"
     assert decision.era_stride is None and decision.max_features is None  # all rows, all features
     assert decision.shape == FULL_V5
     assert decision.vram.fitted_bytes <= 7.5 * GIB * 0.9
@@ -65,7 +65,7 @@ def test_8gib_card_with_7_5_free_trains_the_full_v5_set_on_the_gpu() -> None:
 
 def test_3gib_free_gets_a_reduced_shape_that_the_estimate_says_fits() -> None:
     decision = _decide(FakeNvml([("RTX 4060", 8, 3)]))
-    assert decision.tier == "gpu" and decision.era_stride == 2 and decision.max_features is None
+    assert decision.choice == "gpu" and decision.era_stride == 2 and decision.max_features is None
     fit = decision.vram
     assert fit.needed_bytes > fit.budget_bytes >= fit.fitted_bytes
     assert BUILT_IN["gpu"].estimate(decision.shape) == fit.fitted_bytes
@@ -85,39 +85,41 @@ def test_too_little_vram_cuts_features_after_rows_then_gives_up() -> None:
     assert cut.era_stride == 2 and FULL_V5.features // 2 <= cut.max_features < FULL_V5.features
     assert cut.vram.fitted_bytes <= cut.vram.budget_bytes
     hopeless = _decide(FakeNvml([("RTX 4060", 8, 1.0)]))
-    assert hopeless.tier == "cpu" and "does not fit" in hopeless.reason and "1.0 GiB free" in hopeless.reason
+    assert (
+        hopeless.choice == "cpu" and "does not fit" in hopeless.reason and "1.0 GiB free" in hopeless.reason
+    )
     with pytest.raises(GpuRequiredError, match=r"1\.0 GiB free"):
         _decide(FakeNvml([("RTX 4060", 8, 1.0)]), required=True)
 
 
 def test_when_too_big_cpu_trains_on_the_cpu_instead_of_reducing() -> None:
     decision = _decide(FakeNvml([("RTX 4060", 8, 3)]), program=_program(when_too_big="cpu"))
-    assert decision.tier == "cpu" and decision.era_stride is None
+    assert decision.choice == "cpu" and decision.era_stride is None
     assert "gpu.when_too_big is cpu" in decision.reason and "3.0 GiB free" in decision.reason
 
 
 def test_the_demo_shape_trains_on_the_cpu_under_auto() -> None:
     nvml = FakeNvml([("H100", 80, 79)])
     auto = _decide(nvml, shape=DEMO)
-    assert auto.tier == "cpu" and "break-even" in auto.reason and "1.12e+06 cells" in auto.reason
-    assert _decide(nvml, shape=DEMO, program=_program(device="gpu")).tier == "gpu"  # asked for: granted
-    assert _decide(nvml, shape=DEMO, required=True).tier == "gpu"  # a required GPU is used
+    assert auto.choice == "cpu" and "break-even" in auto.reason and "1.12e+06 cells" in auto.reason
+    assert _decide(nvml, shape=DEMO, program=_program(device="gpu")).choice == "gpu"  # asked for: granted
+    assert _decide(nvml, shape=DEMO, required=True).choice == "gpu"  # a required GPU is used
     lowered = _decide(nvml, shape=DEMO, program=_program(min_gpu_cells=1e6))
-    assert lowered.tier == "gpu"  # a calibrated break-even from the config
+    assert lowered.choice == "gpu"  # a calibrated break-even from the config
 
 
 def test_device_cpu_and_cuda() -> None:
     nvml = FakeNvml([("RTX 4060", 8, 7.5)])
-    assert _decide(nvml, program=_program(device="cpu")).tier == "cpu"
+    assert _decide(nvml, program=_program(device="cpu")).choice == "cpu"
     cuda = _decide(nvml, program=_program(device="cuda"))
-    assert cuda.tier == "cuda" and cuda.params.device_type == "cuda" and cuda.params.gpu_device_id == 0
+    assert cuda.choice == "cuda" and cuda.params.device_type == "cuda" and cuda.params.gpu_device_id == 0
     assert BUILT_IN["cuda"].estimate(FULL_V5) > BUILT_IN["gpu"].estimate(FULL_V5)  # 1 byte a cell, not 4 bits
 
 
 def test_ladder_steps_down_to_cpu_keeping_dataset_params() -> None:
     program = _program(params={"max_bin": 63, "gpu_use_dp": True})
     decision = _decide(FakeNvml([("RTX 4060", 8, 7.5)]), program=program)
-    assert [s.tier for s in decision.ladder] == ["gpu", "cpu"]
+    assert [s.name for s in decision.ladder] == ["gpu", "cpu"]
     assert decision.params.gpu_use_dp and decision.params.max_bin == 63  # pinned for the GPU
     assert {s.params.max_bin for s in decision.ladder} == {63}  # data is binned once
     cpu = decision.ladder[-1].params
@@ -143,15 +145,15 @@ def test_mig_slices_are_devices_with_their_own_memory() -> None:
     nvml = FakeNvml([("A100", 80, 70)], mig={0: [(10, 9.5), (20, 1.0)]})
     probe = probe_gpus(nvml, visible=None)
     assert [(d.uuid, d.mig) for d in probe.devices] == [("MIG-0-0", True), ("MIG-0-1", True)]
-    assert decide(PROGRAM, probe, OK, False, FULL_V5).tier == "gpu"
+    assert decide(PROGRAM, probe, OK, False, FULL_V5).choice == "gpu"
     only_small = probe_gpus(nvml, visible="MIG-0-1")
-    assert decide(PROGRAM, only_small, OK, False, FULL_V5).tier == "cpu"  # 1 GiB holds no fold
+    assert decide(PROGRAM, only_small, OK, False, FULL_V5).choice == "cpu"  # 1 GiB holds no fold
 
 
 def test_lightgbm_without_gpu_support_falls_back_or_fails_when_required() -> None:
     broken = Capability(ok=False, reason="cannot use the GPU: No OpenCL device found")
     decision = _decide(FakeNvml([("RTX 4060", 8, 7.5)]), capability=broken)
-    assert decision.tier == "cpu" and "No OpenCL device found" in decision.reason
+    assert decision.choice == "cpu" and "No OpenCL device found" in decision.reason
     with pytest.raises(GpuRequiredError, match=r"a GPU is required .* No OpenCL device found"):
         _decide(FakeNvml([("RTX 4060", 8, 7.5)]), capability=broken, required=True)
     with pytest.raises(GpuRequiredError, match="NVML Shared Library Not Found"):
@@ -207,7 +209,7 @@ def test_a_capability_child_killed_by_sigsegv_means_the_cpu(
     assert not result.ok
     assert result.reason.startswith("cannot use the GPU: a test training on the GPU crashed with SIGSEGV")
     decision = decide(PROGRAM, probe, result, False, FULL_V5)
-    assert decision.tier == "cpu" and "crashed with SIGSEGV" in decision.reason
+    assert decision.choice == "cpu" and "crashed with SIGSEGV" in decision.reason
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason=POSIX_SIGNALS)
@@ -241,15 +243,15 @@ def test_a_gpu_error_in_one_fold_steps_down_and_is_recorded(version_dir: Path, t
     fold = make_folds(prepared.eras, 3, 4)[1]
     learner, error = ("cuda", "CUDA") if opencl_driver_registered() else ("gpu", "OpenCL")
     ladder = [
-        TierStep(tier="gpu", params=base.model_copy(update={"device_type": learner})),
-        # A lower rung with other dataset parameters trains on the bins as built.
-        TierStep(tier="cpu", params=base.model_copy(update={"max_bin": 15})),
+        FallbackStep(name="gpu", params=base.model_copy(update={"device_type": learner})),
+        # A lower step with other dataset parameters trains on the bins as built.
+        FallbackStep(name="cpu", params=base.model_copy(update={"max_bin": 15})),
     ]
     result = fit_fold_on_ladder(prepared, fold, "target", ladder, seed=1, models_dir=tmp_path / "models")
-    assert result.tier == "cpu" and result.device_type == "cpu"
+    assert result.step == "cpu" and result.device_type == "cpu"
     [step] = result.downgrades
     assert (step["from"], step["to"]) == ("gpu", "cpu") and error in step["error"]
     assert np.isfinite(lightgbm.Booster(model_file=str(result.model_path)).predict(frame.features[:5])).all()
 
-    with pytest.raises(lightgbm.basic.LightGBMError):  # the last rung's error is not swallowed
+    with pytest.raises(lightgbm.basic.LightGBMError):  # the last step's error is not swallowed
         fit_fold_on_ladder(prepared, fold, "target", ladder[:1], seed=1, models_dir=tmp_path / "m2")

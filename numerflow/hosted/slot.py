@@ -11,13 +11,15 @@ import pandas as pd
 from numerflow.hosted.build import PICKLE_NAME, PickleRecord, build_pickle, record_in_manifest
 from numerflow.hosted.check import CheckResult, check_pickle
 from numerflow.hosted.limits import Limits
-from numerflow.hosted.runtime import ensure_runtime, image_for
+from numerflow.hosted.runtime import ensure_runtime
 from numerflow.hosted.upload import PickleUpload, already_uploaded, upload_pickle_once
 from numerflow.numerai import ledger
 from numerflow.numerai.client import NumeraiClient
+from numerflow.numerai.images import image_for
 from numerflow.numerai.uploads import UploadOutcome
 from numerflow.runs.manifest import TrainedRun
-from numerflow.submit.steps import make_submission, predict_live
+from numerflow.submit.file import make_submission
+from numerflow.submit.live import predict_live
 
 BENCHMARKS_FILE = "live_benchmark_models.parquet"  # Numerai passes it as the second argument
 

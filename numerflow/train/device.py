@@ -1,8 +1,13 @@
-"""Which LightGBM errors come from the GPU (and so step a fold down to the next tier)."""
+"""The fallback ladder training runs on: each step says where it trains and with which
+parameters, and a LightGBM error from the GPU moves a fit to the next step, down to the CPU.
+Which step comes first is the device decision's (numerflow.gpu.decision)."""
 
 from __future__ import annotations
 
 import lightgbm
+from pydantic import BaseModel
+
+from numerflow.config.models import LightGBMParams
 
 GPU_ERROR_MARKERS = (
     "opencl",
@@ -14,6 +19,13 @@ GPU_ERROR_MARKERS = (
     "bad_alloc",
     "memory allocation",
 )
+
+
+class FallbackStep(BaseModel):
+    """One step of the fallback ladder: where it trains and with what."""
+
+    name: str  # gpu, cuda or cpu; manual or manual-cpu for model_params.yaml as written
+    params: LightGBMParams
 
 
 def is_gpu_error(exc: BaseException) -> bool:
