@@ -78,7 +78,7 @@ def imports(source: str, module: str, is_package: bool = False) -> list[tuple[in
             name = ".".join([*base, *([node.module] if node.module else [])])
             found.append((node.lineno, name))
             found += [(node.lineno, f"{name}.{alias.name}") for alias in node.names if name == "numerflow"]
-    return found
+    return sorted(found, key=lambda hit: hit[0])  # ast.walk goes breadth first: back to line order
 
 
 def upward(source: str, module: str, is_package: bool = False) -> list[str]:
