@@ -20,8 +20,8 @@ from numerflow.data import binned
 from numerflow.io import DiskFullError, atomic_path, write_yaml_atomic
 from numerflow.numerai import ledger
 from numerflow.numerai.uploads import UploadRequest, upload_once
+from numerflow.runs.folders import PLAN_FILE, start_run
 from numerflow.runs.manifest import Manifest, read_manifest, write_manifest
-from numerflow.runs.steps import PLAN_FILE, start_run
 from numerflow.train.foldcache import MARKER, FoldCache
 from numerflow.train.model_files import save_booster
 from tests.conftest import prepare

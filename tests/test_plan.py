@@ -207,3 +207,36 @@ def test_the_plan_and_its_output_carry_canonical_parameters(config_dir: Path, sy
     output = yaml.safe_load((paths.run_dir / plan.output.run_file).read_text(encoding="utf-8"))
     assert output["slots"]["tuned"]["params"] == tuned.params.model_dump(mode="json")
     assert output["slots"]["plain"]["params"]["num_iterations"] == plain.params.num_iterations
+
+
+def test_the_device_is_decided_once_on_the_device_free_plans_shape(
+    config_dir: Path, synth_root: Path, version_dir: Path
+) -> None:
+    from numerflow.data.files import training_eras
+    from numerflow.data.rows import SelectedRows
+    from numerflow.runs.device import decide_device, training_shape
+    from numerflow.runs.folders import start_run
+
+    _write_training(config_dir, models=["a", {"name": "b", "max_features": 5}])
+    config = load_config(config_dir, {"training.data.dir": str(synth_root)})
+    device_free = resolve_plan(config, "v5.2")
+    assert device_free.decision is None and all(slot.ladder == [] for slot in device_free.slots)
+    with pytest.raises(ValueError, match="slot a: the device is not decided yet"):
+        device_free.slot("a").data_key()  # needs the parameters the decision gives
+    with pytest.raises(ValueError, match="not decided yet"):
+        start_run(device_free)
+
+    shape = training_shape(device_free)  # the widest slot, the configured rows, before any feature is read
+    train = version_dir / "train.parquet"
+    stride = config.training.data.era_stride
+    assert shape.rows == len(SelectedRows(train, training_eras(train, stride, None).tolist()))
+    assert shape.features == len(device_free.slot("a").features) > len(device_free.slot("b").features) == 5
+    n_folds = config.training.folds.n_folds
+    assert (shape.era_stride, shape.train_fraction) == (stride, (n_folds - 1) / n_folds)
+
+    plan = apply_decision(device_free, decide_device(device_free, probe_gpus(FakeNvml([]), visible=None)))
+    assert plan.decision is not None and plan.decision.choice == "cpu" and plan.decision.shape == shape
+    assert plan.device_policy == device_free.device_policy  # what the final model and Dask workers reuse
+    for slot in plan.slots:
+        assert [step.name for step in slot.ladder] == ["cpu"] and slot.params.device_type == "cpu"
+        assert slot.params == slot.recipe_params.model_copy(update={"device_type": "cpu"})
