@@ -255,3 +255,15 @@ def test_a_gpu_error_in_one_fold_steps_down_and_is_recorded(version_dir: Path, t
 
     with pytest.raises(lightgbm.basic.LightGBMError):  # the last step's error is not swallowed
         fit_fold_on_ladder(prepared, fold, "target", ladder[:1], seed=1, models_dir=tmp_path / "m2")
+
+
+def test_results_recorded_before_the_rename_still_read_their_step() -> None:
+    """Fold-cache records and manifests written before "tier" became "step" keep their value."""
+    from numerflow.train.final import FinalResult
+    from numerflow.train.fit import FoldResult
+
+    common = {"target": "target", "model_path": "m.txt", "seconds": 1.0, "device_type": "gpu"}
+    old_fold = {**common, "fold": 0, "oof_path": "o.parquet", "train_rows": 2, "validation_rows": 1}
+    assert FoldResult.model_validate({**old_fold, "tier": "gpu"}).step == "gpu"
+    assert FinalResult.model_validate({**common, "rows": 3, "tier": "cpu"}).step == "cpu"
+    assert FoldResult.model_validate({**old_fold, "step": "cuda"}).model_dump()["step"] == "cuda"
