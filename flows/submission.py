@@ -19,6 +19,7 @@ from prefect.states import Failed
 from flows.expected import fails_cleanly
 from flows.naming import parent_run_name, rename_run
 from numerflow.config.models import NumeraiConfig
+from numerflow.hosted.check import PickleRefused
 from numerflow.hosted.steps import submit_hosted
 from numerflow.numerai.blocks import load_credentials
 from numerflow.numerai.client import NumeraiClient
@@ -111,9 +112,10 @@ def submission_flow(
             reason = f"{type(exc).__name__}: {exc}"
             logger.error("model slot %s: no submission: %s", slot.name, reason)
             entry = SlotSubmission(slot=slot.name, submit_as=slot.submit_as, error=reason)
+            # A refused pickle is no upload given up: the slot fails and the failed-run alert says why
             slot_uploads = (
                 [UploadOutcome(model=slot.submit_as, status="failed", detail=f"slot {slot.name}: {reason}")]
-                if slot.submit_as and uploading
+                if slot.submit_as and uploading and not isinstance(exc, PickleRefused)
                 else []
             )
         entries.append(entry)
