@@ -202,8 +202,8 @@ def _live_file(
 def upload_failure_state(outcome: SubmissionOutcome) -> State | None:
     """For uploads given up: one `numerflow.upload.given-up` event per model (the alert) and
     the run's final state, Failed but named UploadGivenUp so the failed-run alert stays quiet.
-    A slot that could not be predicted without an upload to give up (a dry run) fails the run
-    plainly, naming the slot."""
+    A slot that failed without an upload to give up (a dry run, a pickle the check refused) fails
+    the run plainly, naming the slot: the failed-run alert."""
     failed = [u for u in outcome.uploads if u.status == "failed"]
     if not failed:
         broken = outcome.failed_slots()

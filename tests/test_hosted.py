@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from benchmarks.repeated_trees import repeat_trees
 from numerflow.config import ConfigError, load_config
 from numerflow.config.models import SlotConfig
 from numerflow.hosted import runtime as hosted_runtime
@@ -101,6 +102,20 @@ def test_pickle_predicts_what_submit_submits(
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert probe.stdout.split() == [pins["pandas"], "True"]
+
+
+def test_repeated_trees_load_and_scale_the_models_scores(trained: TrainedRun, version_dir: Path) -> None:
+    """The benchmark's proxy for a bigger model: the trees repeated, renumbered, loadable, and its
+    raw scores the original's times the copies (so its ranked predictions are the original's)."""
+    text = trained.models["target"][0].read_text(encoding="utf-8")
+    original = lgb.Booster(model_str=text)
+    grown = lgb.Booster(model_str=repeat_trees(text, 3))
+    features = pd.read_parquet(version_dir / "live.parquet", columns=trained.feature_names).to_numpy(
+        np.float32
+    )
+    assert grown.num_trees() == 3 * original.num_trees()
+    np.testing.assert_allclose(grown.predict(features), 3 * original.predict(features), rtol=1e-12)
+    assert repeat_trees(text, 1) == text
 
 
 # -- pickles Numerai would refuse, refused here before any upload ----------------------------
