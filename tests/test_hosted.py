@@ -145,8 +145,9 @@ def test_a_broken_pickle_is_refused_naming_the_cause(
 ) -> None:
     source, cause = REFUSED[case]
     path = write(by_value(source), tmp_path / PICKLE_NAME)
-    with pytest.raises(PickleRefused, match=cause.replace("[", r"\[")):
+    with pytest.raises(PickleRefused, match=cause.replace("[", r"\[")) as refused:
         check_pickle(path, runtime, version_dir / "live.parquet", submitted_predictions(submitted))
+    assert refused.value.cause == "runner"  # as Numerai's runner would fail it
 
 
 HOG = "def predict(live, bench):\n    hog = np.ones(300_000_000)\n    return hog"  # 2.4 GB
@@ -169,9 +170,10 @@ def test_over_the_memory_limit_is_refused(
     (no `resource`) it is the only one."""
     path = write(by_value(HOG), tmp_path / PICKLE_NAME)
     limits = Limits(memory_bytes=int(1.5 * GIB))
-    with pytest.raises(PickleRefused, match=r"over the memory limit of 1\.5 GiB"):
+    with pytest.raises(PickleRefused, match=r"over the memory limit of 1\.5 GiB") as refused:
         check_pickle(path, runtime, version_dir / "live.parquet", submitted_predictions(submitted), None,
                      limits, posix=posix)  # fmt: skip
+    assert refused.value.cause == "memory"
 
 
 @pytest.mark.slow
@@ -179,9 +181,10 @@ def test_over_the_time_limit_is_refused(
     submitted: Path, version_dir: Path, runtime: Path, tmp_path: Path
 ) -> None:
     path = write(by_value(SLEEPER), tmp_path / PICKLE_NAME)
-    with pytest.raises(PickleRefused, match="over the time limit: no answer within 8 s"):
+    with pytest.raises(PickleRefused, match="over the time limit: no answer within 8 s") as refused:
         check_pickle(path, runtime, version_dir / "live.parquet", submitted_predictions(submitted), None,
                      Limits(timeout_s=8))  # fmt: skip
+    assert refused.value.cause == "time"
 
 
 def test_a_python_numerai_does_not_run_is_refused_up_front() -> None:

@@ -67,7 +67,7 @@ def check_pickle(
         where = f"{pickle_path.name} in Numerai's Python {_python(report)} runtime ({limits.describe()})"
         if finished.timed_out:
             raise PickleRefused(
-                f"{where}: over the time limit: no answer within {limits.timeout_s:.0f} s; Numerai stops a "
+                f"{where}: over the time limit: no answer within {limits.timeout_s:g} s; Numerai stops a "
                 "run at 10 minutes: use fewer trees or features for this slot",
                 "time",
             )
