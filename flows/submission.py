@@ -19,6 +19,7 @@ from prefect.states import Failed
 from flows.expected import fails_cleanly
 from flows.naming import parent_run_name, rename_run
 from numerflow.config.models import NumeraiConfig
+from numerflow.hosted.check import PickleRefused
 from numerflow.hosted.slot import submit_hosted
 from numerflow.numerai.blocks import load_credentials
 from numerflow.numerai.client import NumeraiClient, make_client
@@ -107,9 +108,10 @@ def submission_flow(
             reason = f"{type(exc).__name__}: {exc}"
             logger.error("model slot %s: no submission: %s", slot.name, reason)
             entry = SlotSubmission(slot=slot.name, submit_as=slot.submit_as, error=reason)
+            # A refused pickle is no upload given up: the slot fails and the failed-run alert says why
             slot_uploads = (
                 [UploadOutcome(model=slot.submit_as, status="failed", detail=f"slot {slot.name}: {reason}")]
-                if slot.submit_as and uploading
+                if slot.submit_as and uploading and not isinstance(exc, PickleRefused)
                 else []
             )
         entries.append(entry)
@@ -196,8 +198,8 @@ def _live_file(
 def upload_failure_state(outcome: SubmissionOutcome) -> State | None:
     """For uploads given up: one `numerflow.upload.given-up` event per model (the alert) and
     the run's final state, Failed but named UploadGivenUp so the failed-run alert stays quiet.
-    A slot that could not be predicted without an upload to give up (a dry run) fails the run
-    plainly, naming the slot."""
+    A slot that failed without an upload to give up (a dry run, a pickle the check refused) fails
+    the run plainly, naming the slot: the failed-run alert."""
     failed = [u for u in outcome.uploads if u.status == "failed"]
     if not failed:
         broken = outcome.failed_slots()

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from benchmarks.repeated_trees import repeat_trees
 from numerflow.config import ConfigError, load_config
 from numerflow.config.models import SlotConfig
 from numerflow.hosted.build import PICKLE_NAME
@@ -105,6 +106,20 @@ def test_pickle_predicts_what_submit_submits(
     assert probe.stdout.split() == [pins["pandas"], "True"]
 
 
+def test_repeated_trees_load_and_scale_the_models_scores(trained: TrainedRun, version_dir: Path) -> None:
+    """The benchmark's proxy for a bigger model: the trees repeated, renumbered, loadable, and its
+    raw scores the original's times the copies (so its ranked predictions are the original's)."""
+    text = trained.models["target"][0].read_text(encoding="utf-8")
+    original = lgb.Booster(model_str=text)
+    grown = lgb.Booster(model_str=repeat_trees(text, 3))
+    features = pd.read_parquet(version_dir / "live.parquet", columns=trained.feature_names).to_numpy(
+        np.float32
+    )
+    assert grown.num_trees() == 3 * original.num_trees()
+    np.testing.assert_allclose(grown.predict(features), 3 * original.predict(features), rtol=1e-12)
+    assert repeat_trees(text, 1) == text
+
+
 # -- pickles Numerai would refuse, refused here before any upload ----------------------------
 REFUSED = {
     "numerflow module": (  # a helper from the local project is pickled by reference
@@ -132,8 +147,9 @@ def test_a_broken_pickle_is_refused_naming_the_cause(
 ) -> None:
     source, cause = REFUSED[case]
     path = write(by_value(source), tmp_path / PICKLE_NAME)
-    with pytest.raises(PickleRefused, match=cause.replace("[", r"\[")):
+    with pytest.raises(PickleRefused, match=cause.replace("[", r"\[")) as refused:
         check_pickle(path, runtime, version_dir / "live.parquet", submitted_predictions(submitted))
+    assert refused.value.cause == "runner"  # as Numerai's runner would fail it
 
 
 HOG = "def predict(live, bench):\n    hog = np.ones(300_000_000)\n    return hog"  # 2.4 GB
@@ -156,9 +172,10 @@ def test_over_the_memory_limit_is_refused(
     (no `resource`) it is the only one."""
     path = write(by_value(HOG), tmp_path / PICKLE_NAME)
     limits = Limits(memory_bytes=int(1.5 * GIB))
-    with pytest.raises(PickleRefused, match=r"over the memory limit of 1\.5 GiB"):
+    with pytest.raises(PickleRefused, match=r"over the memory limit of 1\.5 GiB") as refused:
         check_pickle(path, runtime, version_dir / "live.parquet", submitted_predictions(submitted), None,
                      limits, posix=posix)  # fmt: skip
+    assert refused.value.cause == "memory"
 
 
 @pytest.mark.slow
@@ -166,9 +183,10 @@ def test_over_the_time_limit_is_refused(
     submitted: Path, version_dir: Path, runtime: Path, tmp_path: Path
 ) -> None:
     path = write(by_value(SLEEPER), tmp_path / PICKLE_NAME)
-    with pytest.raises(PickleRefused, match="over the time limit: no answer within 8 s"):
+    with pytest.raises(PickleRefused, match="over the time limit: no answer within 8 s") as refused:
         check_pickle(path, runtime, version_dir / "live.parquet", submitted_predictions(submitted), None,
                      Limits(timeout_s=8))  # fmt: skip
+    assert refused.value.cause == "time"
 
 
 def test_a_python_numerai_does_not_run_is_refused_up_front() -> None:

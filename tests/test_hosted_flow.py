@@ -1,6 +1,7 @@
 """A `model_upload` slot through the real flows, a real Prefect server and the fake Numerai API:
 the weekly run uploads its checked pickle (never predictions), the per-round flow does not upload
-it again, and watches Numerai's run of it, alerting once when it failed."""
+it again, and watches Numerai's run of it, alerting once when it failed; a pickle the check
+refuses fails the run plainly (the failed-run alert), not as an upload given up."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from prefect.client.schemas.objects import StateType
 from typer.testing import CliRunner
 
 from cli.main import app
 from flows.submit import submit_flow
 from flows.weekly import weekly_flow
 from numerflow.config import load_config
-from numerflow.hosted import watch
+from numerflow.hosted import check, watch
 from numerflow.hosted.build import PICKLE_NAME
+from numerflow.hosted.limits import Limits
 from numerflow.hosted.status import hosted_lines, hosted_status
 from numerflow.numerai import ledger
 from numerflow.numerai.blocks import NumeraiCredentials
@@ -118,3 +121,19 @@ def test_the_pickle_command_builds_and_checks_without_uploading(
     assert diff < 1e-6 and len(fake.hosted.creates) == creates  # checked, nothing uploaded
     missing = CliRunner().invoke(app, ["pickle", "--model", "never_trained", *pairs])
     assert missing.exit_code == 1 and "never_trained: no trained run" in missing.output
+
+
+@pytest.mark.slow
+def test_a_refused_pickle_fails_the_run_naming_the_cause_and_uploads_nothing(
+    hosted: dict, fake: FakeNumerai, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Last in the module: it adds a run of Numerai's that succeeded. The time limit is lowered so
+    the real check refuses the pickle; `force` builds and checks it again."""
+    monkeypatch.setattr(check, "Limits", lambda: Limits(timeout_s=0.05))
+    fake.hosted.add_trigger(MODEL_ID, "Success")  # Numerai's run of the uploaded pickle is fine
+    creates = len(fake.hosted.creates)
+    state = submit_flow(overrides=hosted["overrides"], force=True, return_state=True)
+    # a plain Failed raises the failed-run alert; UploadGivenUp would raise the upload alert instead
+    assert state.type == StateType.FAILED and state.name == "Failed" != UPLOAD_GIVEN_UP_STATE
+    assert "my_model: PickleRefused" in state.message and "over the time limit" in state.message
+    assert len(fake.hosted.creates) == creates and fake.submissions == []

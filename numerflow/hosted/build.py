@@ -45,8 +45,8 @@ def _by_value() -> Iterator[None]:
 
 def write_pickle(function: Any, path: Path) -> None:
     """Write `function` with cloudpickle, atomically."""
-    with _by_value(), atomic_path(path) as tmp:
-        tmp.write_bytes(cloudpickle.dumps(function))
+    with _by_value(), atomic_path(path) as tmp, tmp.open("wb") as handle:
+        cloudpickle.dump(function, handle)  # streamed: a big slot's model strings are not copied again
 
 
 def build_pickle(

@@ -19,7 +19,12 @@ AGREEMENT = 1e-6  # largest |difference| allowed between the pickle's and numerf
 
 
 class PickleRefused(ValueError):
-    """The pickle would fail on Numerai: it is not uploaded."""
+    """The pickle would fail on Numerai: it is not uploaded. `cause`: time, memory, runner (load,
+    call or result, as Numerai's runner checks them) or agreement."""
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class CheckResult(BaseModel):
@@ -62,17 +67,23 @@ def check_pickle(
         where = f"{pickle_path.name} in Numerai's Python {_python(report)} runtime ({limits.describe()})"
         if finished.timed_out:
             raise PickleRefused(
-                f"{where}: over the time limit: no answer within {limits.timeout_s:.0f} s; Numerai stops a "
-                "run at 10 minutes: use fewer trees or features for this slot"
+                f"{where}: over the time limit: no answer within {limits.timeout_s:g} s; Numerai stops a "
+                "run at 10 minutes: use fewer trees or features for this slot",
+                "time",
             )
-        if finished.memory_killed or (report and report.get("stage") == "memory") or _out_of_memory(finished):
+        if (
+            finished.memory_killed
+            or (report and report.get("stage") == "memory")
+            or _out_of_memory(finished, report)
+        ):
             raise PickleRefused(
                 f"{where}: over the memory limit of {limits.memory_bytes / GIB:.3g} GiB; Numerai's machine "
-                "has 4 GB: use fewer trees or features for this slot"
+                "has 4 GB: use fewer trees or features for this slot",
+                "memory",
             )
         if report is None or not report.get("ok"):
             reason = report["reason"] if report else f"exit {finished.returncode}: {finished.stderr[-600:]}"
-            raise PickleRefused(f"{where}: {reason}{_advice(reason)}")
+            raise PickleRefused(f"{where}: {reason}{_advice(reason)}", "runner")
         produced = pd.read_parquet(out).iloc[:, 0]
     peak = finished.peak_memory_bytes or report.get("peak_memory_bytes")
     diff = _agreement(produced, expected, where)
@@ -94,20 +105,24 @@ def _agreement(produced: pd.Series, expected: pd.Series, where: str) -> float:
     if len(missing) or len(produced) != len(expected):
         raise PickleRefused(
             f"{where}: predicted {len(produced)} rows for {len(expected)} live ids "
-            f"({len(missing)} ids missing, e.g. {list(missing[:3])})"
+            f"({len(missing)} ids missing, e.g. {list(missing[:3])})",
+            "agreement",
         )
     diff = float(np.max(np.abs(produced.loc[expected.index].to_numpy() - expected.to_numpy())))
     if not diff < AGREEMENT:
         raise PickleRefused(
             f"{where}: its predictions differ from numerflow's own by up to {diff:.3g} "
-            f"(allowed {AGREEMENT:g}): the pickle does not compute what `numerflow submit` would submit"
+            f"(allowed {AGREEMENT:g}): the pickle does not compute what `numerflow submit` would submit",
+            "agreement",
         )
     return diff
 
 
-def _out_of_memory(finished: Finished) -> bool:
-    stderr = finished.stderr
-    return "MemoryError" in stderr or "std::bad_alloc" in stderr or "Cannot allocate memory" in stderr
+def _out_of_memory(finished: Finished, report: dict | None) -> bool:
+    """A failed allocation, in the child's stderr or in the error the runner caught (LightGBM
+    reports its C++ `std::bad_alloc` as a LightGBMError; Arrow as ArrowMemoryError)."""
+    text = finished.stderr + ((report or {}).get("reason") or "")
+    return any(sign in text for sign in ("MemoryError", "bad_alloc", "Cannot allocate memory"))
 
 
 def _python(report: dict | None) -> str:

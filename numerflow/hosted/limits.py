@@ -36,7 +36,7 @@ class Limits:
     timeout_s: float = 600.0
 
     def describe(self) -> str:
-        return f"{self.cpus} CPU, {self.memory_bytes / GIB:.3g} GiB, {self.timeout_s:.0f} s"
+        return f"{self.cpus} CPU, {self.memory_bytes / GIB:.3g} GiB, {self.timeout_s:g} s"
 
 
 @dataclass(frozen=True)
