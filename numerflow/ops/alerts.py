@@ -53,6 +53,10 @@ EVENT_UPLOAD_GIVEN_UP = "numerflow.upload.given-up"
 EVENT_LIVE_DECAY = "numerflow.live.decay"
 
 
+_EVENT_STATE = "{{ event.resource['prefect.state-name'] }}"
+_EVENT_MESSAGE = "{{ event.resource['prefect.state-message'] }}"
+
+
 @dataclass
 class AlertsReport:
     changed: list[str] = field(default_factory=list)
@@ -121,13 +125,16 @@ def automations(config: AlertsConfig, block_document_id: Any) -> list[Automation
                 threshold=1,
             ),
             actions=[
+                # The state named in the event, not the run's state when the message is sent:
+                # after a server restart the server may hold the event for up to 15 minutes
+                # (PRECEDING_EVENT_LOOKBACK in prefect/server/events/ordering), and a run marked
+                # Crashed by the zombie automation may have ended Completed meanwhile.
                 SendNotification(
                     block_document_id=block_document_id,
-                    subject="numerflow: {{ flow_run.name }} {{ flow_run.state.name }}",
+                    subject="numerflow: {{ flow_run.name }} " + _EVENT_STATE,
                     body=(
-                        "numerflow run {{ flow_run.name }} ({{ flow.name }}) ended "
-                        "{{ flow_run.state.name }}.\n"
-                        "Error: {{ flow_run.state.message }}\n"
+                        "numerflow run {{ flow_run.name }} ({{ flow.name }}) ended " + _EVENT_STATE + ".\n"
+                        "Error: " + _EVENT_MESSAGE + "\n"
                         f"{link}" + "{{ flow_run.id }}"
                     ),
                 )
@@ -188,7 +195,9 @@ def automations(config: AlertsConfig, block_document_id: Any) -> list[Automation
         ),
         Automation(
             name=ZOMBIE,
-            description="A numerflow run stopped sending heartbeats: its worker or machine died.",
+            description=(
+                "A numerflow run sent no heartbeat in time: its worker or machine died or the server was down"
+            ),
             trigger=EventTrigger(
                 after={"prefect.flow-run.heartbeat"},
                 expect={
@@ -210,7 +219,7 @@ def automations(config: AlertsConfig, block_document_id: Any) -> list[Automation
                     state=StateType.CRASHED,
                     message=(
                         f"no heartbeat for {config.zombie_after_minutes:g} minutes: "
-                        "the worker or machine died"
+                        "the worker or machine died, or the Prefect server was down that long"
                     ),
                 )
             ],
