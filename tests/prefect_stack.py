@@ -29,6 +29,7 @@ class PrefectStack:
             "PREFECT_SERVER_DATABASE_CONNECTION_URL": self.database_url,
         }
         self._group = ProcessGroup(home, cwd, self.env)
+        self._server: subprocess.Popen | None = None
 
     def start(self) -> PrefectStack:
         self.start_server()
@@ -43,7 +44,9 @@ class PrefectStack:
             code = "from tests.prefect_stack import serve_with_lookback as serve; serve({})"
             code = code.format(preceding_event_lookback_s)
             command = ["python", "-c", code, *command[1:]]
-        self._server = server = self._group.spawn("server", command)
+        # A restart logs to its own file, keeping the killed server's log.
+        name = "server" if self._server is None else "server-restarted"
+        self._server = server = self._group.spawn(name, command)
         deadline = time.monotonic() + 180  # a fresh database's migrations, on a busy machine
         while time.monotonic() < deadline:
             assert server.poll() is None, "prefect server exited"
@@ -58,6 +61,7 @@ class PrefectStack:
 
     def kill_server(self) -> None:
         """Kill the server outright, as the OOM killer or a crash would: no shutdown of any kind."""
+        assert self._server is not None, "no server started"
         self._server.kill()
         self._server.wait(10)
 
