@@ -16,7 +16,8 @@ Incidents and their automation:
 - a model's live CORR or MMC decayed: the per-round flow emits `numerflow.live.decay` once
   per incident -> `numerflow-live-decay`;
 - a running flow without a heartbeat for `zombie_after_minutes` -> `numerflow-zombie-runs`
-  marks it Crashed, which `numerflow-run-failed` then reports.
+  marks it Crashed, which `numerflow-run-failed` then reports (also a run still alive after
+  the server was down that long: the message names the state of the event it reports).
 Messages carry names, rounds, models, errors and links; never credentials.
 """
 
@@ -51,6 +52,13 @@ EVENT_ROUND_STARTED = "numerflow.round.started"
 EVENT_UPLOAD_ACCEPTED = "numerflow.upload.accepted"
 EVENT_UPLOAD_GIVEN_UP = "numerflow.upload.given-up"
 EVENT_LIVE_DECAY = "numerflow.live.decay"
+# Longer than a concurrency lease's renewal (225 s into Prefect's 300 s lease) and than the 15
+# minutes a restarted server may hold a state change, so a run's second end is not reported.
+ONE_MESSAGE_PER_RUN_WITHIN = timedelta(hours=1)
+
+
+_EVENT_STATE = "{{ event.resource['prefect.state-name'] }}"
+_EVENT_MESSAGE = "{{ event.resource['prefect.state-message'] }}"
 
 
 @dataclass
@@ -113,21 +121,29 @@ def automations(config: AlertsConfig, block_document_id: Any) -> list[Automation
         Automation(
             name=RUN_FAILED,
             description="A numerflow run ended Failed or Crashed.",
+            # Once per run: a run marked Crashed by the zombie automation while its process
+            # lives on is Crashed again by its own engine when its concurrency lease, revoked
+            # by that marking or forgotten by a restarted server, fails to renew.
             trigger=EventTrigger(
                 expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
                 match={"prefect.resource.id": "prefect.flow-run.*"},
                 match_related=ours,
+                for_each={"prefect.resource.id"},
                 posture=Posture.Reactive,
                 threshold=1,
+                within=ONE_MESSAGE_PER_RUN_WITHIN,
             ),
             actions=[
+                # The state named in the event, not the run's state when the message is sent:
+                # after a server restart the server may hold the event for up to 15 minutes
+                # (PRECEDING_EVENT_LOOKBACK in prefect/server/events/ordering), and a run marked
+                # Crashed by the zombie automation may have ended Completed meanwhile.
                 SendNotification(
                     block_document_id=block_document_id,
-                    subject="numerflow: {{ flow_run.name }} {{ flow_run.state.name }}",
+                    subject="numerflow: {{ flow_run.name }} " + _EVENT_STATE,
                     body=(
-                        "numerflow run {{ flow_run.name }} ({{ flow.name }}) ended "
-                        "{{ flow_run.state.name }}.\n"
-                        "Error: {{ flow_run.state.message }}\n"
+                        "numerflow run {{ flow_run.name }} ({{ flow.name }}) ended " + _EVENT_STATE + ".\n"
+                        "Error: " + _EVENT_MESSAGE + "\n"
                         f"{link}" + "{{ flow_run.id }}"
                     ),
                 )
@@ -188,7 +204,9 @@ def automations(config: AlertsConfig, block_document_id: Any) -> list[Automation
         ),
         Automation(
             name=ZOMBIE,
-            description="A numerflow run stopped sending heartbeats: its worker or machine died.",
+            description=(
+                "A numerflow run sent no heartbeat in time: its worker or machine died or the server was down"
+            ),
             trigger=EventTrigger(
                 after={"prefect.flow-run.heartbeat"},
                 expect={
@@ -210,7 +228,7 @@ def automations(config: AlertsConfig, block_document_id: Any) -> list[Automation
                     state=StateType.CRASHED,
                     message=(
                         f"no heartbeat for {config.zombie_after_minutes:g} minutes: "
-                        "the worker or machine died"
+                        "the worker or machine died, or the Prefect server was down that long"
                     ),
                 )
             ],
