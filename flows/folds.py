@@ -13,21 +13,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
-from pathlib import Path
 
-from prefect import Flow, State, flow
+from prefect import Flow, State, flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 
 from flows.naming import parent_run_name
 from numerflow.config.models import ScaleOutConfig
-from numerflow.gpu.tiers import DevicePolicy
 from numerflow.progress import eta_seconds, percent
 from numerflow.runs.names import child_run_name
-from numerflow.runs.steps import FitSpec
 from numerflow.train.fit import FoldResult
-from numerflow.train.prepare import PreparedData
+from tasks.inputs import FoldJobs
 from tasks.progress import on_terminal
 from tasks.training import train_fold
 
@@ -45,6 +42,7 @@ class ClusterUnreachable(RuntimeError):
     """The configured Dask scheduler did not answer, or has no workers to train on."""
 
 
+@task(name="check-dask-cluster")
 def check_cluster(scale_out: ScaleOutConfig, timeout_s: float = 10) -> int | None:
     """Workers of the configured Dask cluster (None when training here), checked before any work.
 
@@ -65,6 +63,7 @@ def check_cluster(scale_out: ScaleOutConfig, timeout_s: float = 10) -> int | Non
         raise ClusterUnreachable(
             f"{where}: the scheduler has no workers; start `dask worker` on the training boxes"
         )
+    get_run_logger().info("training on the Dask cluster at %s (%d workers)", scale_out.dask_address, workers)
     return workers
 
 
@@ -78,24 +77,19 @@ def _holding(resources: dict[str, float]) -> AbstractContextManager[object]:
 
 
 def _run_name() -> str:
-    parameters = flow_run.parameters
-    where = "dask" if parameters["scale_out"].dask_address else "local"
-    return child_run_name(parent_run_name(), f"folds-{len(parameters['fits'])}-fits-{where}")
+    jobs: FoldJobs = flow_run.parameters["jobs"]
+    where = "dask" if jobs.scale_out.dask_address else "local"
+    return child_run_name(parent_run_name(), f"folds-{len(jobs.fits)}-fits-{where}")
 
 
 @flow(name="numerflow-train-folds", flow_run_name=_run_name)
-def train_folds_flow(
-    fits: list[FitSpec],
-    prepared: dict[str, PreparedData],
-    scale_out: ScaleOutConfig,
-    seed: int,
-    cache_dir: Path,
-    device_policy: DevicePolicy,
-) -> dict[str, FoldResult | str]:
+def train_folds_flow(jobs: FoldJobs) -> dict[str, FoldResult | str]:
     """Train every fold x target, here one after another or on the Dask cluster, and wait for all.
     Returns each fit's result, or the error that stopped it: a failed fit fails only the slots
     that need it, so the others still finish.
     """
+    fits, prepared, scale_out = jobs.fits, jobs.prepared, jobs.scale_out
+    seed, cache_dir = jobs.seed, jobs.cache_dir
     distributed = scale_out.dask_address is not None
     if not distributed:
         # In this thread, not a task runner's: once the main thread has run LightGBM (the
@@ -108,7 +102,7 @@ def train_folds_flow(
         return _collect_with_progress(states, len(fits))
     with _holding(scale_out.task_resources):
         futures = {
-            train_fold.submit(prepared[fit.data_key], fit, seed, cache_dir, device_policy): fit.key
+            train_fold.submit(prepared[fit.data_key], fit, seed, cache_dir, jobs.device_policy): fit.key
             for fit in fits
         }  # a worker decides the tier for its own GPU
     done = ((futures[future], _final_state(future)) for future in as_completed(list(futures)))

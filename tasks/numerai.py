@@ -9,6 +9,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from numerflow.config.models import DataConfig
 from numerflow.hosted.watch import watch_round
 from numerflow.numerai.client import NumeraiClient, RoundInfo
 from numerflow.ops.alerts import emit_upload_accepted
@@ -22,9 +23,17 @@ from numerflow.submit.steps import (
     live_path,
     make_submission,
     predict_live,
+    resolve_version,
     upload_for_models,
 )
 from tasks.progress import on_terminal
+
+
+@task(name="resolve-data-version", cache_policy=NO_CACHE)
+def resolve_data_version(data: DataConfig, client: NumeraiClient | None) -> str:
+    """The data version this run trains on: the configured one, or `latest` resolved (at Numerai,
+    or offline the newest local folder)."""
+    return resolve_version(data, client)
 
 
 @task(name="download-training-data", cache_policy=NO_CACHE)

@@ -12,16 +12,17 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from numerflow.data.memory import GIB
-from numerflow.gpu.probe import GpuProbe, probe_gpus
+from numerflow.gpu.probe import probe_gpus
 from numerflow.gpu.shape import fold_shape
 from numerflow.gpu.tiers import DevicePolicy, decision_for
 from numerflow.progress import ProgressReport, Throttled, fan_out, percent
 from numerflow.runs.final import FinalData, FinalModels, check_final_data, train_final_models
-from numerflow.runs.plan import RunPlan, SlotPlan, slot_ladder
-from numerflow.runs.steps import FitSpec, RunPaths, recipe_key
+from numerflow.runs.plan import slot_ladder
+from numerflow.runs.steps import FitSpec, recipe_key
 from numerflow.train.fit import FoldResult, fit_fold_on_ladder
 from numerflow.train.foldcache import FoldCache
 from numerflow.train.prepare import PreparedData, ensure_bins
+from tasks.inputs import DataGroup, FinalJob
 from tasks.progress import ARTIFACT_INTERVAL_S, on_terminal
 
 
@@ -92,11 +93,12 @@ def train_fold(
     return result
 
 
-@task(name="check-final-model", task_run_name="check-final-model-{slots[0].name}")
-def check_final_model(plan: RunPlan, slots: list[SlotPlan], probe: GpuProbe) -> FinalData:
+@task(name="check-final-model", task_run_name="check-final-model-{group.slots[0].name}")
+def check_final_model(group: DataGroup) -> FinalData:
     """Before any fold trains: the final model's rows fit this machine (or the run stops here,
     naming the settings), and where it will train."""
-    final = check_final_data(plan, slots, probe)
+    slots, probe = group.slots, group.run.probe
+    final = check_final_data(group.run.plan, slots, probe)
     logger = get_run_logger()
     memory = final.memory
     logger.info(
@@ -114,12 +116,13 @@ def check_final_model(plan: RunPlan, slots: list[SlotPlan], probe: GpuProbe) -> 
     return final
 
 
-@task(name="train-final-models", task_run_name="train-final-models-{slots[0].name}")
-def train_final_models_task(
-    plan: RunPlan, final: FinalData, slots: list[SlotPlan], paths: RunPaths
-) -> dict[str, FinalModels]:
-    """Bin the final rows once and train each recipe's targets on them (after validation)."""
+@task(name="train-final-models", task_run_name="train-final-models-{job.group.slots[0].name}")
+def train_final_models_task(job: FinalJob) -> dict[str, FinalModels]:
+    """Bin the final rows once and train each recipe's targets on them (after validation): each
+    of the group's slots' final models."""
     logger = get_run_logger()
+    final, slots = job.final, job.group.slots
+    plan, paths = job.group.run.plan, job.group.run.paths
     finals = train_final_models(
         plan,
         final,
