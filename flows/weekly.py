@@ -11,8 +11,9 @@ slot's stack, scores and submission.
 
 Configuration is read and validated first, so a bad file or override fails before any work;
 everything after the plan reads the plan, never the config (retention, at the very end, reads
-training.retention). A slot that fails does not stop the others: the run finishes them, then
-ends Failed naming the slots that failed.
+training.retention). Every step is a task or subflow, so the run's page in the UI shows each.
+A slot that fails does not stop the others: its stage and reason go into the run's typed outcome
+(`numerflow/runs/outcome.py`), the run finishes the others, then ends Failed naming it.
 Fold tasks run in a subflow on the task runner the plan picks: one at a time locally (LightGBM
 already uses every core), or fanned out to an existing Dask cluster (`flows/folds.py`).
 """
