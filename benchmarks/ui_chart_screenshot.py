@@ -54,20 +54,23 @@ FAST = {  # a few trees on the small data: the chart, not the model, is under te
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--out", type=Path, help="folder for the screenshots (default: a temp dir)")
-    parser.add_argument("--eras", type=int, default=240, help="eras of synthetic data")
-    args = parser.parse_args()
-    out = (args.out or Path(tempfile.mkdtemp(prefix="numerflow-ui-chart-"))).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-
-    with weekly_run_on_server(out, args.eras) as (base, run_dir):
+    out, eras = screenshot_args(__doc__, eras=240, prefix="numerflow-ui-chart-")
+    with weekly_run_on_server(out, eras) as (base, run_dir):
         shutil.copyfile(run_dir / "slots" / "main" / CHART_FILE, out / CHART_FILE)
         flow_run_id, artifact = _summary_artifact(f"{base}/api")
         _screenshots(base, flow_run_id, artifact, out)
     print(f"screenshots in {out}")
+
+
+def screenshot_args(doc: str | None, eras: int, prefix: str) -> tuple[Path, int]:
+    """The command line's --out folder (created; default a new temp dir) and --eras."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, help="folder for the screenshots (default: a temp dir)")
+    parser.add_argument("--eras", type=int, default=eras, help="eras of synthetic data")
+    args = parser.parse_args()
+    out = (args.out or Path(tempfile.mkdtemp(prefix=prefix))).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    return out, args.eras
 
 
 @contextmanager

@@ -14,29 +14,19 @@ About 2 minutes on 2 cores.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 
 from benchmarks.chromium import Browser
-from benchmarks.ui_chart_screenshot import RUN_GRAPH_S, weekly_run_on_server
+from benchmarks.ui_chart_screenshot import RUN_GRAPH_S, screenshot_args, weekly_run_on_server
 
 COMPLETED = "document.body.innerText.includes('Completed')"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--out", type=Path, help="folder for the screenshots (default: a temp dir)")
-    parser.add_argument("--eras", type=int, default=120, help="eras of synthetic data")
-    args = parser.parse_args()
-    out = (args.out or Path(tempfile.mkdtemp(prefix="numerflow-ui-tasks-"))).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    with weekly_run_on_server(out, args.eras) as (base, _):
+    out, eras = screenshot_args(__doc__, eras=120, prefix="numerflow-ui-tasks-")
+    with weekly_run_on_server(out, eras) as (base, _):
         flow_run_id = _steps(f"{base}/api")
         with Browser(width=1600, height=1400) as browser:
             # the run's graph names every task and subflow run; the Task Runs tab's list of this
