@@ -123,7 +123,7 @@ def upload_submissions(job: UploadJob, client: NumeraiClient | None) -> list[Upl
     logger = get_run_logger()
     outcomes = upload_for_models(
         job.work_dir,
-        client,
+        None if job.dry_run else client,
         job.model_ids,
         job.submission,
         job.round_number,
