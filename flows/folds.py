@@ -88,23 +88,16 @@ def train_folds_flow(jobs: FoldJobs) -> dict[str, FoldResult | str]:
     Returns each fit's result, or the error that stopped it: a failed fit fails only the slots
     that need it, so the others still finish.
     """
-    fits, prepared, scale_out = jobs.fits, jobs.prepared, jobs.scale_out
-    seed, cache_dir = jobs.seed, jobs.cache_dir
+    fits, scale_out = jobs.fits, jobs.scale_out
     distributed = scale_out.dask_address is not None
     if not distributed:
         # In this thread, not a task runner's: once the main thread has run LightGBM (the
         # binning), LightGBM's OpenMP threads ran about 6 times slower from a second Python thread
         # (2,000 trees on 13,500 x 15: 0.9 s here, 8 s from a pool thread, on 2 cores).
-        states = (
-            (fit.key, train_fold(prepared[fit.data_key], fit, seed, cache_dir, None, return_state=True))
-            for fit in fits
-        )
+        states = ((fit.key, train_fold(jobs.job(fit), return_state=True)) for fit in fits)
         return _collect_with_progress(states, len(fits))
     with _holding(scale_out.task_resources):
-        futures = {
-            train_fold.submit(prepared[fit.data_key], fit, seed, cache_dir, jobs.device_policy): fit.key
-            for fit in fits
-        }  # a worker decides the tier for its own GPU
+        futures = {train_fold.submit(jobs.job(fit)): fit.key for fit in fits}  # a worker decides its device
     done = ((futures[future], _final_state(future)) for future in as_completed(list(futures)))
     return _collect_with_progress(done, len(fits))
 

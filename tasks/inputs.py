@@ -76,6 +76,28 @@ class FoldJobs(Frozen):
     cache_dir: Path
     device_policy: DevicePolicy  # a Dask worker decides its own device with it
 
+    def job(self, fit: FitSpec) -> FoldJob:
+        """The fit as a task's input; on a Dask cluster with the policy its worker decides by."""
+        policy = self.device_policy if self.scale_out.dask_address else None
+        return FoldJob(
+            prepared=self.prepared[fit.data_key],
+            fit=fit,
+            seed=self.seed,
+            cache_dir=self.cache_dir,
+            worker_policy=policy,
+        )
+
+
+class FoldJob(Frozen):
+    """One fold x target to train on its group's bins; with a `worker_policy` the machine that
+    trains it (a Dask worker) decides its own device."""
+
+    prepared: PreparedData
+    fit: FitSpec
+    seed: int
+    cache_dir: Path | None = None
+    worker_policy: DevicePolicy | None = None
+
 
 class RunData(Frozen):
     """The run once its data are prepared: each group's bins and final-model check."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import socket
-from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -14,15 +13,15 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from numerflow.data.memory import GIB
 from numerflow.gpu.probe import probe_gpus
 from numerflow.gpu.shape import fold_shape
-from numerflow.gpu.tiers import DevicePolicy, decision_for
+from numerflow.gpu.tiers import decision_for
 from numerflow.progress import ProgressReport, Throttled, fan_out, percent
 from numerflow.runs.final import FinalData, FinalModels, check_final_data, train_final_models
 from numerflow.runs.plan import slot_ladder
-from numerflow.runs.steps import FitSpec, recipe_key
+from numerflow.runs.steps import recipe_key
 from numerflow.train.fit import FoldResult, fit_fold_on_ladder
 from numerflow.train.foldcache import FoldCache
-from numerflow.train.prepare import PreparedData, ensure_bins
-from tasks.inputs import DataGroup, FinalJob
+from numerflow.train.prepare import ensure_bins
+from tasks.inputs import DataGroup, FinalJob, FoldJob
 from tasks.progress import ARTIFACT_INTERVAL_S, on_terminal
 
 
@@ -43,19 +42,20 @@ def fold_progress(label: str) -> ProgressReport:
 
 @task(
     name="train-fold",
-    task_run_name="train-{fit.target}-fold-{fit.fold.index}",
+    task_run_name="train-{job.fit.target}-fold-{job.fit.fold.index}",
     retries=1,
     retry_delay_seconds=5,
 )
-def train_fold(
-    prepared: PreparedData,
-    fit: FitSpec,
-    seed: int,
-    cache_dir: Path | None = None,
-    worker_policy: DevicePolicy | None = None,
-) -> FoldResult:
+def train_fold(job: FoldJob) -> FoldResult:
     """Train one fold x target; with a `worker_policy`, the tier is decided here, on the machine
     that trains (a Dask worker), for its own GPU."""
+    prepared, fit, seed, cache_dir, worker_policy = (
+        job.prepared,
+        job.fit,
+        job.seed,
+        job.cache_dir,
+        job.worker_policy,
+    )
     logger = get_run_logger()
     where = f"{socket.gethostname()} pid {os.getpid()}"  # a Dask worker when scaled out
     if ensure_bins(prepared):
