@@ -1,6 +1,8 @@
 """The typed inputs of the weekly run's tasks: each task takes one of these, so a call names
-what it works on instead of a row of positional arguments. Pydantic models, so Prefect can hash
-them for task run names and they print readably in logs."""
+what it works on instead of a row of positional arguments. Task run names are formatted from
+their fields (`stack-and-score-{job.slot.name}`); the server records a task run's inputs only as
+references (`TaskRun.task_inputs`: results, parameters, constants), never their values. The fold
+subflow's input is a flow parameter, which the server stores, as its arguments were before."""
 
 from __future__ import annotations
 
