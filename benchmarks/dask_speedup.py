@@ -31,6 +31,7 @@ from numerflow.runs.fits import FitSpec, plan_fits, prepare_data
 from numerflow.runs.folders import start_run
 from numerflow.runs.plan import RunPlan, resolve_plan
 from numerflow.train.prepare import PreparedData
+from tasks.inputs import FoldJobs
 
 
 def main() -> None:
@@ -87,9 +88,15 @@ def on_cluster(
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True) as cluster:
         scale_out = plan.scale_out.model_copy(update={"dask_address": cluster.scheduler_address})
         started = time.perf_counter()
-        outcomes = fold_flow(scale_out)(
-            fits, prepared, scale_out, plan.seed, work / f"w{n_workers}", plan.device_policy
+        jobs = FoldJobs(
+            fits=fits,
+            prepared=prepared,
+            scale_out=scale_out,
+            seed=plan.seed,
+            cache_dir=work / f"w{n_workers}",
+            device_policy=plan.device_policy,
         )
+        outcomes = fold_flow(scale_out)(jobs)
         seconds = time.perf_counter() - started
     results = [r for r in outcomes.values() if not isinstance(r, str)]
     print(

@@ -26,6 +26,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -52,15 +54,30 @@ FAST = {  # a few trees on the small data: the chart, not the model, is under te
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--out", type=Path, help="folder for the screenshots (default: a temp dir)")
-    parser.add_argument("--eras", type=int, default=240, help="eras of synthetic data")
-    args = parser.parse_args()
-    out = (args.out or Path(tempfile.mkdtemp(prefix="numerflow-ui-chart-"))).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out, eras = screenshot_args(__doc__, eras=240, prefix="numerflow-ui-chart-")
+    with weekly_run_on_server(out, eras) as (base, run_dir):
+        shutil.copyfile(run_dir / "slots" / "main" / CHART_FILE, out / CHART_FILE)
+        flow_run_id, artifact = _summary_artifact(f"{base}/api")
+        _screenshots(base, flow_run_id, artifact, out)
+    print(f"screenshots in {out}")
 
+
+def screenshot_args(doc: str | None, eras: int, prefix: str) -> tuple[Path, int]:
+    """The command line's --out folder (created; default a new temp dir) and --eras."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, help="folder for the screenshots (default: a temp dir)")
+    parser.add_argument("--eras", type=int, default=eras, help="eras of synthetic data")
+    args = parser.parse_args()
+    out = (args.out or Path(tempfile.mkdtemp(prefix=prefix))).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    return out, args.eras
+
+
+@contextmanager
+def weekly_run_on_server(out: Path, eras: int) -> Iterator[tuple[str, Path]]:
+    """A throwaway Prefect server (private PREFECT_HOME in `out`, a free port) on which a weekly
+    run of `eras` eras of synthetic data has finished: its base URL and the run folder. The
+    server stops when the block ends."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -74,15 +91,11 @@ def main() -> None:
     server = ProcessGroup(out, REPO, env)
     try:
         server.spawn("server", ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)])
-        generate(out / "data", SynthSpec(eras=args.eras, rows_per_era=150, features=30, seed=7))
+        generate(out / "data", SynthSpec(eras=eras, rows_per_era=150, features=30, seed=7))
         _wait_healthy(f"{base}/api")
-        run_dir = _weekly_run(out, env)
-        shutil.copyfile(run_dir / "slots" / "main" / CHART_FILE, out / CHART_FILE)
-        flow_run_id, artifact = _summary_artifact(f"{base}/api")
-        _screenshots(base, flow_run_id, artifact, out)
+        yield base, _weekly_run(out, env)
     finally:
         server.stop()
-    print(f"screenshots in {out}")
 
 
 def _wait_healthy(api: str, timeout: float = 120) -> None:

@@ -13,21 +13,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
-from pathlib import Path
 
-from prefect import Flow, State, flow
+from prefect import Flow, State, flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 
 from flows.naming import parent_run_name
 from numerflow.config.models import ScaleOutConfig
-from numerflow.gpu.decision import DevicePolicy
 from numerflow.progress import eta_seconds, percent
-from numerflow.runs.fits import FitSpec
 from numerflow.runs.names import child_run_name
 from numerflow.train.fit import FoldResult
-from numerflow.train.prepare import PreparedData
+from tasks.inputs import FoldJobs
 from tasks.progress import on_terminal
 from tasks.training import train_fold
 
@@ -45,6 +42,7 @@ class ClusterUnreachable(RuntimeError):
     """The configured Dask scheduler did not answer, or has no workers to train on."""
 
 
+@task(name="check-dask-cluster")
 def check_cluster(scale_out: ScaleOutConfig, timeout_s: float = 10) -> int | None:
     """Workers of the configured Dask cluster (None when training here), checked before any work.
 
@@ -65,6 +63,7 @@ def check_cluster(scale_out: ScaleOutConfig, timeout_s: float = 10) -> int | Non
         raise ClusterUnreachable(
             f"{where}: the scheduler has no workers; start `dask worker` on the training boxes"
         )
+    get_run_logger().info("training on the Dask cluster at %s (%d workers)", scale_out.dask_address, workers)
     return workers
 
 
@@ -78,39 +77,27 @@ def _holding(resources: dict[str, float]) -> AbstractContextManager[object]:
 
 
 def _run_name() -> str:
-    parameters = flow_run.parameters
-    where = "dask" if parameters["scale_out"].dask_address else "local"
-    return child_run_name(parent_run_name(), f"folds-{len(parameters['fits'])}-fits-{where}")
+    jobs: FoldJobs = flow_run.parameters["jobs"]
+    where = "dask" if jobs.scale_out.dask_address else "local"
+    return child_run_name(parent_run_name(), f"folds-{len(jobs.fits)}-fits-{where}")
 
 
 @flow(name="numerflow-train-folds", flow_run_name=_run_name)
-def train_folds_flow(
-    fits: list[FitSpec],
-    prepared: dict[str, PreparedData],
-    scale_out: ScaleOutConfig,
-    seed: int,
-    cache_dir: Path,
-    device_policy: DevicePolicy,
-) -> dict[str, FoldResult | str]:
+def train_folds_flow(jobs: FoldJobs) -> dict[str, FoldResult | str]:
     """Train every fold x target, here one after another or on the Dask cluster, and wait for all.
     Returns each fit's result, or the error that stopped it: a failed fit fails only the slots
     that need it, so the others still finish.
     """
+    fits, scale_out = jobs.fits, jobs.scale_out
     distributed = scale_out.dask_address is not None
     if not distributed:
         # In this thread, not a task runner's: once the main thread has run LightGBM (the
         # binning), LightGBM's OpenMP threads ran about 6 times slower from a second Python thread
         # (2,000 trees on 13,500 x 15: 0.9 s here, 8 s from a pool thread, on 2 cores).
-        states = (
-            (fit.key, train_fold(prepared[fit.data_key], fit, seed, cache_dir, None, return_state=True))
-            for fit in fits
-        )
+        states = ((fit.key, train_fold(jobs.job(fit), return_state=True)) for fit in fits)
         return _collect_with_progress(states, len(fits))
     with _holding(scale_out.task_resources):
-        futures = {
-            train_fold.submit(prepared[fit.data_key], fit, seed, cache_dir, device_policy): fit.key
-            for fit in fits
-        }  # a worker decides the device for its own GPU, by the run's policy
+        futures = {train_fold.submit(jobs.job(fit)): fit.key for fit in fits}  # a worker decides its device
     done = ((futures[future], _final_state(future)) for future in as_completed(list(futures)))
     return _collect_with_progress(done, len(fits))
 

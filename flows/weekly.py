@@ -12,8 +12,9 @@ slot's stack, scores and submission.
 
 Configuration is read and validated first, so a bad file or override fails before any work;
 everything after the plan reads the plan, never the config (retention, at the very end, reads
-training.retention). A slot that fails does not stop the others: the run finishes them, then
-ends Failed naming the slots that failed.
+training.retention). Every step is a task or subflow, so the run's page in the UI shows each.
+A slot that fails does not stop the others: its stage and reason go into the run's typed outcome
+(`numerflow/runs/outcome.py`), the run finishes the others, then ends Failed naming it.
 Fold tasks run in a subflow on the task runner the plan picks: one at a time locally (LightGBM
 already uses every core), or fanned out to an existing Dask cluster (`flows/folds.py`).
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 from prefect.states import Failed
 from pydantic import BaseModel
@@ -33,9 +35,9 @@ from flows.expected import fails_cleanly
 from flows.folds import check_cluster, fold_flow
 from flows.hooks import alert_owner, heartbeat_fail, heartbeat_start, heartbeat_success
 from flows.naming import rename_run
+from flows.recipe import each_slot
 from flows.submission import connect, submission_flow, upload_failure_state
 from numerflow.config import load_config
-from numerflow.config.models import TrainingConfig
 from numerflow.config.parameters import (
     DaskAddress,
     DataVersion,
@@ -50,24 +52,20 @@ from numerflow.config.parameters import (
     Targets,
     overrides_from,
 )
-from numerflow.numerai.training_data import resolve_version
-from numerflow.runs.final import FinalData, FinalModels
-from numerflow.runs.fits import data_groups, plan_fits
-from numerflow.runs.folders import RunPaths, start_run
 from numerflow.runs.manifest import utc_now
 from numerflow.runs.names import weekly_run_name
-from numerflow.runs.plan import RunPlan, SlotPlan, submit_plan_after_training
-from numerflow.runs.retention import apply_prune, plan_prune
-from numerflow.runs.steps import device_record, write_slot_manifest
-from numerflow.score.evaluate import STACK, Evaluation
+from numerflow.runs.outcome import RunOutcome
+from numerflow.score.evaluate import STACK
 from numerflow.score.validation import MetricScores
 from numerflow.submit.outcome import SubmissionOutcome
-from numerflow.train.fit import FoldResult
 from tasks.data import prepare_training_data
-from tasks.evaluation import publish_metrics, stack_and_score
+from tasks.evaluation import publish_metrics
 from tasks.gpu import decide_device_task, probe_gpu
-from tasks.numerai import download_training_data
+from tasks.inputs import DeviceInput, RunData, WeeklyRun
+from tasks.numerai import download_training_data, resolve_data_version
 from tasks.plan import publish_run_plan, resolve_run_plan
+from tasks.run_folder import plan_fold_fits, prune_old_runs, record_device, start_run_folder, write_manifest
+from tasks.scoring import stack_and_score
 from tasks.training import check_final_model, train_final_models_task
 
 
@@ -146,96 +144,89 @@ def weekly_flow(
         overrides: any other config key, as {"FILE.KEY": value}
         config_dir: folder with the YAML config files (default: ./config)
     """
-    started = time.monotonic()
-    logger = get_run_logger()
     overrides = overrides_from(dict(locals()), overrides)
+    started, created_at = time.monotonic(), utc_now()
     config = load_config(config_dir, overrides)
     heartbeat_start("weekly", config)
-    workers = check_cluster(config.training.scale_out)
-    if workers is not None:
-        logger.info(
-            "training on the Dask cluster at %s (%d workers)", config.training.scale_out.dask_address, workers
-        )
-    created_at = utc_now()
-
+    check_cluster(config.training.scale_out)
     client = connect(config.training.numerai)[0] if config.training.numerai.download else None
-    version = resolve_version(config.training.data, client)
+    version = resolve_data_version(config.training.data, client)
     rename_run(_run_name(version))
     if client is not None:
         download_training_data(config.training.data.dir / version, client)
     probe = probe_gpu()
     plan = decide_device_task(resolve_run_plan(config, version, overrides, models), probe)
     publish_run_plan(plan)
-    paths = start_run(plan)
-
-    groups = data_groups(plan)
+    run = WeeklyRun(plan=plan, paths=start_run_folder(plan), probe=probe)
     # Checked before anything is binned: a final model that cannot fit stops the run now.
-    finals = (
-        {key: check_final_model(plan, slots, probe) for key, slots in groups.items()}
-        if plan.final_model == "all_labelled"
-        else {}
-    )
-    prepared = {key: prepare_training_data(plan, slots, paths) for key, slots in groups.items()}
-    fits, fits_by_slot = plan_fits(plan, prepared, paths)
-    train_folds = fold_flow(plan.scale_out)
-    results = train_folds(fits, prepared, plan.scale_out, plan.seed, paths.fold_cache_dir, plan.device_policy)
-    device = device_record(plan, probe, [r for r in results.values() if isinstance(r, FoldResult)])
+    finals = {g.key: check_final_model(g) for g in run.groups() if plan.final_model == "all_labelled"}
+    prepared = {g.key: prepare_training_data(g) for g in run.groups()}
+    data = RunData(run=run, prepared=prepared, finals=finals)
+    fits = plan_fold_fits(data)
+    results = fold_flow(plan.scale_out)(data.fold_jobs(fits))
+    device = record_device(DeviceInput(run=run, results=results))
+    outcome = RunOutcome.after_folds(run.paths.run_id, fits.by_slot, results)
+    outcome = outcome.after("score", each_slot(stack_and_score, data.slot_jobs(outcome)))
+    outcome = outcome.after("final model", each_slot(train_final_models_task, data.final_jobs(outcome)))
+    jobs = data.manifest_jobs(outcome, device, created_at)
+    outcome = outcome.after("manifest", each_slot(write_manifest, jobs))
+    to_submit = run.submit_plan(outcome)  # the slots that trained, with their run folders
+    submitted = submission_flow(to_submit, dry_run=not plan.numerai.upload) if to_submit else None
+    record = RunRecord(run=run, outcome=outcome, submission=submitted, overrides=overrides, device=device)
+    publish_run(record, seconds=time.monotonic() - started)
+    prune_old_runs(config.training)
+    return final_state(record)
 
-    scored: dict[str, tuple[list[FoldResult], Evaluation]] = {}
-    failed: dict[str, str] = {}
-    for slot in plan.slots:
-        slot_results = [results[key] for key in fits_by_slot[slot.name]]
-        errors = [r for r in slot_results if isinstance(r, str)]
-        if errors:
-            failed[slot.name] = f"{len(errors)} fold model(s) failed: {errors[0]}"
-            continue
-        try:
-            data = prepared[slot.data_key()]
-            scored[slot.name] = slot_results, stack_and_score(slot, plan.data, data, slot_results, paths)
-        except Exception as exc:  # one slot's failure must not stop the others
-            failed[slot.name] = f"{type(exc).__name__}: {exc}"
-    final_models = _train_final_models(plan, finals, groups, set(scored), paths, failed)
-    evaluations: dict[str, Evaluation] = {}
-    for name, (slot_results, evaluation) in scored.items():
-        if name in failed:
-            continue
-        slot = plan.slot(name)
-        try:  # the manifest makes the slot's models the ones `numerflow submit` predicts with
-            write_slot_manifest(
-                plan, slot, device, paths, prepared[slot.data_key()], slot_results, evaluation, created_at,
-                final_models.get(name),
-            )  # fmt: skip
-            evaluations[name] = evaluation
-        except Exception as exc:
-            failed[name] = f"{type(exc).__name__}: {exc}"
-    for name, reason in failed.items():
+
+class RunRecord(BaseModel):
+    """What the weekly run did: the artifacts and the final state are made from it."""
+
+    run: WeeklyRun
+    outcome: RunOutcome
+    submission: SubmissionOutcome | None
+    overrides: dict[str, Any]
+    device: dict[str, Any]
+
+
+def publish_run(record: RunRecord, seconds: float) -> None:
+    """Each failed slot in the log, and the run's artifacts on the weekly run itself (made in the
+    flow, not a task, so they belong to the flow run)."""
+    logger = get_run_logger()
+    for name, reason in record.outcome.failures().items():
         logger.error("slot %s failed: %s", name, reason)
-
-    outcome = None
-    if evaluations:
-        trained = {name: paths.slot_dir(name) for name in evaluations}
-        submit_plan = submit_plan_after_training(plan, trained)
-        outcome = submission_flow(submit_plan, dry_run=not plan.numerai.upload)
-    seconds = time.monotonic() - started
+    plan, paths = record.run.plan, record.run.paths
     publish_metrics(
-        paths, plan.data.version, evaluations, failed, outcome, overrides, device, seconds, plan.history_runs
+        paths,
+        plan.data.version,
+        record.outcome.evaluations(),
+        record.outcome.failures(),
+        record.submission,
+        record.overrides,
+        record.device,
+        seconds,
+        plan.history_runs,
     )
-    prune_after_run(config.training)
 
-    failure = upload_failure_state(outcome) if outcome is not None else None  # sends upload alerts
-    if failed:  # a separate incident from any upload given up: the failed-run alert names the slots
-        reasons = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
-        also = f" (and {failure.message})" if failure is not None else ""
-        return Failed(message=f"run {paths.run_id}: model slot(s) failed: {reasons}{also}")
+
+def final_state(record: RunRecord) -> WeeklyResult | State:
+    """Failed naming the failed slots (and any uploads given up), Failed UploadGivenUp when only
+    uploads were given up (their alerts go out here), else the run's result."""
+    submission, outcome = record.submission, record.outcome
+    failure = upload_failure_state(submission) if submission is not None else None  # sends upload alerts
+    slots_failed = outcome.failure_message(failure.message if failure is not None else None)
+    if slots_failed is not None:  # a separate incident from any upload given up: the alert names the slots
+        return Failed(message=slots_failed)
     if failure is not None:
         return failure  # the model files and manifests stay; the upload alert goes out
+    logger = get_run_logger()
+    evaluations = outcome.evaluations()
     for name, evaluation in evaluations.items():
         figures = evaluation.summary["validation"][STACK]
         logger.info("slot %s: validation CORR %.4f (sharpe %.2f)", name, figures["mean"], figures["sharpe"])
     return WeeklyResult(
-        run_id=paths.run_id,
-        run_dir=paths.run_dir,
-        submission=outcome,
+        run_id=record.run.paths.run_id,
+        run_dir=record.run.paths.run_dir,
+        submission=submission,
         slots={
             name: SlotResult(
                 validation_corr_mean=e.summary["validation"][STACK]["mean"],
@@ -249,40 +240,3 @@ def weekly_flow(
             for name, e in evaluations.items()
         },
     )
-
-
-def prune_after_run(training: TrainingConfig) -> None:
-    """training.retention, applied once the run is recorded; a failure here is logged, never the run's."""
-    logger = get_run_logger()
-    try:
-        removed = apply_prune(plan_prune(training))
-    except Exception as exc:
-        logger.warning("retention: could not prune (%s: %s); `numerflow prune --dry-run` shows what is due",
-                       type(exc).__name__, exc)  # fmt: skip
-        return
-    if removed:
-        freed = sum(r.bytes for r in removed) / 2**20
-        logger.info("retention: removed %d old item(s), %.1f MiB freed", len(removed), freed)
-
-
-def _train_final_models(
-    plan: RunPlan,
-    finals: dict[str, FinalData],
-    groups: dict[str, list[SlotPlan]],
-    scored: set[str],
-    paths: RunPaths,
-    failed: dict[str, str],
-) -> dict[str, FinalModels]:
-    """After validation: each data group's final models, for its slots that scored. A group whose
-    final step fails fails its slots (named in `failed`); the other groups go on."""
-    trained: dict[str, FinalModels] = {}
-    for key, final in finals.items():
-        slots = [slot for slot in groups[key] if slot.name in scored]
-        if not slots:
-            continue
-        try:
-            trained |= train_final_models_task(plan, final, slots, paths)
-        except Exception as exc:  # one group's failure must not stop the others
-            for slot in slots:
-                failed[slot.name] = f"final model: {type(exc).__name__}: {exc}"
-    return trained

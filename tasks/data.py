@@ -6,16 +6,16 @@ from prefect import get_run_logger, task
 
 from numerflow.data.memory import GIB
 from numerflow.runs.fits import prepare_data
-from numerflow.runs.folders import RunPaths
-from numerflow.runs.plan import RunPlan, SlotPlan
 from numerflow.train.prepare import PreparedData
+from tasks.inputs import DataGroup
 from tasks.progress import on_terminal
 
 
-@task(name="prepare-training-data", task_run_name="prepare-{slots[0].name}-data")
-def prepare_training_data(plan: RunPlan, slots: list[SlotPlan], paths: RunPaths) -> PreparedData:
-    names = ", ".join(s.name for s in slots)
-    prepared = prepare_data(plan, slots, paths, on_terminal(f"binning {names}", "rows"))
+@task(name="prepare-training-data", task_run_name="prepare-{group.slots[0].name}-data")
+def prepare_training_data(group: DataGroup) -> PreparedData:
+    names = ", ".join(group.slot_names)
+    run = group.run
+    prepared = prepare_data(run.plan, group.slots, run.paths, on_terminal(f"binning {names}", "rows"))
     logger = get_run_logger()
     logger.info(
         "training rows for %s: %d over %d eras, %d features, targets %s",

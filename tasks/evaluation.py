@@ -1,30 +1,19 @@
-"""Stacking and scoring as a task, and the run's metrics published as Prefect artifacts."""
+"""The run's metrics and submissions published as Prefect artifacts."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from numerflow.live.report import summary_section
 from numerflow.runs.folders import RunPaths
 from numerflow.runs.history import run_history_markdown
 from numerflow.runs.manifest import CHART_FILE
-from numerflow.runs.plan import DataPlan, SlotPlan
-from numerflow.score.evaluate import Evaluation, evaluate
+from numerflow.score.evaluate import Evaluation
 from numerflow.score.report import markdown_summary, slot_rows, summary_rows
 from numerflow.submit.outcome import SubmissionOutcome
 from numerflow.submit.report import submission_table
-from numerflow.train.fit import FoldResult
-from numerflow.train.prepare import PreparedData
-
-
-@task(name="stack-and-score", task_run_name="stack-and-score-{slot.name}")
-def stack_and_score(
-    slot: SlotPlan, data: DataPlan, prepared: PreparedData, results: list[FoldResult], paths: RunPaths
-) -> Evaluation:
-    return evaluate(slot, data, prepared, results, paths.slot_dir(slot.name))
 
 
 def publish_submissions(outcome: SubmissionOutcome) -> None:

@@ -8,11 +8,14 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
 
+from numerflow.config.models import DataConfig
+from numerflow.hosted.slot import submit_hosted
 from numerflow.hosted.watch import watch_round
 from numerflow.numerai.client import NumeraiClient, RoundInfo
 from numerflow.numerai.live_data import ensure_live_data, live_path
-from numerflow.numerai.training_data import ensure_training_data
+from numerflow.numerai.training_data import ensure_training_data, resolve_version
 from numerflow.numerai.uploads import UploadOutcome
 from numerflow.ops.alerts import emit_upload_accepted
 from numerflow.runs.manifest import TrainedRun
@@ -20,6 +23,13 @@ from numerflow.submit.file import SubmissionRecord, make_submission
 from numerflow.submit.live import LivePredictions, predict_live
 from numerflow.submit.uploads import upload_for_models
 from tasks.progress import on_terminal
+
+
+@task(name="resolve-data-version", cache_policy=NO_CACHE)
+def resolve_data_version(data: DataConfig, client: NumeraiClient | None) -> str:
+    """The data version this run trains on: the configured one, or `latest` resolved (at Numerai,
+    or offline the newest local folder)."""
+    return resolve_version(data, client)
 
 
 @task(name="download-training-data", cache_policy=NO_CACHE)
@@ -48,17 +58,22 @@ def download_live_data(
     return result.path
 
 
+class HostedWatch(BaseModel):
+    """Numerai's runs of these models' pickles to watch for the open round, and how long."""
+
+    work_dir: Path
+    models: list[str]
+    round: RoundInfo
+    check_minutes: float
+    poll_seconds: float
+
+
 @task(name="watch-hosted-runs", cache_policy=NO_CACHE)
-def watch_hosted_runs(
-    client: NumeraiClient,
-    work_dir: Path,
-    models: list[str],
-    info: RoundInfo,
-    check_minutes: float,
-    poll_seconds: float,
-) -> list[UploadOutcome]:
+def watch_hosted_runs(watch: HostedWatch, client: NumeraiClient) -> list[UploadOutcome]:
     """Numerai's runs of the models' pickles for the open round; failed ones alert once."""
-    outcomes = watch_round(client, work_dir, models, info, check_minutes, poll_seconds)
+    outcomes = watch_round(
+        client, watch.work_dir, watch.models, watch.round, watch.check_minutes, watch.poll_seconds
+    )
     for outcome in outcomes:
         get_run_logger().log(
             logging.ERROR if outcome.status == "failed" else logging.INFO,
@@ -81,23 +96,50 @@ def write_submission_task(live: LivePredictions, target_path: Path) -> Submissio
     return record
 
 
+class UploadJob(BaseModel):
+    """A slot's validated file (or, for a model_upload slot, its pickle) for its model and round."""
+
+    work_dir: Path  # the upload ledger's
+    run: TrainedRun
+    submission: SubmissionRecord
+    model_ids: dict[str, str]  # Numerai model -> id; empty: the slot submits as nobody
+    round_number: int | None
+    force: bool  # upload again what the ledger says this run already sent
+    dry_run: bool
+
+
+class PickleJob(UploadJob):
+    live_file: Path  # the pickle is checked against the file's predictions before it goes
+
+
 @task(name="upload-submissions", cache_policy=NO_CACHE)
-def upload_submissions(
-    work_dir: Path,
-    client: NumeraiClient | None,
-    model_ids: dict[str, str],
-    submission: SubmissionRecord,
-    round_number: int | None,
-    trained_run_id: str,
-    force: bool,
-    dry_run: bool,
-) -> list[UploadOutcome]:
+def upload_submissions(job: UploadJob, client: NumeraiClient | None) -> list[UploadOutcome]:
     logger = get_run_logger()
     outcomes = upload_for_models(
-        work_dir, client, model_ids, submission, round_number, trained_run_id, force, dry_run
+        job.work_dir,
+        None if job.dry_run else client,
+        job.model_ids,
+        job.submission,
+        job.round_number,
+        job.run.run_id,
+        job.force,
+        job.dry_run,
     )
     for outcome in outcomes:
         logger.info("%s: %s %s", outcome.model, outcome.status, outcome.submission_id or outcome.detail)
-        if outcome.status in ("uploaded", "skipped") and round_number is not None:
-            emit_upload_accepted(round_number, outcome.model, outcome.submission_id)
+        if outcome.status in ("uploaded", "skipped") and job.round_number is not None:
+            emit_upload_accepted(job.round_number, outcome.model, outcome.submission_id)
     return outcomes
+
+
+@task(name="upload-model-pickle", cache_policy=NO_CACHE)
+def upload_model_pickle(job: PickleJob, client: NumeraiClient | None) -> list[UploadOutcome]:
+    """The slot's pickle built, checked against its live predictions and uploaded once for its
+    model (a dry run: built and checked only)."""
+    [(model, model_id)] = job.model_ids.items()
+    sending = None if job.dry_run else client
+    outcome = submit_hosted(
+        sending, job.work_dir, job.run, model, model_id, job.live_file, job.submission.path, job.force
+    )
+    get_run_logger().info("%s: %s %s", model, outcome.status, outcome.submission_id or outcome.detail)
+    return [outcome]

@@ -6,23 +6,20 @@ from __future__ import annotations
 
 import os
 import socket
-from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from numerflow.data.memory import GIB
-from numerflow.gpu.decision import DevicePolicy
-from numerflow.gpu.probe import GpuProbe, probe_gpus
+from numerflow.gpu.probe import probe_gpus
 from numerflow.progress import ProgressReport, Throttled, fan_out, percent
 from numerflow.runs.device import worker_ladder
 from numerflow.runs.final import FinalData, FinalModels, check_final_data, train_final_models
-from numerflow.runs.fits import FitSpec, recipe_key
-from numerflow.runs.folders import RunPaths
-from numerflow.runs.plan import RunPlan, SlotPlan
+from numerflow.runs.fits import recipe_key
 from numerflow.train.fit import FoldResult, fit_fold_on_ladder
 from numerflow.train.foldcache import FoldCache
-from numerflow.train.prepare import PreparedData, ensure_bins
+from numerflow.train.prepare import ensure_bins
+from tasks.inputs import DataGroup, FinalJob, FoldJob
 from tasks.progress import ARTIFACT_INTERVAL_S, on_terminal
 
 
@@ -43,19 +40,20 @@ def fold_progress(label: str) -> ProgressReport:
 
 @task(
     name="train-fold",
-    task_run_name="train-{fit.target}-fold-{fit.fold.index}",
+    task_run_name="train-{job.fit.target}-fold-{job.fit.fold.index}",
     retries=1,
     retry_delay_seconds=5,
 )
-def train_fold(
-    prepared: PreparedData,
-    fit: FitSpec,
-    seed: int,
-    cache_dir: Path | None = None,
-    worker_policy: DevicePolicy | None = None,
-) -> FoldResult:
-    """Train one fold x target; with a `worker_policy` (the run's recorded device policy), the
-    device is decided here, on the machine that trains (a Dask worker), for its own GPU."""
+def train_fold(job: FoldJob) -> FoldResult:
+    """Train one fold x target; with a `worker_policy`, the device is decided here, on the machine
+    that trains (a Dask worker), for its own GPU."""
+    prepared, fit, seed, cache_dir, worker_policy = (
+        job.prepared,
+        job.fit,
+        job.seed,
+        job.cache_dir,
+        job.worker_policy,
+    )
     logger = get_run_logger()
     where = f"{socket.gethostname()} pid {os.getpid()}"  # a Dask worker when scaled out
     if ensure_bins(prepared):
@@ -90,11 +88,12 @@ def train_fold(
     return result
 
 
-@task(name="check-final-model", task_run_name="check-final-model-{slots[0].name}")
-def check_final_model(plan: RunPlan, slots: list[SlotPlan], probe: GpuProbe) -> FinalData:
+@task(name="check-final-model", task_run_name="check-final-model-{group.slots[0].name}")
+def check_final_model(group: DataGroup) -> FinalData:
     """Before any fold trains: the final model's rows fit this machine (or the run stops here,
     naming the settings), and where it will train."""
-    final = check_final_data(plan, slots, probe)
+    slots, probe = group.slots, group.run.probe
+    final = check_final_data(group.run.plan, slots, probe)
     logger = get_run_logger()
     memory = final.memory
     logger.info(
@@ -112,12 +111,13 @@ def check_final_model(plan: RunPlan, slots: list[SlotPlan], probe: GpuProbe) -> 
     return final
 
 
-@task(name="train-final-models", task_run_name="train-final-models-{slots[0].name}")
-def train_final_models_task(
-    plan: RunPlan, final: FinalData, slots: list[SlotPlan], paths: RunPaths
-) -> dict[str, FinalModels]:
-    """Bin the final rows once and train each recipe's targets on them (after validation)."""
+@task(name="train-final-models", task_run_name="train-final-models-{job.group.slots[0].name}")
+def train_final_models_task(job: FinalJob) -> dict[str, FinalModels]:
+    """Bin the final rows once and train each recipe's targets on them (after validation): each
+    of the group's slots' final models."""
     logger = get_run_logger()
+    final, slots = job.final, job.group.slots
+    plan, paths = job.group.run.plan, job.group.run.paths
     finals = train_final_models(
         plan,
         final,
