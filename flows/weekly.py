@@ -53,17 +53,10 @@ from numerflow.runs.final import FinalData, FinalModels
 from numerflow.runs.manifest import utc_now
 from numerflow.runs.names import weekly_run_name
 from numerflow.runs.plan import RunPlan, SlotPlan, submit_plan_after_training
+from numerflow.runs.record import device_record, write_slot_manifest
 from numerflow.runs.retention import apply_prune, plan_prune
-from numerflow.runs.steps import (
-    RunPaths,
-    data_groups,
-    device_record,
-    plan_fits,
-    start_run,
-    write_slot_manifest,
-)
-from numerflow.score.evaluate import STACK, Evaluation
-from numerflow.score.validation import MetricScores
+from numerflow.runs.steps import RunPaths, data_groups, plan_fits, start_run
+from numerflow.score.results import STACK, Evaluation, MetricScores, SplitScores
 from numerflow.submit.steps import SubmissionOutcome, resolve_version
 from numerflow.train.fit import FoldResult
 from tasks.data import prepare_training_data
@@ -78,7 +71,7 @@ class SlotResult(BaseModel):
     validation_corr_mean: float
     validation_corr_sharpe: float
     validation_eras: int
-    summary: dict[str, dict[str, dict[str, float | int]]]
+    summary: SplitScores
     validation_metrics: dict[str, MetricScores]  # summaries only; the per-era rows are in the artifacts
 
 
@@ -234,17 +227,17 @@ def weekly_flow(
     if failure is not None:
         return failure  # the model files and manifests stay; the upload alert goes out
     for name, evaluation in evaluations.items():
-        figures = evaluation.summary["validation"][STACK]
-        logger.info("slot %s: validation CORR %.4f (sharpe %.2f)", name, figures["mean"], figures["sharpe"])
+        figures = evaluation.summary.validation[STACK]
+        logger.info("slot %s: validation CORR %.4f (sharpe %.2f)", name, figures.mean, figures.sharpe)
     return WeeklyResult(
         run_id=paths.run_id,
         run_dir=paths.run_dir,
         submission=outcome,
         slots={
             name: SlotResult(
-                validation_corr_mean=e.summary["validation"][STACK]["mean"],
-                validation_corr_sharpe=e.summary["validation"][STACK]["sharpe"],
-                validation_eras=e.summary["validation"][STACK]["eras"],
+                validation_corr_mean=e.summary.validation[STACK].mean,
+                validation_corr_sharpe=e.summary.validation[STACK].sharpe,
+                validation_eras=e.summary.validation[STACK].eras,
                 summary=e.summary,
                 validation_metrics={
                     k: m.model_copy(update={"per_era": []}) for k, m in e.validation_metrics.items()

@@ -8,12 +8,13 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from numerflow.live.report import summary_section
-from numerflow.runs.history import run_history_markdown
-from numerflow.runs.manifest import CHART_FILE
+from numerflow.report.history import run_history_markdown
+from numerflow.report.summary import markdown_summary, slot_rows, summary_rows
+from numerflow.runs.evaluation import evaluate
+from numerflow.runs.manifest import CHART_FILE, DeviceRecord
 from numerflow.runs.plan import DataPlan, SlotPlan
 from numerflow.runs.steps import RunPaths
-from numerflow.score.evaluate import Evaluation, evaluate
-from numerflow.score.report import markdown_summary, slot_rows, summary_rows
+from numerflow.score.results import Evaluation
 from numerflow.submit.report import submission_table
 from numerflow.submit.steps import SubmissionOutcome
 from numerflow.train.fit import FoldResult
@@ -40,7 +41,7 @@ def publish_metrics(
     failed: dict[str, str],
     submission: SubmissionOutcome | None,
     overrides: dict[str, Any],
-    device: dict[str, Any],
+    device: DeviceRecord,
     seconds: float,
     history_runs: int,
 ) -> None:

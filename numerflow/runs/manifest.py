@@ -21,14 +21,73 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from numerflow.io import write_json_atomic, write_text_atomic
+from numerflow.score.results import MetricScores, SplitScores
 
 LATEST_POINTER = "LATEST"
 LATEST_DIR = "latest"  # one pointer file per model slot
 SLOTS_DIR = "slots"  # <run>/slots/<slot>/: manifest, predictions and scores of each slot
 CHART_FILE = "validation.png"  # the slot's validation chart, beside its manifest
+
+
+class _Part(BaseModel):
+    # Keys written by another version of numerflow are kept, so rewriting a manifest (adding the
+    # model-upload record) loses nothing.
+    model_config = ConfigDict(extra="allow")
+
+
+class DataRecord(_Part):
+    """The data a slot trained and was scored on; older manifests may have only the version."""
+
+    version: str
+    dir: str | None = None
+    era_stride: int | None = None
+    row_limit: int | None = None
+    training_rows: int | None = None
+    bins: dict[str, Any] | None = None  # the bins cache record (built or reused, by which loader)
+    training_eras: list[int] | None = None  # first, last, count
+    validation_eras: list[int] | None = None
+
+
+class Downgrade(_Part):
+    """One fold's step down the device ladder after a GPU error."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, serialize_by_alias=True)
+
+    target: str
+    fold: int
+    from_: str = Field(alias="from")
+    to: str
+    error: str
+
+
+class DeviceRecord(_Part):
+    """What the run trained on: the tier, why, what NVML saw, and every fold's step down."""
+
+    tier: str
+    reason: str
+    device_type: str
+    # As recorded: these snapshots follow the GPU models of their numerflow version.
+    capability: dict[str, Any] | None = None
+    probe: dict[str, Any] = Field(default_factory=dict)
+    downgrades: list[Downgrade] = Field(default_factory=list)
+
+
+class StoredMetric(MetricScores):
+    """A metric's summary as the manifest keeps it: its per-era rows are in the artifacts."""
+
+    per_era: list[dict[str, Any]] = Field(default_factory=list, exclude=True)
+
+
+class SlotMetrics(_Part):
+    """How the slot scored: CORR per split, per fold, and Numerai's other validation metrics
+    (summaries; the per-era rows are in the run's artifacts)."""
+
+    summary: SplitScores = Field(default_factory=SplitScores)
+    per_fold: list[dict[str, Any]] = Field(default_factory=list)
+    validation: dict[str, StoredMetric] = Field(default_factory=dict)
 
 
 class Manifest(BaseModel):
@@ -38,16 +97,16 @@ class Manifest(BaseModel):
     created_at: str
     finished_at: str | None = None
     code_version: str
-    data: dict[str, Any]
+    data: DataRecord
     features: list[str]
     targets: list[str]
     params: dict[str, Any]
-    device: dict[str, Any]
+    device: DeviceRecord
     folds: list[dict[str, Any]]
     fold_results: list[dict[str, Any]] = Field(default_factory=list)
     models: dict[str, list[str]] = Field(default_factory=dict)
     stacker: dict[str, Any] | None = None
-    metrics: dict[str, Any] = Field(default_factory=dict)
+    metrics: SlotMetrics = Field(default_factory=SlotMetrics)
     chart: str | None = None  # the validation chart (PNG), relative to the run folder
     # Which models predict live: the folds' mean per target, or the final model per target
     # (`final_model` then records its paths, rows, eras, seconds and device). Manifests written
@@ -141,7 +200,7 @@ def load_trained_run(slot_dir: Path) -> TrainedRun:
             run_id=manifest.run_id,
             slot=manifest.slot,
             slot_dir=slot_dir,
-            data_version=manifest.data["version"],
+            data_version=manifest.data.version,
             feature_names=manifest.features,
             models={t: [run_dir / p for p in paths] for t, paths in manifest.models.items()},
             final_models={t: run_dir / p for t, p in final["models"].items()} if final else {},

@@ -1,35 +1,25 @@
 """The weekly run's bookkeeping steps as plain functions: the run folder, data preparation once
-per feature set, the deduplicated fold x target fits, the device record and each slot's manifest.
+per feature set and the deduplicated fold x target fits (the device record and each slot's
+manifest: `numerflow.runs.record`).
 Prefect tasks wrap these; tests call them directly."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from numerflow.config.models import LightGBMParams
 from numerflow.data.binned import BinsCache
 from numerflow.data.files import training_eras
-from numerflow.gpu.probe import GpuProbe
 from numerflow.gpu.tiers import TierStep
-from numerflow.io import atomic_path, write_json_atomic, write_yaml_atomic
+from numerflow.io import write_json_atomic, write_yaml_atomic
 from numerflow.progress import ProgressReport
-from numerflow.runs.final import FinalModels, final_record
 from numerflow.runs.manifest import (
-    CHART_FILE,
     SLOTS_DIR,
-    Manifest,
-    code_version,
-    mark_latest,
     new_run_id,
-    utc_now,
-    write_manifest,
 )
 from numerflow.runs.plan import RunPlan, SlotPlan, plan_record, short_digest
-from numerflow.score.evaluate import Evaluation, model_paths
-from numerflow.train.fit import FoldResult
 from numerflow.train.foldcache import CACHE_DIR_NAME, FoldCache
 from numerflow.train.folds import Fold, make_folds
 from numerflow.train.prepare import PreparedData, bin_training_rows
@@ -186,84 +176,3 @@ def plan_fits(
                 keys.append(key)
         by_slot[slot.name] = keys
     return list(fits.values()), by_slot
-
-
-def device_record(plan: RunPlan, probe: GpuProbe, results: list[FoldResult]) -> dict[str, Any]:
-    """What the run trained on: the tier, why, what NVML saw, and every fold's step down."""
-    decision = plan.decision
-    return {
-        "tier": decision.tier,
-        "reason": decision.reason,
-        "device_type": decision.params.device_type,
-        "capability": decision.capability.model_dump() if decision.capability else None,
-        "probe": probe.model_dump(mode="json"),
-        "downgrades": [
-            {"target": r.target, "fold": r.fold, **step} for r in results for step in r.downgrades
-        ],
-    }
-
-
-def write_slot_manifest(
-    plan: RunPlan,
-    slot: SlotPlan,
-    device: dict[str, Any],
-    paths: RunPaths,
-    prepared: PreparedData,
-    results: list[FoldResult],
-    evaluation: Evaluation,
-    created_at: str,
-    final: FinalModels | None = None,
-) -> Path:
-    """Write the slot's validation chart and manifest.json once it is scored (and its final
-    models trained, when the run trains them), then make it the slot's latest run."""
-    # Imported here: matplotlib takes about a second to import, which every process that
-    # imports this module (the per-round flow, Dask workers) would pay without drawing.
-    from numerflow.score.charts import validation_chart
-
-    data = plan.data
-    slot_dir = paths.slot_dir(slot.name)
-    with atomic_path(slot_dir / CHART_FILE) as tmp:
-        tmp.write_bytes(validation_chart(evaluation, slot.name, paths.run_id))
-    manifest = Manifest(
-        run_id=paths.run_id,
-        slot=slot.name,
-        submit_as=slot.submit_as,
-        created_at=created_at,
-        finished_at=utc_now(),
-        code_version=code_version(),
-        data={
-            "version": data.version,
-            "dir": str(data.version_dir),
-            "era_stride": data.era_stride,
-            "row_limit": data.row_limit,
-            "training_rows": prepared.rows,
-            "bins": prepared.bins.model_dump(mode="json"),
-            "training_eras": [prepared.eras[0], prepared.eras[-1], len(prepared.eras)],
-            "validation_eras": evaluation.validation_eras,
-        },
-        features=slot.features,
-        targets=slot.targets,
-        params=slot.params.model_dump(mode="json") | {"seed": plan.seed},
-        device=device,
-        folds=[fold.model_dump(mode="json") for fold in slot_folds(slot, prepared)],
-        fold_results=[r.model_dump(mode="json") for r in results],
-        models={
-            t: [str(p.relative_to(paths.run_dir)) for p in ps]
-            for t, ps in model_paths(results, slot.targets).items()
-        },
-        stacker=evaluation.stacker.model_dump(mode="json"),
-        metrics={
-            "summary": evaluation.summary,
-            "per_fold": evaluation.per_fold,
-            "validation": {
-                name: metric.model_dump(exclude={"per_era"})
-                for name, metric in evaluation.validation_metrics.items()
-            },
-        },
-        chart=(slot_dir / CHART_FILE).relative_to(paths.run_dir).as_posix(),
-        submission_models="final" if final is not None else "folds",
-        final_model=final_record(final, paths.run_dir) if final is not None else None,
-    )
-    path = write_manifest(slot_dir, manifest)
-    mark_latest(plan.work_dir, paths.run_dir, slot.name)
-    return path

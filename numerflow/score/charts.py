@@ -19,8 +19,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from numerflow.score.evaluate import STACK, Evaluation
-from numerflow.score.report import LEAD_METRICS
+from numerflow.score.results import STACK, Evaluation
+from numerflow.score.validation import LEAD_METRICS
 
 WIDTH_IN, PANEL_HEIGHT_IN, DPI = 9.0, 2.3, 80  # 720 px wide, 184 px per panel
 COLOURS = 64  # a palette PNG: a third of the bytes of full colour, no visible difference
