@@ -21,10 +21,17 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from numerflow.io import write_json_atomic, write_text_atomic
-from numerflow.score.results import MetricScores, SplitScores
+from numerflow.score.results import Evaluation, MetricScores, SplitScores
 
 LATEST_POINTER = "LATEST"
 LATEST_DIR = "latest"  # one pointer file per model slot
@@ -33,9 +40,15 @@ CHART_FILE = "validation.png"  # the slot's validation chart, beside its manifes
 
 
 class _Part(BaseModel):
-    # Keys written by another version of numerflow are kept, so rewriting a manifest (adding the
-    # model-upload record) loses nothing.
+    # A manifest rewritten (adding the model-upload record) keeps what it stored: keys written by
+    # another version of numerflow stay, and fields it did not have are not added.
     model_config = ConfigDict(extra="allow")
+
+    @model_serializer(mode="wrap")
+    def _as_stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        fields = type(self).model_fields
+        stored = {fields[name].alias or name for name in self.model_fields_set} | set(self.model_extra or {})
+        return {key: value for key, value in handler(self).items() if key in stored}
 
 
 class DataRecord(_Part):
@@ -88,6 +101,13 @@ class SlotMetrics(_Part):
     summary: SplitScores = Field(default_factory=SplitScores)
     per_fold: list[dict[str, Any]] = Field(default_factory=list)
     validation: dict[str, StoredMetric] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, evaluation: Evaluation) -> SlotMetrics:
+        """The evaluation as its slot's manifest keeps it (per-era rows only in the artifacts)."""
+        metrics = evaluation.validation_metrics
+        validation = {name: metric.model_dump(exclude={"per_era"}) for name, metric in metrics.items()}
+        return cls(summary=evaluation.summary, per_fold=evaluation.per_fold, validation=validation)
 
 
 class Manifest(BaseModel):

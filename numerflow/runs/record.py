@@ -94,14 +94,7 @@ def write_slot_manifest(
             for t, ps in model_paths(results, slot.targets).items()
         },
         stacker=evaluation.stacker.model_dump(mode="json"),
-        metrics=SlotMetrics(
-            summary=evaluation.summary,
-            per_fold=evaluation.per_fold,
-            validation={
-                name: metric.model_dump(exclude={"per_era"})
-                for name, metric in evaluation.validation_metrics.items()
-            },
-        ),
+        metrics=SlotMetrics.of(evaluation),
         chart=(slot_dir / CHART_FILE).relative_to(paths.run_dir).as_posix(),
         submission_models="final" if final is not None else "folds",
         final_model=final_record(final, paths.run_dir) if final is not None else None,

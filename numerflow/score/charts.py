@@ -37,7 +37,8 @@ def validation_figure(evaluation: Evaluation, title: str) -> Figure:
     for name, label in LEAD_METRICS.items():
         metric = evaluation.validation_metrics.get(name)
         if metric is not None and not metric.not_computed and metric.per_era:
-            panels.append((f"cumulative {label} ({metric.against})", era_frame(metric.per_era)))
+            against = f" ({metric.against})" if metric.against else ""
+            panels.append((f"cumulative {label}{against}", era_frame(metric.per_era)))
 
     figure = Figure(figsize=(WIDTH_IN, PANEL_HEIGHT_IN * (len(panels) + 1)), dpi=DPI, layout="constrained")
     axes = figure.subplots(len(panels) + 1, 1, sharex=True, squeeze=False)[:, 0]
