@@ -46,8 +46,8 @@ class _Part(BaseModel):
 
     @model_serializer(mode="wrap")
     def _as_stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        fields = type(self).model_fields
-        stored = {fields[name].alias or name for name in self.model_fields_set} | set(self.model_extra or {})
+        fields = type(self).model_fields  # the set fields, and keys of other versions (extras)
+        stored = {fields[name].alias or name if name in fields else name for name in self.model_fields_set}
         return {key: value for key, value in handler(self).items() if key in stored}
 
 
