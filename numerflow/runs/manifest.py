@@ -1,14 +1,20 @@
-"""Run directories and their manifest: what a run trained, on what, and how it scored.
+"""Run directories and their slot manifests: what a run trained, on what, and how it scored.
 
 Layout of `<work_dir>/<run_id>/`:
-    prepared/            training rows of this run (features.npy, meta.parquet, train.bin)
-    models/<target>/     fold_<k>.txt LightGBM models and fold_<k>_oof.parquet predictions
+    plan.json                    the resolved run plan, written before training
+    program_output_params.yaml   the effective parameters (`output.run_file`)
+    prepared/<data key>/         training rows binned once per feature set
+    models/<recipe>/<target>/    fold_<k>.txt LightGBM models and fold_<k>_oof.parquet predictions
     models/<recipe>/final/<target>.txt   final models (all labelled eras), when trained
-    oof.parquet          out-of-fold predictions of every base model and the stack
-    validation.parquet   validation predictions
-    live_<round>.parquet live predictions (`live_local` without a round)
-    manifest.json        what was trained, on what, and how it scored; written once scored
-`<work_dir>/LATEST` names the newest trained run; it is written only after the manifest.
+    slots/<slot>/                one folder per model slot:
+        oof.parquet              out-of-fold predictions of every base model and the stack
+        validation.parquet       validation predictions
+        validation.png           the validation chart
+        live_r<round>.parquet    live predictions (`live_local.parquet` without a round)
+        model_upload.pkl         the pickle built for Numerai (model_upload slots)
+        manifest.json            what was trained, on what, and how it scored; written once scored
+`<work_dir>/latest/<slot>` names the slot's newest trained run and `<work_dir>/LATEST` the
+newest run; both are written only after the manifest.
 """
 
 from __future__ import annotations
