@@ -116,8 +116,8 @@ def demo(
 def _run_weekly(config_dir: Path | None, overrides: dict[str, object], progress: bool | None) -> None:
     from cli.progress import terminal_progress
     from flows.weekly import weekly_flow
-    from numerflow.score.evaluate import STACK
-    from numerflow.score.report import LEAD_METRICS
+    from numerflow.report.console import validation_lines
+    from numerflow.score.results import STACK
 
     # Expected failures (flows.expected) and slot failures both end in a Failed state whose
     # message says what to fix: one line here, the run's log has the details.
@@ -135,20 +135,8 @@ def _run_weekly(config_dir: Path | None, overrides: dict[str, object], progress:
         _echo_submission(result.submission)
     for name, slot in result.slots.items():
         label = "" if len(result.slots) == 1 else f" ({name})"
-        corr, sharpe = slot.validation_corr_mean, slot.validation_corr_sharpe
-        typer.echo(
-            f"validation CORR{label}: mean {corr:.4f}, sharpe {sharpe:.2f} over {slot.validation_eras} eras"
-        )
-        for name, title in LEAD_METRICS.items():
-            metric = slot.validation_metrics[name]
-            if metric.not_computed:
-                typer.echo(f"validation {title}{label}: not computed: {metric.not_computed}")
-            else:
-                figures = metric.summary[STACK]
-                typer.echo(
-                    f"validation {title}{label}: mean {figures['mean']:.4f}, sharpe {figures['sharpe']:.2f} "
-                    f"over {figures['eras']} eras (against {metric.against})"
-                )
+        for line in validation_lines(slot.summary.validation[STACK], slot.validation_metrics, label):
+            typer.echo(line)
 
 
 @app.command()

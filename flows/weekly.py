@@ -55,8 +55,7 @@ from numerflow.config.parameters import (
 from numerflow.runs.manifest import utc_now
 from numerflow.runs.names import weekly_run_name
 from numerflow.runs.outcome import RunOutcome
-from numerflow.score.evaluate import STACK
-from numerflow.score.validation import MetricScores
+from numerflow.score.results import STACK, MetricScores, SplitScores
 from numerflow.submit.outcome import SubmissionOutcome
 from tasks.data import prepare_training_data
 from tasks.evaluation import publish_metrics
@@ -73,7 +72,7 @@ class SlotResult(BaseModel):
     validation_corr_mean: float
     validation_corr_sharpe: float
     validation_eras: int
-    summary: dict[str, dict[str, dict[str, float | int]]]
+    summary: SplitScores
     validation_metrics: dict[str, MetricScores]  # summaries only; the per-era rows are in the artifacts
 
 
@@ -221,17 +220,17 @@ def final_state(record: RunRecord) -> WeeklyResult | State:
     logger = get_run_logger()
     evaluations = outcome.evaluations()
     for name, evaluation in evaluations.items():
-        figures = evaluation.summary["validation"][STACK]
-        logger.info("slot %s: validation CORR %.4f (sharpe %.2f)", name, figures["mean"], figures["sharpe"])
+        figures = evaluation.summary.validation[STACK]
+        logger.info("slot %s: validation CORR %.4f (sharpe %.2f)", name, figures.mean, figures.sharpe)
     return WeeklyResult(
         run_id=record.run.paths.run_id,
         run_dir=record.run.paths.run_dir,
         submission=submission,
         slots={
             name: SlotResult(
-                validation_corr_mean=e.summary["validation"][STACK]["mean"],
-                validation_corr_sharpe=e.summary["validation"][STACK]["sharpe"],
-                validation_eras=e.summary["validation"][STACK]["eras"],
+                validation_corr_mean=e.summary.validation[STACK].mean,
+                validation_corr_sharpe=e.summary.validation[STACK].sharpe,
+                validation_eras=e.summary.validation[STACK].eras,
                 summary=e.summary,
                 validation_metrics={
                     k: m.model_copy(update={"per_era": []}) for k, m in e.validation_metrics.items()

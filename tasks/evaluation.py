@@ -7,11 +7,11 @@ from typing import Any
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from numerflow.live.report import summary_section
+from numerflow.report.history import run_history_markdown
+from numerflow.report.summary import markdown_summary, slot_rows, summary_rows
 from numerflow.runs.folders import RunPaths
-from numerflow.runs.history import run_history_markdown
-from numerflow.runs.manifest import CHART_FILE
-from numerflow.score.evaluate import Evaluation
-from numerflow.score.report import markdown_summary, slot_rows, summary_rows
+from numerflow.runs.manifest import CHART_FILE, DeviceRecord
+from numerflow.score.results import Evaluation
 from numerflow.submit.outcome import SubmissionOutcome
 from numerflow.submit.report import submission_table
 
@@ -29,7 +29,7 @@ def publish_metrics(
     failed: dict[str, str],
     submission: SubmissionOutcome | None,
     overrides: dict[str, Any],
-    device: dict[str, Any],
+    device: DeviceRecord,
     seconds: float,
     history_runs: int,
 ) -> None:

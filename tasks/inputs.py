@@ -19,7 +19,7 @@ from numerflow.runs.fits import FitSpec, data_groups
 from numerflow.runs.folders import RunPaths
 from numerflow.runs.outcome import RunOutcome
 from numerflow.runs.plan import RunPlan, SlotPlan, SubmitPlan, submit_plan_after_training
-from numerflow.score.evaluate import Evaluation
+from numerflow.score.results import Evaluation
 from numerflow.train.fit import FoldResult
 from numerflow.train.prepare import PreparedData
 

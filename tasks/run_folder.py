@@ -12,8 +12,8 @@ from numerflow.config.models import TrainingConfig
 from numerflow.runs.fits import plan_fits
 from numerflow.runs.folders import RunPaths, start_run
 from numerflow.runs.plan import RunPlan
+from numerflow.runs.record import device_record, write_slot_manifest
 from numerflow.runs.retention import apply_prune, plan_prune
-from numerflow.runs.steps import device_record, write_slot_manifest
 from numerflow.train.fit import FoldResult
 from tasks.inputs import DeviceInput, FitPlan, ManifestJob, RunData
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prefect import task
 
-from numerflow.score.evaluate import Evaluation, evaluate
+from numerflow.runs.evaluation import evaluate
+from numerflow.score.results import Evaluation
 from tasks.inputs import SlotJob
 
 

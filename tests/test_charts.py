@@ -12,10 +12,10 @@ from matplotlib.colors import to_hex
 from PIL import Image
 
 from numerflow.score.charts import DPI, NEGATIVE, POSITIVE, validation_chart, validation_figure
-from numerflow.score.evaluate import STACK, Evaluation
 from numerflow.score.metrics import summarize_all
+from numerflow.score.results import STACK, Evaluation, MetricScores
 from numerflow.score.stacking import Stacker
-from numerflow.score.validation import MetricScores, era_rows
+from numerflow.score.validation import era_rows
 
 MODELS = ["target", "target_cyrusd_20", STACK]
 REASON = "meta_model.parquet is not in data/v5.2"

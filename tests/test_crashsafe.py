@@ -111,8 +111,9 @@ def _booster() -> lgb.Booster:
 
 
 def _manifest(version: int) -> Manifest:
-    return Manifest(run_id=f"run-{version}", created_at="now", code_version="test", data={}, features=["f"],
-                    targets=["t"], params={}, device={}, folds=[])  # fmt: skip
+    return Manifest(run_id=f"run-{version}", created_at="now", code_version="test", data={"version": "v5.2"},
+                    features=["f"], targets=["t"], params={},
+                    device={"choice": "cpu", "reason": "test", "device_type": "cpu"}, folds=[])  # fmt: skip
 
 
 def _write_model(path: Path, version: int) -> None:

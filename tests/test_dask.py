@@ -95,10 +95,10 @@ def _assert_same_run(run_dir: Path, reference: Path) -> None:
     assert len(_trees(run_dir)) == N_MODELS
     ours = read_manifest(run_dir / "slots" / "main").metrics
     theirs = read_manifest(reference / "slots" / "main").metrics
-    assert ours["summary"] == theirs["summary"]
+    assert ours.summary.model_dump(mode="json") == theirs.summary.model_dump(mode="json")
     drop = {"seconds", "reused"}
-    assert [{k: v for k, v in row.items() if k not in drop} for row in ours["per_fold"]] == [
-        {k: v for k, v in row.items() if k not in drop} for row in theirs["per_fold"]
+    assert [{k: v for k, v in row.items() if k not in drop} for row in ours.per_fold] == [
+        {k: v for k, v in row.items() if k not in drop} for row in theirs.per_fold
     ]
 
 

@@ -49,29 +49,12 @@ def test_the_check_sees_lazy_and_type_checking_imports() -> None:
 # The core's stages import only downward, in the order scripts/import_graph.py writes down once
 # (STAGES) and docs/internals.md shows.
 
-# Until the typed-results branch is merged: scoring still reads the run plan and the submission
-# outcome, the run history still renders with the live report, and runs/steps.py still holds the
-# device record and the slot manifest. That branch removes every one; remove this with it.
-UNTIL_TYPED_RESULTS_MERGE = {
-    "edges": {
-        ("numerflow/score/evaluate.py", "numerflow.runs.plan"),
-        ("numerflow/score/validation.py", "numerflow.runs.plan"),
-        ("numerflow/score/report.py", "numerflow.submit.outcome"),
-        ("numerflow/runs/history.py", "numerflow.live.report"),
-    },
-    "steps": {"numerflow/runs/steps.py"},
-}
-
 
 def upward_imports() -> dict[str, list[str]]:
     found = {}
     for path, module in core_modules():
         where = str(path.relative_to(CORE.parent).as_posix())
-        hits = [
-            hit
-            for hit in upward(path.read_text(encoding="utf-8"), module, path.name == "__init__.py")
-            if (where, hit.split()[2]) not in UNTIL_TYPED_RESULTS_MERGE["edges"]
-        ]
+        hits = upward(path.read_text(encoding="utf-8"), module, path.name == "__init__.py")
         if hits:
             found[where] = hits
     return found
@@ -108,9 +91,7 @@ def test_the_check_sees_an_upward_import_anywhere() -> None:
 
 def test_no_grab_bag_steps_module() -> None:
     found = {str(p.relative_to(CORE.parent).as_posix()) for p in CORE.rglob("steps.py")}
-    assert found <= UNTIL_TYPED_RESULTS_MERGE["steps"], (
-        f"{sorted(found)}: name a module after its one job instead of steps.py"
-    )
+    assert not found, f"{sorted(found)}: name a module after its one job instead of steps.py"
 
 
 def test_the_docs_show_the_current_import_graph() -> None:

@@ -28,8 +28,8 @@ from numerflow.live.report import (
 from numerflow.live.store import history_path, load_history
 from numerflow.numerai import ledger
 from numerflow.numerai.client import NumeraiClient, Timeouts
+from numerflow.report.summary import markdown_summary
 from numerflow.runs.manifest import Manifest, write_manifest
-from numerflow.score.report import markdown_summary
 from tests.fake_numerai import FakeNumerai
 
 CORR, MMC, BMC = LIVE_SCORES["corr"], LIVE_SCORES["mmc"], LIVE_SCORES["bmc"]
@@ -54,12 +54,15 @@ def client(fake: FakeNumerai) -> NumeraiClient:
 def _trained_run(work_dir: Path, model: str, rounds: range) -> None:
     """The trained run's manifest and ledger entries saying it submitted `rounds`."""
     (corr, corr_std), (mmc, mmc_std) = VALIDATION["corr"], VALIDATION["mmc"]
+    figures = {"sharpe": 1.5, "max_drawdown": 0.1, "eras": 100}
     metrics = {
-        "summary": {"validation": {"stack": {"mean": corr, "std": corr_std, "sharpe": 1.5, "eras": 100}}},
-        "validation": {"mmc": {"summary": {"stack": {"mean": mmc, "std": mmc_std}}}},
+        "summary": {"validation": {"stack": {"mean": corr, "std": corr_std, **figures}}},
+        "validation": {"mmc": {"summary": {"stack": {"mean": mmc, "std": mmc_std, **figures}}}},
     }
-    manifest = Manifest(run_id=RUN, slot=model, submit_as=model, created_at="x", code_version="x", data={},
-                        features=[], targets=[], params={}, device={}, folds=[], metrics=metrics)  # fmt: skip
+    manifest = Manifest(run_id=RUN, slot=model, submit_as=model, created_at="x", code_version="x",
+                        data={"version": "v5.2"}, features=[], targets=[], params={},
+                        device={"choice": "cpu", "reason": "x", "device_type": "cpu"}, folds=[],
+                        metrics=metrics)  # fmt: skip
     write_manifest(work_dir / RUN / "slots" / model, manifest)
     for number in rounds:
         ledger.append(work_dir, round=number, model=model, trained_run_id=RUN, submission_id="s",

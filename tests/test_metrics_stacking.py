@@ -4,31 +4,35 @@ import pytest
 from numerai_tools.scoring import numerai_corr
 
 from numerflow.score.metrics import per_era_corr, summarize, summarize_recent
+from numerflow.score.results import ScoreFigures
 from numerflow.score.stacking import cross_fitted, era_rank, fit_stacker
 
 
 def test_summary_figures_by_hand() -> None:
     figures = summarize(pd.Series([0.1, -0.2, 0.05, 0.3]))
-    assert figures["mean"] == pytest.approx(0.0625)
-    assert figures["std"] == pytest.approx(np.std([0.1, -0.2, 0.05, 0.3]))  # ddof=0
-    assert figures["sharpe"] == pytest.approx(0.0625 / np.std([0.1, -0.2, 0.05, 0.3]))
+    assert figures.mean == pytest.approx(0.0625)
+    assert figures.std == pytest.approx(np.std([0.1, -0.2, 0.05, 0.3]))  # ddof=0
+    assert figures.sharpe == pytest.approx(0.0625 / np.std([0.1, -0.2, 0.05, 0.3]))
     # cumulative 0.1, -0.1, -0.05, 0.25: worst fall from a peak is 0.1 -> -0.1
-    assert figures["max_drawdown"] == pytest.approx(0.2)
-    assert figures["eras"] == 4
+    assert figures.max_drawdown == pytest.approx(0.2)
+    assert figures.eras == 4
 
 
 def test_drawdown_is_measured_from_zero() -> None:
     # cumulative -0.1, -0.05, 0.0: the first era already falls 0.1 below the start
-    assert summarize(pd.Series([-0.1, 0.05, 0.05]))["max_drawdown"] == pytest.approx(0.1)
-    assert summarize(pd.Series([0.05, 0.05]))["max_drawdown"] == pytest.approx(0.0)
+    assert summarize(pd.Series([-0.1, 0.05, 0.05])).max_drawdown == pytest.approx(0.1)
+    assert summarize(pd.Series([0.05, 0.05])).max_drawdown == pytest.approx(0.0)
 
 
 def test_recent_figures_are_the_last_eras_only() -> None:
     per_era = pd.Series([0.5] * 3 + [-0.1, 0.05, 0.05], index=range(1, 7))
     figures = summarize_recent(per_era, eras=3)
-    assert figures["eras"] == 6 and figures["eras_last3"] == 3
-    assert figures["mean_last3"] == pytest.approx(0.0) and figures["max_drawdown_last3"] == pytest.approx(0.1)
-    assert figures["mean"] == pytest.approx(summarize(per_era)["mean"])
+    assert figures.eras == 6 and figures.recent.eras == 3
+    assert figures.recent.mean == pytest.approx(0.0) and figures.recent.max_drawdown == pytest.approx(0.1)
+    assert figures.mean == pytest.approx(summarize(per_era).mean)
+    stored = figures.model_dump(mode="json")  # as a manifest keeps them: flat, by window
+    assert stored["eras_last3"] == 3 and stored["mean_last3"] == pytest.approx(0.0)
+    assert ScoreFigures.model_validate(stored) == figures
 
 
 def _scored_frame(rng: np.random.Generator, eras: int = 6, rows: int = 100) -> tuple:

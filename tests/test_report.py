@@ -7,11 +7,10 @@ import re
 
 import pandas as pd
 
-from numerflow.score.evaluate import STACK, Evaluation
+from numerflow.report.summary import markdown_summary
 from numerflow.score.metrics import summarize_all
-from numerflow.score.report import markdown_summary
+from numerflow.score.results import STACK, Evaluation, MetricScores
 from numerflow.score.stacking import Stacker
-from numerflow.score.validation import MetricScores
 
 REASON = "meta_model.parquet is not in data/v5.2 (training.yaml numerai.download fetches it)"
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from numerflow.runs.history import history_markdown, run_history_markdown, slot_history
+from numerflow.report.history import history_markdown, run_history_markdown
+from numerflow.runs.history import slot_history
 from numerflow.runs.manifest import Manifest, new_run_id, write_manifest
 
 SLOT = "main"
@@ -36,7 +37,7 @@ def _write_run(
         features=["feature_a"],
         targets=["target", "target_cyrusd_20"],
         params=params,
-        device={},
+        device={"choice": "cpu", "reason": "no GPU", "device_type": "cpu"},
         folds=[],
         metrics={
             "summary": {"validation": {"target": _figures(corr - 0.001), "stack": _figures(corr)}},
@@ -73,7 +74,7 @@ def test_rows_newest_first_with_hash_changes_and_deltas(runs: tuple[Path, list[s
     assert oldest.params_changed is None and oldest.corr_delta is None
     assert newest.corr_delta == pytest.approx(corrs[2] - corrs[1]) and newest.corr_delta < 0
     assert middle.corr_delta == pytest.approx(corrs[1] - corrs[0]) and middle.corr_delta > 0
-    assert newest.corr["eras"] == 40 and newest.data_version == "v5.2"
+    assert newest.corr.eras == 40 and newest.data_version == "v5.2"
 
     table = history_markdown([history], work_dir).splitlines()
     [newest_line] = [line for line in table if ids[2] in line]

@@ -85,7 +85,7 @@ def test_two_slots_train_in_one_run_and_upload_their_own_predictions(
     assert manifests["slot_b"].params["max_depth"] == 3 and manifests["slot_a"].params["max_depth"] == 5
     assert manifests["slot_b"].stacker["kind"] == "ridge"
     # same features: the folds' rows binned once for both slots, and the final model's once
-    [fold_bins] = {m.data["bins"]["record"]["key"] for m in manifests.values()}
+    [fold_bins] = {m.data.bins["record"]["key"] for m in manifests.values()}
     [final_bins] = {m.final_model["bins"]["record"]["key"] for m in manifests.values()}
     assert bins == {fold_bins, final_bins}
     # each slot submits its own recipe's final models (the shipped final_model: all_labelled)

@@ -9,7 +9,7 @@ import pytest
 
 from numerflow.config.models import LightGBMParams
 from numerflow.data.files import read_training, read_validation
-from numerflow.score.evaluate import load_oof
+from numerflow.runs.evaluation import load_oof
 from numerflow.score.metrics import per_era_corr, summarize
 from numerflow.train.fit import fit_fold
 from numerflow.train.folds import make_folds
@@ -84,9 +84,9 @@ def test_planted_signal_scores_and_shuffled_targets_do_not(trained: dict, versio
     truth = pd.read_parquet(trained["prepared"].meta_path).set_index("id")["target"].reindex(oof.index)
     scores = per_era_corr(oof[TARGETS], truth, oof["era"].to_numpy())
     real, shuffled = summarize(scores["target"]), summarize(scores["target_shuffled_20"])
-    assert real["mean"] > 0.05 and real["mean"] / (real["std"] / np.sqrt(real["eras"])) > 4
-    assert abs(shuffled["mean"]) < 0.03
-    assert real["mean"] > shuffled["mean"] + 0.05
+    assert real.mean > 0.05 and real.mean / (real.std / np.sqrt(real.eras)) > 4
+    assert abs(shuffled.mean) < 0.03
+    assert real.mean > shuffled.mean + 0.05
 
     validation = read_validation(
         version_dir / "validation.parquet",

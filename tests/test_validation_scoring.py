@@ -15,9 +15,10 @@ from numerflow.config import load_config
 from numerflow.data.files import to_era_numbers
 from numerflow.data.reference_files import BENCHMARK_FILE, META_MODEL_COLUMN, META_MODEL_FILE
 from numerflow.data.rows import SelectedRows
+from numerflow.runs.evaluation import scored_validation_eras
 from numerflow.runs.plan import DataPlan, resolve_plan
-from numerflow.score.evaluate import scored_validation_eras
 from numerflow.score.metrics import per_era_contribution, per_era_feature_scores
+from numerflow.score.results import MetricScores
 from numerflow.score.validation import ValidationSet, numerai_metrics
 from tests.conftest import SMALL_SPEC
 
@@ -73,32 +74,27 @@ def validation(version_dir: Path) -> ValidationSet:
     )
 
 
-def _plan_for(version_dir: Path, benchmark: str = "v52_lgbm_ender20") -> DataPlan:
-    return DataPlan(
-        version="v5.2",
-        version_dir=version_dir,
-        era_stride=1,
-        validation_era_stride=1,
-        benchmark_model=benchmark,
-        feature_metrics_eras=None,
-        row_limit=None,
-        loader="auto",
-        bins_dir=version_dir / "bins",
-    )
+def _metrics(
+    validation: ValidationSet,
+    version_dir: Path,
+    benchmark: str = "v52_lgbm_ender20",
+    feature_metrics_eras: int | None = None,
+) -> dict[str, MetricScores]:
+    return numerai_metrics(validation, version_dir, benchmark, feature_metrics_eras)
 
 
 def test_mmc_and_bmc_are_numerai_tools_per_era_with_the_planted_signs(
     validation: ValidationSet, version_dir: Path
 ) -> None:
-    metrics = numerai_metrics(validation, _plan_for(version_dir))
+    metrics = _metrics(validation, version_dir)
     mmc, bmc = metrics["mmc"], metrics["bmc"]
     assert mmc.not_computed is None and bmc.not_computed is None
 
     # MMC only where the meta model covers the eras; BMC on every scored era
     meta_eras = [e for e in np.unique(validation.eras) if e >= SMALL_SPEC.meta_model_from_era]
     assert [int(row["era"]) for row in mmc.per_era] == meta_eras
-    assert mmc.summary["oracle"]["eras"] == len(meta_eras)
-    assert bmc.summary["oracle"]["eras"] == len(np.unique(validation.eras))
+    assert mmc.summary["oracle"].eras == len(meta_eras)
+    assert bmc.summary["oracle"].eras == len(np.unique(validation.eras))
 
     era = meta_eras[2]
     rows = validation.eras == era
@@ -113,10 +109,10 @@ def test_mmc_and_bmc_are_numerai_tools_per_era_with_the_planted_signs(
 
     # a model contributes nothing beyond itself; the meta model (less noise than the benchmark)
     # adds to the benchmark; knowing the target adds more to the weaker benchmark than to the meta model
-    assert abs(mmc.summary["meta"]["mean"]) < 1e-6 and abs(bmc.summary["bench"]["mean"]) < 1e-6
-    assert bmc.summary["meta"]["mean"] > 0.02
+    assert abs(mmc.summary["meta"].mean) < 1e-6 and abs(bmc.summary["bench"].mean) < 1e-6
+    assert bmc.summary["meta"].mean > 0.02
     bmc_where_mmc = np.mean([row["oracle"] for row in bmc.per_era if int(row["era"]) in meta_eras])
-    assert bmc_where_mmc > mmc.summary["oracle"]["mean"] > 0.05
+    assert bmc_where_mmc > mmc.summary["oracle"].mean > 0.05
 
 
 def test_fnc_and_exposure_are_numerai_tools_on_the_era_features(
@@ -152,7 +148,7 @@ def test_without_the_files_mmc_and_bmc_say_why(
     bare = tmp_path / "v5.2"
     bare.mkdir()
     shutil.copy(version_dir / "validation.parquet", bare / "validation.parquet")
-    metrics = numerai_metrics(validation, _plan_for(bare))
+    metrics = _metrics(validation, bare)
     for name, missing in (("mmc", META_MODEL_FILE), ("bmc", BENCHMARK_FILE)):
         assert metrics[name].summary == {} and metrics[name].per_era == []  # absent, never zeros
         assert metrics[name].not_computed.startswith(f"{missing} is not in {bare}")
@@ -160,12 +156,9 @@ def test_without_the_files_mmc_and_bmc_say_why(
 
     elsewhere = pd.DataFrame({META_MODEL_COLUMN: [0.5]}, index=pd.Index(["n_not_scored"], name="id"))
     elsewhere.to_parquet(bare / META_MODEL_FILE)  # a meta model of other eras only
-    assert (
-        "covers none of the scored validation rows"
-        in numerai_metrics(validation, _plan_for(bare))["mmc"].not_computed
-    )
+    assert "covers none of the scored validation rows" in _metrics(validation, bare)["mmc"].not_computed
 
-    unknown = numerai_metrics(validation, _plan_for(version_dir, "v52_lgbm_nobody20"))["bmc"]
+    unknown = _metrics(validation, version_dir, "v52_lgbm_nobody20")["bmc"]
     assert "no column v52_lgbm_nobody20" in unknown.not_computed
     assert "v52_lgbm_ender20" in unknown.not_computed and "scoring.benchmark_model" in unknown.not_computed
 
@@ -186,9 +179,8 @@ def test_contribution_skips_rows_and_eras_the_reference_does_not_cover() -> None
 def test_feature_metrics_cover_the_newest_eras_it_is_given(
     validation: ValidationSet, version_dir: Path
 ) -> None:
-    plan = _plan_for(version_dir).model_copy(update={"feature_metrics_eras": 5})
-    metrics = numerai_metrics(validation, plan)
+    metrics = _metrics(validation, version_dir, feature_metrics_eras=5)
     scored = np.unique(validation.eras).tolist()
     assert [int(row["era"]) for row in metrics["fnc"].per_era] == scored[-5:]
-    assert metrics["feature_exposure"].summary["oracle"]["eras"] == 5
-    assert metrics["bmc"].summary["oracle"]["eras"] == len(scored)  # contributions: every era
+    assert metrics["feature_exposure"].summary["oracle"].eras == 5
+    assert metrics["bmc"].summary["oracle"].eras == len(scored)  # contributions: every era

@@ -48,23 +48,21 @@ def test_weekly_flow_trains_scores_and_writes_a_valid_submission(
     slot_dir = result.run_dir / "slots" / "main"
     manifest = read_manifest(slot_dir)
     for split in ("oof", "validation"):
-        assert set(manifest.metrics["summary"][split]) == {"target", "target_cyrusd_20", "stack"}
-        assert all(m["mean"] > 0 for m in manifest.metrics["summary"][split].values())
-    assert len(manifest.metrics["per_fold"]) == 2 * 3  # targets x folds
+        assert set(getattr(manifest.metrics.summary, split)) == {"target", "target_cyrusd_20", "stack"}
+        assert all(m.mean > 0 for m in getattr(manifest.metrics.summary, split).values())
+    assert len(manifest.metrics.per_fold) == 2 * 3  # targets x folds
     # every labelled validation era past the embargo is scored, by CORR and by Numerai's metrics
     validation = pd.read_parquet(version_dir / "validation.parquet", columns=["era", "data_type"])
     labelled = validation.loc[validation["data_type"] == "validation", "era"].astype(int)
     embargo = fast_overrides["training.folds.embargo_eras"]
-    past = sorted(set(labelled[labelled > manifest.data["training_eras"][1] + embargo]))
-    assert manifest.data["validation_eras"] == past
-    assert manifest.metrics["summary"]["validation"]["stack"]["eras"] == len(past)
-    scored = manifest.metrics["validation"]
-    assert scored["bmc"]["summary"]["stack"]["eras"] == len(past)
-    assert 0 < scored["mmc"]["summary"]["stack"]["eras"] < len(past)  # the meta model: recent eras only
-    assert (
-        scored["fnc"]["not_computed"] is None and scored["feature_exposure"]["summary"]["stack"]["mean"] > 0
-    )
-    assert manifest.params["num_iterations"] == 60 and manifest.data["version"] == "v5.2"
+    past = sorted(set(labelled[labelled > manifest.data.training_eras[1] + embargo]))
+    assert manifest.data.validation_eras == past
+    assert manifest.metrics.summary.validation["stack"].eras == len(past)
+    scored = manifest.metrics.validation
+    assert scored["bmc"].summary["stack"].eras == len(past)
+    assert 0 < scored["mmc"].summary["stack"].eras < len(past)  # the meta model: recent eras only
+    assert scored["fnc"].not_computed is None and scored["feature_exposure"].summary["stack"].mean > 0
+    assert manifest.params["num_iterations"] == 60 and manifest.data.version == "v5.2"
     [recipe] = {Path(p).parts[1] for p in manifest.models["target"]}
     assert manifest.models["target"] == [f"models/{recipe}/target/fold_{k}.txt" for k in range(3)]
     work_dir = Path(fast_overrides["training.work_dir"])
@@ -72,8 +70,8 @@ def test_weekly_flow_trains_scores_and_writes_a_valid_submission(
     assert (result.run_dir / "plan.json").is_file()
     chart = (result.run_dir / manifest.chart).read_bytes()  # the validation chart beside the manifest
     assert manifest.chart == "slots/main/validation.png" and chart.startswith(b"\x89PNG")
-    bins = manifest.data["bins"]  # binned once for the 6 models, by the loader the guard chose
-    assert bins["built"] and bins["record"]["rows"] == manifest.data["training_rows"]
+    bins = manifest.data.bins  # binned once for the 6 models, by the loader the guard chose
+    assert bins["built"] and bins["record"]["rows"] == manifest.data.training_rows
     assert bins["plan"]["loader"] == bins["record"]["loader"] == "arrow"
 
     [entry] = result.submission.slots
@@ -184,13 +182,13 @@ def test_gpu_error_in_one_fold_falls_back_and_the_run_completes(
         "target": [state.result().run_dir / p for p in manifest.models["target"]]
     }
 
-    assert manifest.device["tier"] == "gpu" and "6.0 GiB free" in manifest.device["reason"]
-    assert "needs about" in manifest.device["reason"]  # the VRAM estimate of the run's shape
+    assert manifest.device.choice == "gpu" and "6.0 GiB free" in manifest.device.reason
+    assert "needs about" in manifest.device.reason  # the VRAM estimate of the run's shape
     trained_on = {r["fold"]: r["step"] for r in manifest.fold_results}
     assert trained_on == {0: "gpu", 1: "cpu", 2: "gpu"}
-    steps = [(d["fold"], d["from"], d["to"]) for d in manifest.device["downgrades"]]
+    steps = [(d.fold, d.from_, d.to) for d in manifest.device.downgrades]
     assert steps == [(1, "gpu", "cpu")]
-    assert all("out of memory" in d["error"] for d in manifest.device["downgrades"])
+    assert all("out of memory" in d.error for d in manifest.device.downgrades)
     effective = (state.result().run_dir / "program_output_params.yaml").read_text()
     assert "choice: gpu" in effective and "device_type: gpu" in effective
 

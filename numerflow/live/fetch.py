@@ -7,6 +7,7 @@ The history is written only after Numerai answered, in one atomic replace: a fet
 from __future__ import annotations
 
 import logging
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,7 +15,7 @@ from typing import Any, Protocol
 from numerflow.live.store import ModelHistory, RunFigures, load_history, merge_rows, save_history, score_row
 from numerflow.numerai import ledger
 from numerflow.runs.manifest import SLOTS_DIR, read_manifest
-from numerflow.score.evaluate import STACK
+from numerflow.score.results import STACK
 
 logger = logging.getLogger("numerflow.live")
 
@@ -57,11 +58,19 @@ def run_figures(slot_dir: Path) -> RunFigures | None:
     except (OSError, ValueError) as exc:
         logger.warning("live scores: no validation figures from %s: %s", slot_dir, exc)
         return None
-    corr = metrics.get("summary", {}).get("validation", {}).get(STACK, {})
-    mmc = (metrics.get("validation", {}).get("mmc") or {}).get("summary", {}).get(STACK, {})
+    corr = metrics.summary.validation.get(STACK)
+    mmc = metrics.validation["mmc"].summary.get(STACK) if "mmc" in metrics.validation else None
     return RunFigures(
-        corr_mean=corr.get("mean"), corr_std=corr.get("std"), mmc_mean=mmc.get("mean"), mmc_std=mmc.get("std")
+        corr_mean=_known(corr and corr.mean),
+        corr_std=_known(corr and corr.std),
+        mmc_mean=_known(mmc and mmc.mean),
+        mmc_std=_known(mmc and mmc.std),
     )
+
+
+def _known(value: float | None) -> float | None:
+    """None where the manifest has no figure (NaN: no era scored)."""
+    return None if value is None or math.isnan(value) else value
 
 
 def refresh(

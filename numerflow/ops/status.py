@@ -40,7 +40,7 @@ from numerflow.ops.disk import disk_status
 from numerflow.ops.heartbeat import heartbeat_status
 from numerflow.runs.manifest import latest_slot_run, read_manifest
 from numerflow.runs.plan import select_slots
-from numerflow.score.evaluate import STACK
+from numerflow.score.results import STACK
 
 AUTOMATIONS = [RUN_FAILED, UPLOAD_GIVEN_UP, MISSED_ROUND, ZOMBIE, LIVE_DECAY]
 # The server counts a worker offline after this many missed heartbeats.
@@ -216,12 +216,12 @@ def _latest_training(config: NumerflowConfig) -> dict[str, Any] | None:
         if slot_dir is None or not (slot_dir / "manifest.json").is_file():
             continue
         manifest = read_manifest(slot_dir)
-        validation = manifest.metrics.get("summary", {}).get("validation", {}).get(STACK, {})
+        validation = manifest.metrics.summary.validation.get(STACK)
         slots[slot.name] = {
             "run_id": manifest.run_id,
             "finished_at": manifest.finished_at,
-            "data_version": manifest.data.get("version"),
-            "validation_corr": validation.get("mean"),
+            "data_version": manifest.data.version,
+            "validation_corr": None if validation is None else validation.mean,
         }
     return slots or None
 

@@ -1,5 +1,6 @@
 """Run-over-run history: each slot's validation figures in this run and its previous weekly runs,
-read back from their manifests, so a change of parameters shows as better or worse at a glance.
+read back from their manifests, so a change of parameters shows as better or worse at a glance
+(`numerflow.report.history` renders it).
 
 Runs are ordered by run id, which starts with the UTC time the run started. A manifest that
 cannot be read (truncated, edited, from a version without these figures) is skipped with its
@@ -9,7 +10,6 @@ reason and a warning: the history is a report, it never fails a run.
 from __future__ import annotations
 
 import logging
-import math
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -17,20 +17,16 @@ from typing import Any
 from pydantic import BaseModel
 
 from numerflow.config.lightgbm_names import canonical_or_kept
-from numerflow.live.report import run_live_cell
-from numerflow.runs.manifest import SLOTS_DIR, Manifest, manifest_problem, read_manifest
+from numerflow.runs.manifest import SLOTS_DIR, Manifest, StoredMetric, manifest_problem, read_manifest
 from numerflow.runs.plan import short_digest
-from numerflow.score.evaluate import STACK
-from numerflow.score.validation import MetricScores
+from numerflow.score.results import STACK, Figures
+from numerflow.score.validation import LEAD_METRICS
 
 logger = logging.getLogger("numerflow.runs")
 
-CONTRIBUTIONS = {"mmc": "MMC", "bmc": "BMC"}  # shown next to CORR, as in the run summary
-CORR_FIGURES = ("mean", "sharpe", "max_drawdown", "eras")
-
 
 class Contribution(BaseModel):
-    """MMC or BMC of the stack on validation, or why it was not computed."""
+    """A lead metric (MMC, BMC) of the stack on validation, or why it was not computed."""
 
     mean: float | None = None
     sharpe: float | None = None
@@ -44,10 +40,9 @@ class HistoryRow(BaseModel):
     targets: list[str]
     params_hash: str  # equal parameters (seed included) give equal hashes
     params_changed: dict[str, tuple[Any, Any]] | None  # (before, after) vs the run below; None: no run below
-    corr: dict[str, float | int]  # the stack's validation CORR: mean, sharpe, max_drawdown, eras
+    corr: Figures  # the stack's validation CORR
     corr_delta: float | None  # CORR mean minus the run below's; None: no run below
-    contributions: dict[str, Contribution]  # by label: MMC, BMC
-    live: str = "-"  # mean final live CORR of the rounds this run submitted for the slot's model
+    contributions: dict[str, Contribution]  # by label of the lead metrics: MMC, BMC
 
 
 class Skipped(BaseModel):
@@ -64,7 +59,7 @@ class SlotHistory(BaseModel):
 
 class _Entry(BaseModel):
     manifest: Manifest
-    corr: dict[str, float | int]
+    corr: Figures
     contributions: dict[str, Contribution]
 
 
@@ -87,11 +82,7 @@ def slot_history(work_dir: Path, run_id: str, slot: str, previous: int) -> SlotH
             continue
         if len(entries) > previous + 1:
             break
-    rows = [
-        _row(entry, older).model_copy(update={"live": run_live_cell(work_dir, slot, entry.manifest.run_id)})
-        for entry, older in pairwise([*entries, None])
-        if entry is not None
-    ]
+    rows = [_row(entry, older) for entry, older in pairwise([*entries, None]) if entry is not None]
     return SlotHistory(slot=slot, run_id=run_id, rows=rows[: previous + 1], skipped=skipped)
 
 
@@ -105,16 +96,12 @@ def _runs_up_to(work_dir: Path, run_id: str) -> list[Path]:
 
 def _read_entry(path: Path) -> _Entry:
     manifest = read_manifest(path.parent)
-    try:
-        stack = manifest.metrics["summary"]["validation"][STACK]
-        corr = {figure: stack[figure] for figure in CORR_FIGURES}
-    except (KeyError, TypeError):
-        raise ValueError("no validation CORR of the stack in its metrics") from None
-    scored = manifest.metrics.get("validation", {})
-    if not isinstance(scored, dict):
-        raise ValueError("metrics.validation is not a mapping of metric to scores")
-    contributions = {label: _contribution(scored.get(name)) for name, label in CONTRIBUTIONS.items()}
-    return _Entry(manifest=manifest, corr=corr, contributions=contributions)
+    stack = manifest.metrics.summary.validation.get(STACK)
+    if stack is None:
+        raise ValueError("no validation CORR of the stack in its metrics")
+    scored = manifest.metrics.validation
+    contributions = {label: _contribution(scored.get(name)) for name, label in LEAD_METRICS.items()}
+    return _Entry(manifest=manifest, corr=stack, contributions=contributions)
 
 
 def _row(entry: _Entry, older: _Entry | None) -> HistoryRow:
@@ -122,14 +109,14 @@ def _row(entry: _Entry, older: _Entry | None) -> HistoryRow:
     return HistoryRow(
         run_id=manifest.run_id,
         finished_at=manifest.finished_at,
-        data_version=str(manifest.data.get("version", "?")),
+        data_version=manifest.data.version,
         targets=manifest.targets,
         params_hash=short_digest(_canonical(manifest)),
         params_changed=None
         if older is None
         else changed_values(_canonical(older.manifest), _canonical(manifest)),
         corr=entry.corr,
-        corr_delta=None if older is None else float(entry.corr["mean"]) - float(older.corr["mean"]),
+        corr_delta=None if older is None else entry.corr.mean - older.corr.mean,
         contributions=entry.contributions,
     )
 
@@ -140,15 +127,14 @@ def _canonical(manifest: Manifest) -> dict[str, Any]:
     return canonical_or_kept(manifest.params)
 
 
-def _contribution(metric: Any) -> Contribution:
-    """The stack's figures of one metric's MetricScores record (without per-era rows)."""
-    if not metric:
+def _contribution(metric: StoredMetric | None) -> Contribution:
+    """The stack's figures of one metric's record in the manifest."""
+    if metric is None:
         return Contribution(not_computed="not in this run's manifest")
-    record = MetricScores.model_validate(metric)
-    if record.not_computed:
-        return Contribution(not_computed=record.not_computed)
-    stack = record.summary.get(STACK, {})
-    return Contribution(mean=stack.get("mean"), sharpe=stack.get("sharpe"))
+    if metric.not_computed:
+        return Contribution(not_computed=metric.not_computed)
+    stack = metric.summary.get(STACK)
+    return Contribution() if stack is None else Contribution(mean=stack.mean, sharpe=stack.sharpe)
 
 
 def changed_values(before: dict[str, Any], after: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -158,81 +144,3 @@ def changed_values(before: dict[str, Any], after: dict[str, Any]) -> dict[str, t
         for key in sorted(before.keys() | after.keys())
         if before.get(key) != after.get(key)
     }
-
-
-def history_markdown(histories: list[SlotHistory], work_dir: Path) -> str:
-    """The run-history artifact: one table per slot, newest first, this run in bold."""
-    if all(len(h.rows) <= 1 for h in histories):
-        return f"No previous weekly runs in `{work_dir}` to compare this run with.\n"
-    lines = [
-        "# Run-over-run history",
-        "",
-        "Validation CORR of each slot's stack in this run and its previous weekly runs, newest first. "
-        "Δ CORR is the change from the run below (▲ better, ▼ worse); runs are comparable where "
-        "data version and eras agree. `params` is a hash of the LightGBM parameters and seed. "
-        "Live CORR: Numerai's resolved live CORR of the rounds the run submitted (mean).",
-    ]
-    for history in histories:
-        lines += ["", f"## slot {history.slot}", ""]
-        if len(history.rows) <= 1:
-            lines.append("No previous runs of this slot.")
-        else:
-            lines += _table(history)
-        lines += [f"- skipped `{s.path}`: {s.reason}" for s in history.skipped]
-    return "\n".join(lines) + "\n"
-
-
-def _table(history: SlotHistory) -> list[str]:
-    lines = [
-        "| run | finished | data | targets | params | changed | CORR | Δ CORR | sharpe | max drawdown "
-        "| eras | live CORR | MMC | BMC |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in history.rows:
-        corr = row.corr
-        cells = [
-            f"**{row.run_id}** (this run)" if row.run_id == history.run_id else row.run_id,
-            row.finished_at or "-",
-            row.data_version,
-            ", ".join(row.targets),
-            f"`{row.params_hash}`",
-            _changes(row.params_changed),
-            _number(corr["mean"], 4),
-            _delta(row.corr_delta),
-            _number(corr["sharpe"], 2),
-            _number(corr["max_drawdown"], 4),
-            str(corr["eras"]),
-            row.live,
-            *(_contribution_cell(c) for c in row.contributions.values()),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def _changes(changed: dict[str, tuple[Any, Any]] | None) -> str:
-    if changed is None:
-        return "-"
-    return ", ".join(f"{key} {old} → {new}" for key, (old, new) in changed.items()) or "none"
-
-
-def _delta(delta: float | None) -> str:
-    if delta is None or math.isnan(delta):
-        return "-"
-    if delta == 0:
-        return "= 0"
-    return f"{'▲' if delta > 0 else '▼'} {delta:+.4f}"
-
-
-def _number(value: float | int | None, decimals: int) -> str:
-    return "-" if value is None else f"{value:.{decimals}f}"
-
-
-def _contribution_cell(contribution: Contribution) -> str:
-    if contribution.not_computed is not None or contribution.mean is None:
-        return "not computed"
-    return f"{contribution.mean:.4f} (sharpe {_number(contribution.sharpe, 2)})"
-
-
-def run_history_markdown(work_dir: Path, run_id: str, slots: list[str], previous: int) -> str:
-    """The artifact's text for run `run_id`'s slots and their `previous` earlier runs."""
-    return history_markdown([slot_history(work_dir, run_id, slot, previous) for slot in slots], work_dir)

@@ -1,14 +1,20 @@
-"""Run directories and their manifest: what a run trained, on what, and how it scored.
+"""Run directories and their slot manifests: what a run trained, on what, and how it scored.
 
 Layout of `<work_dir>/<run_id>/`:
-    prepared/            training rows of this run (features.npy, meta.parquet, train.bin)
-    models/<target>/     fold_<k>.txt LightGBM models and fold_<k>_oof.parquet predictions
+    plan.json                    the resolved run plan, written before training
+    program_output_params.yaml   the effective parameters (`output.run_file`)
+    prepared/<data key>/         training rows binned once per feature set
+    models/<recipe>/<target>/    fold_<k>.txt LightGBM models and fold_<k>_oof.parquet predictions
     models/<recipe>/final/<target>.txt   final models (all labelled eras), when trained
-    oof.parquet          out-of-fold predictions of every base model and the stack
-    validation.parquet   validation predictions
-    live_<round>.parquet live predictions (`live_local` without a round)
-    manifest.json        what was trained, on what, and how it scored; written once scored
-`<work_dir>/LATEST` names the newest trained run; it is written only after the manifest.
+    slots/<slot>/                one folder per model slot:
+        oof.parquet              out-of-fold predictions of every base model and the stack
+        validation.parquet       validation predictions
+        validation.png           the validation chart
+        live_r<round>.parquet    live predictions (`live_local.parquet` without a round)
+        model_upload.pkl         the pickle built for Numerai (model_upload slots)
+        manifest.json            what was trained, on what, and how it scored; written once scored
+`<work_dir>/latest/<slot>` names the slot's newest trained run and `<work_dir>/LATEST` the
+newest run; both are written only after the manifest.
 """
 
 from __future__ import annotations
@@ -21,14 +27,94 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from numerflow.io import write_json_atomic, write_text_atomic
+from numerflow.score.results import Evaluation, MetricScores, SplitScores
 
 LATEST_POINTER = "LATEST"
 LATEST_DIR = "latest"  # one pointer file per model slot
 SLOTS_DIR = "slots"  # <run>/slots/<slot>/: manifest, predictions and scores of each slot
 CHART_FILE = "validation.png"  # the slot's validation chart, beside its manifest
+
+
+class _Part(BaseModel):
+    # A manifest rewritten (adding the model-upload record) keeps what it stored: keys written by
+    # another version of numerflow stay, and fields it did not have are not added.
+    model_config = ConfigDict(extra="allow")
+
+    @model_serializer(mode="wrap")
+    def _as_stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        fields = type(self).model_fields  # the set fields, and keys of other versions (extras)
+        stored = {fields[name].alias or name if name in fields else name for name in self.model_fields_set}
+        return {key: value for key, value in handler(self).items() if key in stored}
+
+
+class DataRecord(_Part):
+    """The data a slot trained and was scored on; older manifests may have only the version."""
+
+    version: str
+    dir: str | None = None
+    era_stride: int | None = None
+    row_limit: int | None = None
+    training_rows: int | None = None
+    bins: dict[str, Any] | None = None  # the bins cache record (built or reused, by which loader)
+    training_eras: list[int] | None = None  # first, last, count
+    validation_eras: list[int] | None = None
+
+
+class Downgrade(_Part):
+    """One fold's step down the device ladder after a GPU error."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, serialize_by_alias=True)
+
+    target: str
+    fold: int
+    from_: str = Field(alias="from")
+    to: str
+    error: str
+
+
+class DeviceRecord(_Part):
+    """What the run trained on: the device decision, why, what NVML saw, and every fold's step down."""
+
+    choice: str = Field(validation_alias=AliasChoices("choice", "tier"))  # older manifests: "tier"
+    reason: str
+    device_type: str
+    # As recorded: these snapshots follow the GPU models of their numerflow version.
+    capability: dict[str, Any] | None = None
+    probe: dict[str, Any] = Field(default_factory=dict)
+    downgrades: list[Downgrade] = Field(default_factory=list)
+
+
+class StoredMetric(MetricScores):
+    """A metric's summary as the manifest keeps it: its per-era rows are in the artifacts."""
+
+    per_era: list[dict[str, Any]] = Field(default_factory=list, exclude=True)
+
+
+class SlotMetrics(_Part):
+    """How the slot scored: CORR per split, per fold, and Numerai's other validation metrics
+    (summaries; the per-era rows are in the run's artifacts)."""
+
+    summary: SplitScores = Field(default_factory=SplitScores)
+    per_fold: list[dict[str, Any]] = Field(default_factory=list)
+    validation: dict[str, StoredMetric] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, evaluation: Evaluation) -> SlotMetrics:
+        """The evaluation as its slot's manifest keeps it (per-era rows only in the artifacts)."""
+        metrics = evaluation.validation_metrics
+        validation = {name: metric.model_dump(exclude={"per_era"}) for name, metric in metrics.items()}
+        return cls(summary=evaluation.summary, per_fold=evaluation.per_fold, validation=validation)
 
 
 class Manifest(BaseModel):
@@ -38,16 +124,16 @@ class Manifest(BaseModel):
     created_at: str
     finished_at: str | None = None
     code_version: str
-    data: dict[str, Any]
+    data: DataRecord
     features: list[str]
     targets: list[str]
     params: dict[str, Any]
-    device: dict[str, Any]
+    device: DeviceRecord
     folds: list[dict[str, Any]]
     fold_results: list[dict[str, Any]] = Field(default_factory=list)
     models: dict[str, list[str]] = Field(default_factory=dict)
     stacker: dict[str, Any] | None = None
-    metrics: dict[str, Any] = Field(default_factory=dict)
+    metrics: SlotMetrics = Field(default_factory=SlotMetrics)
     chart: str | None = None  # the validation chart (PNG), relative to the run folder
     # Which models predict live: the folds' mean per target, or the final model per target
     # (`final_model` then records its paths, rows, eras, seconds and device). Manifests written
@@ -141,7 +227,7 @@ def load_trained_run(slot_dir: Path) -> TrainedRun:
             run_id=manifest.run_id,
             slot=manifest.slot,
             slot_dir=slot_dir,
-            data_version=manifest.data["version"],
+            data_version=manifest.data.version,
             feature_names=manifest.features,
             models={t: [run_dir / p for p in paths] for t, paths in manifest.models.items()},
             final_models={t: run_dir / p for t, p in final["models"].items()} if final else {},

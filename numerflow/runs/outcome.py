@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from numerflow.runs.final import FinalModels
-from numerflow.score.evaluate import Evaluation
+from numerflow.score.results import Evaluation
 from numerflow.train.fit import FoldResult
 
 # In run order: the fold models, stacking and scoring, the final models, the manifest.

@@ -19,8 +19,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from numerflow.score.evaluate import STACK, Evaluation
-from numerflow.score.report import LEAD_METRICS
+from numerflow.score.results import STACK, Evaluation
+from numerflow.score.validation import LEAD_METRICS
 
 WIDTH_IN, PANEL_HEIGHT_IN, DPI = 9.0, 2.3, 80  # 720 px wide, 184 px per panel
 COLOURS = 64  # a palette PNG: a third of the bytes of full colour, no visible difference
@@ -37,7 +37,8 @@ def validation_figure(evaluation: Evaluation, title: str) -> Figure:
     for name, label in LEAD_METRICS.items():
         metric = evaluation.validation_metrics.get(name)
         if metric is not None and not metric.not_computed and metric.per_era:
-            panels.append((f"cumulative {label} ({metric.against})", era_frame(metric.per_era)))
+            against = f" ({metric.against})" if metric.against else ""
+            panels.append((f"cumulative {label}{against}", era_frame(metric.per_era)))
 
     figure = Figure(figsize=(WIDTH_IN, PANEL_HEIGHT_IN * (len(panels) + 1)), dpi=DPI, layout="constrained")
     axes = figure.subplots(len(panels) + 1, 1, sharex=True, squeeze=False)[:, 0]

@@ -21,7 +21,7 @@ from numerai_tools.scoring import (
     numerai_corr,
 )
 
-RECENT_ERAS = 200  # Numerai's research tooling also reads every figure over the last 200 eras
+from numerflow.score.results import RECENT_ERAS, Figures, ScoreFigures
 
 
 def per_era_corr(predictions: pd.DataFrame, target: pd.Series, eras: np.ndarray) -> pd.DataFrame:
@@ -80,42 +80,31 @@ def _by_era(scores: dict[int, pd.Series]) -> pd.DataFrame:
     return frame
 
 
-def summarize(per_era: pd.Series) -> dict[str, float]:
+def summarize(per_era: pd.Series) -> Figures:
     """mean, std, sharpe and max drawdown of a per-era score series."""
     values = per_era.dropna().astype(float)
     if values.empty:
-        return {
-            "mean": float("nan"),
-            "std": float("nan"),
-            "sharpe": float("nan"),
-            "max_drawdown": float("nan"),
-            "eras": 0,
-        }
+        nan = float("nan")
+        return Figures(mean=nan, std=nan, sharpe=nan, max_drawdown=nan, eras=0)
     mean, std = float(values.mean()), float(values.std(ddof=0))
     cumulative = values.cumsum()
     # The peak starts at zero (nothing earned yet), so a losing first era is a drawdown too.
     peak = cumulative.expanding().max().clip(lower=0.0)
     drawdown = float((peak - cumulative).max())
-    return {
-        "mean": mean,
-        "std": std,
-        "sharpe": mean / std if std > 0 else float("nan"),
-        "max_drawdown": drawdown,
-        "eras": len(values),
-    }
+    return Figures(
+        mean=mean,
+        std=std,
+        sharpe=mean / std if std > 0 else float("nan"),
+        max_drawdown=drawdown,
+        eras=len(values),
+    )
 
 
-def recent(figure: str, eras: int = RECENT_ERAS) -> str:
-    """The key of `figure` over the last `eras` eras, e.g. mean_last200."""
-    return f"{figure}_last{eras}"
-
-
-def summarize_recent(per_era: pd.Series, eras: int = RECENT_ERAS) -> dict[str, float]:
-    """`summarize` over every era, then over the last `eras` eras (keys from `recent`)."""
+def summarize_recent(per_era: pd.Series, eras: int = RECENT_ERAS) -> ScoreFigures:
+    """`summarize` over every era, then over the last `eras` eras."""
     values = per_era.dropna().sort_index()
-    latest = summarize(values.iloc[-eras:])
-    return {**summarize(values), **{recent(name, eras): value for name, value in latest.items()}}
+    return ScoreFigures(**dict(summarize(values)), window=eras, recent=summarize(values.iloc[-eras:]))
 
 
-def summarize_all(per_era: pd.DataFrame) -> dict[str, dict[str, float]]:
+def summarize_all(per_era: pd.DataFrame) -> dict[str, ScoreFigures]:
     return {column: summarize_recent(per_era[column]) for column in per_era.columns}

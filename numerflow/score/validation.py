@@ -6,25 +6,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
 
 from numerflow.data.rows import FeatureRows, SelectedRows
-from numerflow.runs.plan import DataPlan
 from numerflow.score.metrics import per_era_contribution, per_era_feature_scores, summarize_all
 from numerflow.score.references import NotComputed, benchmark_model, meta_model
+from numerflow.score.results import MetricScores
 
-
-class MetricScores(BaseModel):
-    """One of Numerai's validation metrics for every model, or the reason it was not computed."""
-
-    against: str | None = None  # what a contribution is measured against (MMC, BMC)
-    summary: dict[str, dict[str, float | int]] = {}  # {model: figures}
-    per_era: list[dict[str, Any]] = []  # rows of era -> score per model
-    not_computed: str | None = None
+# The metrics a participant compares next to CORR, by key in `numerai_metrics`, with their
+# label. Every renderer (the CLI, the run summary, the run history, the validation chart) shows
+# these columns, so a new lead metric is computed in `numerai_metrics` and named here, nowhere else.
+LEAD_METRICS = {"mmc": "MMC", "bmc": "BMC"}
 
 
 @dataclass
@@ -51,19 +47,19 @@ class ValidationSet:
             yield int(era), pd.DataFrame(block.astype(np.float32), index=index, columns=self.features)
 
 
-def numerai_metrics(validation: ValidationSet, data: DataPlan) -> dict[str, MetricScores]:
-    """MMC, BMC, FNC and the max feature exposure of every model on the validation rows."""
+def numerai_metrics(
+    validation: ValidationSet, version_dir: Path, benchmark: str, feature_metrics_eras: int | None
+) -> dict[str, MetricScores]:
+    """MMC (against the meta model in `version_dir`), BMC (against its `benchmark` model), FNC
+    and the max feature exposure (over the newest `feature_metrics_eras` eras, all when None)
+    of every model on the validation rows."""
     ids = validation.predictions.index
     metrics = {
-        "mmc": _contribution(validation, "meta model", lambda: meta_model(data.version_dir, ids)),
-        "bmc": _contribution(
-            validation,
-            data.benchmark_model,
-            lambda: benchmark_model(data.version_dir, data.benchmark_model, ids),
-        ),
+        "mmc": _contribution(validation, "meta model", lambda: meta_model(version_dir, ids)),
+        "bmc": _contribution(validation, benchmark, lambda: benchmark_model(version_dir, benchmark, ids)),
     }
     fnc, exposure = per_era_feature_scores(
-        validation.predictions, validation.target, validation.era_features(data.feature_metrics_eras)
+        validation.predictions, validation.target, validation.era_features(feature_metrics_eras)
     )
     metrics["fnc"] = _metric(fnc)
     metrics["feature_exposure"] = _metric(exposure)

@@ -1,49 +1,55 @@
-"""The weekly run's device record and each slot's manifest, as plain functions. Prefect tasks
-wrap these; tests call them directly."""
+"""What a weekly run records for each slot: the device it trained on, and the slot's manifest
+and validation chart once it is scored."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from numerflow.gpu.probe import GpuProbe
 from numerflow.io import atomic_path
+from numerflow.runs.evaluation import model_paths
 from numerflow.runs.final import FinalModels, final_record
 from numerflow.runs.fits import slot_folds
 from numerflow.runs.folders import RunPaths
 from numerflow.runs.manifest import (
     CHART_FILE,
+    DataRecord,
+    DeviceRecord,
+    Downgrade,
     Manifest,
+    SlotMetrics,
     code_version,
     mark_latest,
     utc_now,
     write_manifest,
 )
 from numerflow.runs.plan import RunPlan, SlotPlan
-from numerflow.score.evaluate import Evaluation, model_paths
+from numerflow.score.results import Evaluation
 from numerflow.train.fit import FoldResult
 from numerflow.train.prepare import PreparedData
 
 
-def device_record(plan: RunPlan, probe: GpuProbe, results: list[FoldResult]) -> dict[str, Any]:
-    """What the run trained on: the tier, why, what NVML saw, and every fold's step down."""
+def device_record(plan: RunPlan, probe: GpuProbe, results: list[FoldResult]) -> DeviceRecord:
+    """What the run trained on: the device decision, why, what NVML saw, and every fold's step down."""
     decision = plan.decision
-    return {
-        "tier": decision.choice,
-        "reason": decision.reason,
-        "device_type": decision.params.device_type,
-        "capability": decision.capability.model_dump() if decision.capability else None,
-        "probe": probe.model_dump(mode="json"),
-        "downgrades": [
-            {"target": r.target, "fold": r.fold, **step} for r in results for step in r.downgrades
+    return DeviceRecord(
+        choice=decision.choice,
+        reason=decision.reason,
+        device_type=decision.params.device_type,
+        capability=decision.capability.model_dump() if decision.capability else None,
+        probe=probe.model_dump(mode="json"),
+        downgrades=[
+            Downgrade.model_validate({"target": r.target, "fold": r.fold, **step})
+            for r in results
+            for step in r.downgrades
         ],
-    }
+    )
 
 
 def write_slot_manifest(
     plan: RunPlan,
     slot: SlotPlan,
-    device: dict[str, Any],
+    device: DeviceRecord,
     paths: RunPaths,
     prepared: PreparedData,
     results: list[FoldResult],
@@ -68,16 +74,16 @@ def write_slot_manifest(
         created_at=created_at,
         finished_at=utc_now(),
         code_version=code_version(),
-        data={
-            "version": data.version,
-            "dir": str(data.version_dir),
-            "era_stride": data.era_stride,
-            "row_limit": data.row_limit,
-            "training_rows": prepared.rows,
-            "bins": prepared.bins.model_dump(mode="json"),
-            "training_eras": [prepared.eras[0], prepared.eras[-1], len(prepared.eras)],
-            "validation_eras": evaluation.validation_eras,
-        },
+        data=DataRecord(
+            version=data.version,
+            dir=str(data.version_dir),
+            era_stride=data.era_stride,
+            row_limit=data.row_limit,
+            training_rows=prepared.rows,
+            bins=prepared.bins.model_dump(mode="json"),
+            training_eras=[prepared.eras[0], prepared.eras[-1], len(prepared.eras)],
+            validation_eras=evaluation.validation_eras,
+        ),
         features=slot.features,
         targets=slot.targets,
         params=slot.params.model_dump(mode="json") | {"seed": plan.seed},
@@ -89,14 +95,7 @@ def write_slot_manifest(
             for t, ps in model_paths(results, slot.targets).items()
         },
         stacker=evaluation.stacker.model_dump(mode="json"),
-        metrics={
-            "summary": evaluation.summary,
-            "per_fold": evaluation.per_fold,
-            "validation": {
-                name: metric.model_dump(exclude={"per_era"})
-                for name, metric in evaluation.validation_metrics.items()
-            },
-        },
+        metrics=SlotMetrics.of(evaluation),
         chart=(slot_dir / CHART_FILE).relative_to(paths.run_dir).as_posix(),
         submission_models="final" if final is not None else "folds",
         final_model=final_record(final, paths.run_dir) if final is not None else None,

@@ -1,4 +1,6 @@
-"""Stack the base models and score everything per era, out of fold and on validation."""
+"""A slot's evaluation: read its plan and fold results, load the out-of-fold predictions,
+predict the scored validation eras, then stack and score with the pure functions of
+`numerflow.score`."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
 
 from numerflow.data.files import (
     to_era_numbers,
@@ -17,24 +18,12 @@ from numerflow.data.rows import FeatureRows, SelectedRows
 from numerflow.io import atomic_path
 from numerflow.runs.plan import DataPlan, SlotPlan
 from numerflow.score.metrics import per_era_corr, summarize, summarize_all
-from numerflow.score.stacking import Stacker, cross_fitted, era_rank, fit_stacker
-from numerflow.score.validation import MetricScores, ValidationSet, era_rows, numerai_metrics
+from numerflow.score.results import STACK, Evaluation, SplitScores
+from numerflow.score.stacking import cross_fitted, era_rank, fit_stacker
+from numerflow.score.validation import ValidationSet, era_rows, numerai_metrics
 from numerflow.train.fit import FoldResult
 from numerflow.train.predict import load_models, predict_rows
 from numerflow.train.prepare import PreparedData
-
-STACK = "stack"
-
-
-class Evaluation(BaseModel):
-    """Scores of every base model and the stack, out of fold and on validation."""
-
-    stacker: Stacker
-    summary: dict[str, dict[str, dict[str, float | int]]]  # {"oof"|"validation": {model: CORR figures}}
-    per_era: dict[str, list[dict[str, Any]]]  # {"oof"|"validation": rows of era -> CORR}
-    per_fold: list[dict[str, Any]]
-    validation_eras: list[int]
-    validation_metrics: dict[str, MetricScores]  # "mmc", "bmc", "fnc", "feature_exposure"
 
 
 def model_paths(results: list[FoldResult], targets: list[str]) -> dict[str, list[Path]]:
@@ -81,11 +70,13 @@ def evaluate(
 
     return Evaluation(
         stacker=stacker,
-        summary={"oof": summarize_all(oof_scores), "validation": summarize_all(val_scores)},
+        summary=SplitScores(oof=summarize_all(oof_scores), validation=summarize_all(val_scores)),
         per_era={"oof": era_rows(oof_scores), "validation": era_rows(val_scores)},
         per_fold=_fold_rows(oof, oof_scores, results),
         validation_eras=sorted({int(e) for e in val_eras}),
-        validation_metrics=numerai_metrics(validation, data),
+        validation_metrics=numerai_metrics(
+            validation, data.version_dir, data.benchmark_model, data.feature_metrics_eras
+        ),
     )
 
 
@@ -136,12 +127,12 @@ def _fold_rows(oof: pd.DataFrame, scores: pd.DataFrame, results: list[FoldResult
                 "fold": result.fold,
                 "train_rows": result.train_rows,
                 "validation_rows": result.validation_rows,
-                "corr_mean": round(figures["mean"], 6),
-                "corr_sharpe": round(figures["sharpe"], 4),
-                "eras": figures["eras"],
+                "corr_mean": round(figures.mean, 6),
+                "corr_sharpe": round(figures.sharpe, 4),
+                "eras": figures.eras,
                 "seconds": result.seconds,
                 "device": result.device_type,
-                "tier": result.step,
+                "step": result.step,
                 "downgrades": len(result.downgrades),
                 "reused": result.reused,
             }

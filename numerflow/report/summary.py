@@ -1,58 +1,57 @@
-"""Human-readable run reports: the markdown summary and tables published as Prefect artifacts."""
+"""The weekly run's summary: the markdown lead table and details, and the rows of the tables
+published as Prefect artifacts."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from numerflow.score.evaluate import STACK, Evaluation
-from numerflow.score.metrics import RECENT_ERAS, recent
+from numerflow.runs.manifest import DeviceRecord
+from numerflow.score.results import RECENT_ERAS, STACK, Evaluation, Figures, ScoreFigures
+from numerflow.score.validation import LEAD_METRICS
 from numerflow.submit.outcome import SubmissionOutcome
-
-LEAD_METRICS = {"mmc": "MMC", "bmc": "BMC"}  # the contributions a participant compares next to CORR
 
 
 def summary_rows(evaluations: dict[str, Evaluation]) -> list[dict[str, Any]]:
     """One row per (slot, split, metric, model) with mean, std, sharpe, max drawdown and eras,
     over all eras and the last 200: CORR out of fold and on validation, Numerai's other metrics
     on validation where they were computed."""
-    rows = []
+    return [
+        {"slot": slot, "split": split, "metric": metric, "model": model, **_rounded(figures)}
+        for slot, split, metric, model, figures in _figures(evaluations)
+    ]
+
+
+def _figures(evaluations: dict[str, Evaluation]) -> Iterator[tuple[str, str, str, str, ScoreFigures]]:
     for slot, evaluation in evaluations.items():
-        tables = [(split, "corr", models) for split, models in evaluation.summary.items()]
+        tables = [(split, "corr", models) for split, models in evaluation.summary]
         tables += [("validation", name, m.summary) for name, m in evaluation.validation_metrics.items()]
         for split, metric, models in tables:
             for model, figures in models.items():
-                rows.append(
-                    {
-                        "slot": slot,
-                        "split": split,
-                        "metric": metric,
-                        "model": model,
-                        **{k: round(v, 6) if isinstance(v, float) else v for k, v in figures.items()},
-                    }
-                )
-    return rows
+                yield slot, split, metric, model, figures
+
+
+def _rounded(figures: Figures) -> dict[str, Any]:
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in figures.model_dump().items()}
 
 
 def lead_table(evaluations: dict[str, Evaluation]) -> list[str]:
     """The figures a participant compares, one row per slot (its stack on validation), each with
     the number of eras behind it; then what MMC and BMC are measured against, or why they were
     not computed, once per note."""
-    lines = [
-        "| slot | validation CORR | sharpe | max drawdown | eras | MMC | BMC |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    columns = ["slot", "validation CORR", "sharpe", "max drawdown", "eras", *LEAD_METRICS.values()]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     notes: list[str] = []
     for slot, evaluation in evaluations.items():
-        corr = evaluation.summary["validation"][STACK]
+        corr = evaluation.summary.validation[STACK]
         cells = [
             slot,
-            f"**{corr['mean']:.4f}**",
-            f"{corr['sharpe']:.2f}",
-            f"{corr['max_drawdown']:.4f}",
-            str(corr["eras"]),
+            f"**{corr.mean:.4f}**",
+            f"{corr.sharpe:.2f}",
+            f"{corr.max_drawdown:.4f}",
+            str(corr.eras),
         ]
         for name, label in LEAD_METRICS.items():
             metric = evaluation.validation_metrics[name]
@@ -60,14 +59,17 @@ def lead_table(evaluations: dict[str, Evaluation]) -> list[str]:
                 cells.append("not computed")
                 notes.append(f"- {label} not computed: {metric.not_computed}")
             else:
-                figures = metric.summary[STACK]
                 notes.append(f"- {label} is measured against {metric.against}")
-                cells.append(
-                    f"{figures['mean']:.4f} (sharpe {figures['sharpe']:.2f}, "
-                    f"drawdown {figures['max_drawdown']:.4f}, {figures['eras']} eras)"
-                )
+                cells.append(_lead_cell(metric.summary[STACK]))
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, "", *dict.fromkeys(notes)] if notes else lines
+
+
+def _lead_cell(figures: Figures) -> str:
+    return (
+        f"{figures.mean:.4f} (sharpe {figures.sharpe:.2f}, "
+        f"drawdown {figures.max_drawdown:.4f}, {figures.eras} eras)"
+    )
 
 
 def chart_markdown(slot: str, png: bytes) -> str:
@@ -90,7 +92,7 @@ def markdown_summary(
     failed: dict[str, str],
     submission: SubmissionOutcome | None,
     changed_params: dict[str, Any] | None = None,
-    device: dict[str, Any] | None = None,
+    device: DeviceRecord | None = None,
     run_dir: Path | None = None,
     seconds: float | None = None,
     charts: dict[str, bytes] | None = None,
@@ -133,11 +135,9 @@ def markdown_summary(
         training = sum(row["seconds"] for e in evaluations.values() for row in e.per_fold)
         lines.append(f"- durations: run {seconds:.0f} s, fold training {training:.0f} s")
     if device is not None:
-        lines.append(f"- tier: **{device['tier']}** ({device['device_type']}): {device['reason']}")
-        for step in device["downgrades"]:
-            lines.append(
-                f"  - {step['target']} fold {step['fold']}: {step['from']} -> {step['to']} ({step['error']})"
-            )
+        lines.append(f"- device: **{device.choice}** ({device.device_type}): {device.reason}")
+        for step in device.downgrades:
+            lines.append(f"  - {step.target} fold {step.fold}: {step.from_} -> {step.to} ({step.error})")
     if changed_params:
         lines.append("- overrides: " + ", ".join(f"`{k}={v}`" for k, v in changed_params.items()))
     lines += [
@@ -146,11 +146,19 @@ def markdown_summary(
         f"| last {RECENT_ERAS} eras: mean | sharpe | max drawdown | eras |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in summary_rows(evaluations):
+    for slot, split, metric, model, figures in _figures(evaluations):
+        every, recent = _rounded_figures(figures), _rounded_figures(figures.recent)
         lines.append(
-            f"| {row['slot']} | {row['split']} | {row['metric']} | {row['model']} | {row['mean']:.4f} "
-            f"| {row['std']:.4f} | {row['sharpe']:.2f} | {row['max_drawdown']:.4f} | {row['eras']} "
-            f"| {row[recent('mean')]:.4f} | {row[recent('sharpe')]:.2f} "
-            f"| {row[recent('max_drawdown')]:.4f} | {row[recent('eras')]} |"
+            f"| {slot} | {split} | {metric} | {model} | {every.mean:.4f} | {every.std:.4f} "
+            f"| {every.sharpe:.2f} | {every.max_drawdown:.4f} | {every.eras} "
+            f"| {recent.mean:.4f} | {recent.sharpe:.2f} | {recent.max_drawdown:.4f} | {recent.eras} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _rounded_figures(figures: Figures | None) -> Figures:
+    """Rounded to 6 decimals, as in the metrics table artifact; NaN where there are none."""
+    if figures is None:
+        nan = float("nan")
+        return Figures(mean=nan, std=nan, sharpe=nan, max_drawdown=nan, eras=0)
+    return Figures.model_validate(_rounded(figures))
