@@ -81,7 +81,7 @@ def submission_flow(
         return target.outcome
     _name_runs(target.round_number, plan.submitting_models(), uploading)
     if uploading and target.round_number is not None:
-        emit_round_started(target.round_number, list(model_ids))
+        emit_round_started(target.round_number, target.plan.predicting_models())
     entries, uploads = submit_slots(target.job(model_ids, uploading, force), client)
     watch = target.hosted_watch(info, hosted_check_minutes, poll_seconds) if uploading else None
     if watch is not None and client is not None:

@@ -328,3 +328,15 @@ def test_no_success_by_the_deadline_is_one_incident(fake: FakeNumerai, tmp_path:
     assert [o.status for o in first] == ["failed"] and "has not succeeded 5 min after" in first[0].detail
     assert [o.status for o in again] == ["skipped"] and "alerted already" in again[0].detail
     assert [r.incident for r in hosted_runs(tmp_path / "runs")] == [True, False]
+
+
+def test_the_missed_round_alert_waits_only_for_models_this_machine_predicts(config_dir: Path) -> None:
+    """Numerai runs a model_upload slot's pickle itself: no prediction upload comes for its model,
+    so the per-round flow's round-started events (which the missed-round alert waits on) leave it
+    out; the hosted check watches Numerai's run of it instead."""
+    hosted_slot = {"name": "hosted", "submit_via": "model_upload", "model_id": MODEL_ID}
+    config = load_config(config_dir, {"training.models": [hosted_slot, "plain"]})
+    plan = submit_plan_for_round(config)
+    hosted = next(s.submit_as for s in plan.slots if s.hosted)
+    assert plan.submitting_models() == [hosted, "plain"]  # a slot submits as its name
+    assert plan.predicting_models() == ["plain"]

@@ -49,6 +49,7 @@ ALLOWED = {
     # the per-round plan and its models from the config (pure, no I/O)
     "submit_plan_for_round",
     "submitting_models",
+    "predicting_models",
     # clocks
     "time.monotonic",
     "utc_now",

@@ -137,6 +137,12 @@ class SubmitPlan(Frozen):
     def submitting_models(self) -> list[str]:
         return [s.submit_as for s in self.slots if s.submit_as]
 
+    def predicting_models(self) -> list[str]:
+        """The models this machine uploads predictions for each round: the missed-round alert
+        waits for theirs. Numerai predicts a model_upload slot's model itself; the hosted check
+        watches that run instead."""
+        return [s.submit_as for s in self.slots if s.submit_as and not s.hosted]
+
 
 def submit_plan_for_round(config: NumerflowConfig, only: list[str] | None = None) -> SubmitPlan:
     """The per-round plan: every chosen slot with its latest trained run."""
