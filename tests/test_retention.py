@@ -142,3 +142,24 @@ def test_shipped_server_settings_vacuum_flow_runs_after_the_kept_runs(
     assert "flow_runs" in settings.enabled_vacuum_types and "events" in settings.enabled_vacuum_types
     kept_weeks = load_config(None, {}).training.retention.weekly_runs
     assert settings.retention_period > timedelta(weeks=kept_weeks)
+
+
+def test_shipped_server_settings_keep_run_leases_across_a_restart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same four places set the lease storage to Prefect's on-disk store (a restarted server
+    otherwise forgets running runs' leases and they end Crashed), a value Prefect reads and loads."""
+    import importlib
+
+    from prefect.settings.models.server.concurrency import ServerConcurrencySettings
+
+    root = Path(__file__).resolve().parents[1]
+    pattern = r"PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE\s*=\s*\"?([\w.]+)"
+    files = ["deployments/systemd/numerflow-server.service", "deployments/windows/numerflow-services.ps1"]
+    files += ["README.md", "docs/operations.md"]
+    shipped = {name: re.findall(pattern, (root / name).read_text()) for name in files}
+    values = {value for found in shipped.values() for value in found}
+    assert all(shipped.values()) and len(values) == 1, shipped
+    [value] = values
+    monkeypatch.setenv("PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", value)
+    assert ServerConcurrencySettings().lease_storage == value
+    assert value != ServerConcurrencySettings.model_fields["lease_storage"].default  # not the in-memory one
+    assert hasattr(importlib.import_module(value), "ConcurrencyLeaseStorage")

@@ -262,6 +262,9 @@ $env:PYTHONIOENCODING = "utf-8"
 # ended more than 90 days ago (12 weekly runs are 84 days: the run history stays whole).
 $env:PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED = "events,flow_runs"
 $env:PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD = "7776000"
+# Runs' concurrency leases on disk, not in the server's memory: a restarted server otherwise
+# forgets them and each run still going ends Crashed at its next lease renewal.
+$env:PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
 if ($CudaVisibleDevices) { $env:CUDA_VISIBLE_DEVICES = $CudaVisibleDevices }
 # Lines NAME=VALUE, e.g. PREFECT_SERVER_ENCRYPTION_KEY=... (written by -Install).
 if (Test-Path $EnvFile) {
