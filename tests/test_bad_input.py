@@ -12,9 +12,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from numerflow.config import load_config
 from numerflow.data.files import DataError, read_live, read_training
 from numerflow.data.rows import FeatureRows, SelectedRows
-from numerflow.runs.manifest import ManifestError, TrainedRun, load_trained_run
+from numerflow.ops.status import latest_training, problems
+from numerflow.runs.manifest import ManifestError, TrainedRun, load_trained_run, mark_latest
+from numerflow.runs.plan import select_slots
 from numerflow.submit.file import SubmissionError, make_submission
 from numerflow.submit.live import LivePredictions, predict_live
 from numerflow.train.predict import ModelFileError
@@ -180,3 +183,30 @@ def test_a_missing_or_damaged_features_json_is_named(
         features.write_text(content)
     with pytest.raises(DataError, match=message):
         _plan(config_dir, data)
+
+
+def test_numerflow_status_names_a_malformed_manifest_as_a_problem(config_dir: Path, tmp_path: Path) -> None:
+    """`numerflow status` reports the slot whose latest manifest it cannot read, with the fix,
+    instead of crashing before it shows anything."""
+    work_dir = tmp_path / "work"
+    config = load_config(config_dir, {"training.work_dir": str(work_dir)})
+    slot = select_slots(config)[0].name
+    run_dir = work_dir / "20260101T000000Z-abc"
+    (run_dir / "slots" / slot).mkdir(parents=True)
+    (run_dir / "slots" / slot / "manifest.json").write_text("{cut")
+    mark_latest(work_dir, run_dir, slot)
+
+    trained = latest_training(config)
+    assert trained is not None and trained[slot]["validation_corr"] is None
+    status = {
+        "server": {"reachable": True},
+        "work_pool": {"exists": True, "name": "p", "workers": [{"online": True}]},
+        "credentials": {"needed": False},
+        "alerts": {"automations": {}},
+        "latest_training": trained,
+    }
+    [problem] = problems(status, config)
+    assert problem.startswith(
+        f"model slot {slot}: {run_dir / 'slots' / slot / 'manifest.json'}: not a readable"
+    )
+    assert f"latest/{slot}" in problem

@@ -38,7 +38,7 @@ from numerflow.ops.alerts import LIVE_DECAY, MISSED_ROUND, RUN_FAILED, UPLOAD_GI
 from numerflow.ops.deploy import deployment_specs
 from numerflow.ops.disk import disk_status
 from numerflow.ops.heartbeat import heartbeat_status
-from numerflow.runs.manifest import latest_slot_run, read_manifest
+from numerflow.runs.manifest import latest_slot_run, manifest_problem, read_manifest
 from numerflow.runs.plan import select_slots
 from numerflow.score.results import STACK
 
@@ -71,7 +71,7 @@ def collect_status(config: NumerflowConfig, config_dir: Path, now: datetime | No
             status["latest_weekly_run"] = _latest_run(client, "numerflow-weekly")
             status["latest_round_run"] = _latest_run(client, "numerflow-submit")
             status["next_runs"] = _next_runs(client, config, config_dir)
-    status["latest_training"] = _latest_training(config)
+    status["latest_training"] = latest_training(config)
     status["latest_round"] = _latest_round(config)
     status["heartbeat"] = heartbeat_status(config.alerts.heartbeat, config.training.work_dir)
     status["disk"] = disk_status(config.training)
@@ -104,6 +104,11 @@ def problems(status: dict[str, Any], config: NumerflowConfig) -> list[str]:
             f"alert automations missing or paused: {', '.join(broken)}: "
             "run `uv run numerflow setup alerts --url URL`"
         )
+    found += [
+        f"model slot {name}: {trained['problem']}"
+        for name, trained in (status.get("latest_training") or {}).items()
+        if trained.get("problem")
+    ]
     return found
 
 
@@ -208,14 +213,25 @@ def _next_runs(client: SyncPrefectClient, config: NumerflowConfig, config_dir: P
     return found
 
 
-def _latest_training(config: NumerflowConfig) -> dict[str, Any] | None:
-    """Each configured slot's newest trained run and its validation CORR (None: never trained)."""
+def latest_training(config: NumerflowConfig) -> dict[str, Any] | None:
+    """Each configured slot's newest trained run and its validation CORR (None: never trained).
+    A manifest that cannot be read is a problem to report, never a crash of `numerflow status`."""
     slots: dict[str, dict[str, Any]] = {}
     for slot in select_slots(config):
         slot_dir = latest_slot_run(config.training.work_dir, slot.name)
         if slot_dir is None or not (slot_dir / "manifest.json").is_file():
             continue
-        manifest = read_manifest(slot_dir)
+        try:
+            manifest = read_manifest(slot_dir)
+        except (OSError, ValueError) as exc:  # ValidationError is a ValueError
+            reason = exc.strerror if isinstance(exc, OSError) else manifest_problem(exc)
+            slots[slot.name] = {
+                "run_id": slot_dir.parents[1].name,
+                "validation_corr": None,
+                "problem": f"{slot_dir / 'manifest.json'}: {reason}; train again (`numerflow run`) or write "
+                f"an earlier run's folder name into latest/{slot.name} in the work directory",
+            }
+            continue
         validation = manifest.metrics.summary.validation.get(STACK)
         slots[slot.name] = {
             "run_id": manifest.run_id,
