@@ -52,7 +52,7 @@ from numerflow.config.parameters import (
     Targets,
     overrides_from,
 )
-from numerflow.runs.manifest import utc_now
+from numerflow.runs.manifest import DeviceRecord, utc_now
 from numerflow.runs.names import weekly_run_name
 from numerflow.runs.outcome import RunOutcome
 from numerflow.score.results import STACK, MetricScores, SplitScores
@@ -184,7 +184,7 @@ class RunRecord(BaseModel):
     outcome: RunOutcome
     submission: SubmissionOutcome | None
     overrides: dict[str, Any]
-    device: dict[str, Any]
+    device: DeviceRecord
 
 
 def publish_run(record: RunRecord, seconds: float) -> None:

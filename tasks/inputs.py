@@ -7,7 +7,6 @@ subflow's input is a flow parameter, which the server stores, as its arguments w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -17,6 +16,7 @@ from numerflow.gpu.probe import GpuProbe
 from numerflow.runs.final import FinalData, FinalModels
 from numerflow.runs.fits import FitSpec, data_groups
 from numerflow.runs.folders import RunPaths
+from numerflow.runs.manifest import DeviceRecord
 from numerflow.runs.outcome import RunOutcome
 from numerflow.runs.plan import RunPlan, SlotPlan, SubmitPlan, submit_plan_after_training
 from numerflow.score.results import Evaluation
@@ -139,9 +139,7 @@ class RunData(Frozen):
             if g.key in self.finals
         ]
 
-    def manifest_jobs(
-        self, outcome: RunOutcome, device: dict[str, Any], created_at: str
-    ) -> list[ManifestJob]:
+    def manifest_jobs(self, outcome: RunOutcome, device: DeviceRecord, created_at: str) -> list[ManifestJob]:
         """Each slot still going, scored (and its final models trained): its manifest."""
         return [
             ManifestJob(
@@ -187,7 +185,7 @@ class ManifestJob(Frozen):
     job: SlotJob
     evaluation: Evaluation
     final: FinalModels | None
-    device: dict[str, Any]
+    device: DeviceRecord
     created_at: str
 
     @property

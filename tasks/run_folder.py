@@ -4,13 +4,13 @@ device the run trained on, write each slot's manifest, and prune old runs after 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from prefect import get_run_logger, task
 
 from numerflow.config.models import TrainingConfig
 from numerflow.runs.fits import plan_fits
 from numerflow.runs.folders import RunPaths, start_run
+from numerflow.runs.manifest import DeviceRecord
 from numerflow.runs.plan import RunPlan
 from numerflow.runs.record import device_record, write_slot_manifest
 from numerflow.runs.retention import apply_prune, plan_prune
@@ -35,7 +35,7 @@ def plan_fold_fits(data: RunData) -> FitPlan:
 
 
 @task(name="record-device")
-def record_device(device: DeviceInput) -> dict[str, Any]:
+def record_device(device: DeviceInput) -> DeviceRecord:
     """What the run trained on: the device decision, what NVML saw, every fold's step down."""
     results = [r for r in device.results.values() if isinstance(r, FoldResult)]
     return device_record(device.run.plan, device.run.probe, results)

@@ -72,10 +72,16 @@ def import_everything() -> list[str]:
 
 
 class LeaveOutServerTests:
-    """pytest plugin: deselect the tests that need a Prefect server."""
+    """pytest plugin: deselect the tests that need a Prefect server: the session's (its fixtures)
+    or their own (marked integration, e.g. the server killed mid-run)."""
 
     def pytest_collection_modifyitems(self, config: object, items: list) -> None:
-        kept = [item for item in items if not SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))]
+        kept = [
+            item
+            for item in items
+            if not SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+            and item.get_closest_marker("integration") is None
+        ]
         left_out = [item for item in items if item not in kept]
         if left_out:
             config.hook.pytest_deselected(items=left_out)  # type: ignore[attr-defined]
