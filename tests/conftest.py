@@ -115,6 +115,51 @@ def windows_rerun(
             rerun.wait()
 
 
+# Tests that mostly wait (a killed server's zombie window, an alert's delivery) run in a pytest
+# process of their own, started with the session, so their waiting overlaps the rest of the suite;
+# the test in this session then reads that run's outcome. IN_BACKGROUND marks the process itself.
+ALONGSIDE = ("tests/test_server_dies.py::test_server_killed_mid_run_alerts_once_and_the_next_run_completes",)
+IN_BACKGROUND = "NUMERFLOW_TEST_IN_BACKGROUND"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def alongside(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, tuple[subprocess.Popen[bytes], Path]]]:
+    """Each selected ALONGSIDE test started in its own pytest process (own temp folders, no
+    PREFECT_API_URL), by test id: (the process, its output file)."""
+    selected = {item.nodeid for item in request.session.items}
+    started: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+    if not os.environ.get(IN_BACKGROUND):
+        for test in (t for t in ALONGSIDE if t in selected):
+            root = tmp_path_factory.mktemp("alongside")
+            env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {IN_BACKGROUND: "1"}
+            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp",
+                       str(root / "basetemp"), test]  # fmt: skip
+            output = root / "output.txt"  # a file, not a pipe: a full pipe would stall the run
+            with open(output, "wb") as out:
+                process = subprocess.Popen(
+                    command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                )
+            started[test] = process, output
+    try:
+        yield started
+    finally:
+        for process, _ in started.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def outcome_alongside(request: pytest.FixtureRequest, timeout_s: float = 900) -> None:
+    """In the session: wait for this test's own process (see `alongside`) and fail with its output
+    unless it passed."""
+    process, output = request.getfixturevalue("alongside")[request.node.nodeid]
+    process.wait(timeout=timeout_s)
+    text = output.read_text(errors="replace")
+    assert process.returncode == 0 and "1 passed" in text, text[-6000:]
+
+
 @pytest.fixture(scope="session")
 def real_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectStack]:
     """The run's one Prefect server: `prefect server start` (SQLite in a temp dir) and a process
