@@ -141,14 +141,15 @@ def test_upload_that_keeps_failing_alerts_once_then_reports_the_missed_round(env
         )
         assert done.returncode == 1 and "uploads given up" in done.stderr
         elapsed = time.time() - started
-        # One given-up message within 30 s; then, with no upload accepted for MISSED_ROUND_S after
+        # One given-up message within 45 s; then, with no upload accepted for MISSED_ROUND_S after
         # the round run started, one missed-round message; nothing else (no duplicate of either).
         messages = receiver.settled(started, 2, timeout=60)
         assert len(messages) == 2, [_text(m) for m in messages]
         given_up, missed = messages
         text = _text(given_up)
         assert "upload given up for my_model in round 1002" in text and "HTTP 503" in text
-        assert elapsed < 30 and receiver.arrival(given_up) - started < 30
+        # 45 s: the CLI's own start-up counts, and it took 30.2 s once on 2 loaded cores
+        assert elapsed < 45 and receiver.arrival(given_up) - started < 45
         assert "missed round (round 1002, model my_model)" in _text(missed)
         assert receiver.arrival(missed) - started >= MISSED_ROUND_S
     finally:
