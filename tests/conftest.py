@@ -100,19 +100,28 @@ def windows_rerun(
 
     root = tmp_path_factory.mktemp("windows-rerun")
     cache = os.environ.get("NUMERFLOW_CACHE_DIR") or str(Path.home() / ".cache" / "numerflow")
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env |= {"PREFECT_HOME": str(root / "prefect-home"), "NUMERFLOW_CACHE_DIR": cache + "-simulated-windows"}
-    output = root / "output.txt"  # a file, not a pipe: a full pipe would stall the re-run
-    with open(output, "wb") as out:
-        rerun = subprocess.Popen(
-            rerun_command(root / "basetemp"), cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+    env = {"PREFECT_HOME": str(root / "prefect-home"), "NUMERFLOW_CACHE_DIR": cache + "-simulated-windows"}
+    rerun = start_beside(rerun_command(root / "basetemp"), root, env)
     try:
-        yield rerun, output
+        yield rerun
     finally:
-        if rerun.poll() is None:
-            rerun.kill()
-            rerun.wait()
+        stop(rerun[0])
+
+
+def start_beside(command: list[str], root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path]:
+    """`command` in the repository, beside this session, with `env` added and no PREFECT_API_URL
+    (no session server): the process and the file its output goes to."""
+    full_env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | env
+    output = root / "output.txt"  # a file, not a pipe: a full pipe would stall the process
+    with open(output, "wb") as out:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    return process, output
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
 
 
 # Tests that mostly wait (a killed server's zombie window, an alert's delivery) run in a pytest
@@ -133,22 +142,14 @@ def alongside(
     if not os.environ.get(IN_BACKGROUND):
         for test in (t for t in ALONGSIDE if t in selected):
             root = tmp_path_factory.mktemp("alongside")
-            env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {IN_BACKGROUND: "1"}
             command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp",
                        str(root / "basetemp"), test]  # fmt: skip
-            output = root / "output.txt"  # a file, not a pipe: a full pipe would stall the run
-            with open(output, "wb") as out:
-                process = subprocess.Popen(
-                    command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-                )
-            started[test] = process, output
+            started[test] = start_beside(command, root, {IN_BACKGROUND: "1"})
     try:
         yield started
     finally:
         for process, _ in started.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 def outcome_alongside(request: pytest.FixtureRequest, timeout_s: float = 900) -> None:

@@ -38,7 +38,7 @@ from numerflow.ops.alerts import LIVE_DECAY, MISSED_ROUND, RUN_FAILED, UPLOAD_GI
 from numerflow.ops.deploy import deployment_specs
 from numerflow.ops.disk import disk_status
 from numerflow.ops.heartbeat import heartbeat_status
-from numerflow.runs.manifest import latest_slot_run, manifest_problem, read_manifest
+from numerflow.runs.manifest import latest_slot_run, manifest_fix, manifest_problem, read_manifest
 from numerflow.runs.plan import select_slots
 from numerflow.score.results import STACK
 
@@ -224,12 +224,11 @@ def latest_training(config: NumerflowConfig) -> dict[str, Any] | None:
         try:
             manifest = read_manifest(slot_dir)
         except (OSError, ValueError) as exc:  # ValidationError is a ValueError
-            reason = exc.strerror if isinstance(exc, OSError) else manifest_problem(exc)
+            problem = f"{slot_dir / 'manifest.json'}: {manifest_problem(exc)}"
             slots[slot.name] = {
                 "run_id": slot_dir.parents[1].name,
                 "validation_corr": None,
-                "problem": f"{slot_dir / 'manifest.json'}: {reason}; train again (`numerflow run`) or write "
-                f"an earlier run's folder name into latest/{slot.name} in the work directory",
+                "problem": f"{problem}; {manifest_fix(slot.name)}",
             }
             continue
         validation = manifest.metrics.summary.validation.get(STACK)

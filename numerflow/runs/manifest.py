@@ -234,16 +234,24 @@ def load_trained_run(slot_dir: Path) -> TrainedRun:
             stacker=manifest.stacker,
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:  # ValidationError is a ValueError
-        reason = exc.strerror if isinstance(exc, OSError) else manifest_problem(exc)
         raise ManifestError(
-            f"{path}: not the manifest of a trained model slot ({reason}); train again "
-            f"(`numerflow run`), or write an earlier run's folder name into latest/{slot_dir.name} "
-            "in the work directory"
+            f"{path}: not the manifest of a trained model slot ({manifest_problem(exc)}); "
+            f"{manifest_fix(slot_dir.name)}"
         ) from None
+
+
+def manifest_fix(slot: str) -> str:
+    """What to do about a slot whose latest manifest cannot be used."""
+    return (
+        f"train again (`numerflow run`), or write an earlier run's folder name into latest/{slot} "
+        "in the work directory"
+    )
 
 
 def manifest_problem(exc: Exception) -> str:
     """What is wrong with a manifest that cannot be used, in one line."""
+    if isinstance(exc, OSError):
+        return str(exc.strerror)
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "the file"
